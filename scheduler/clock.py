@@ -1,0 +1,24 @@
+"""Conversions between aware datetimes and the epoch milliseconds stored in Redis."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+__all__ = ["from_ms", "to_ms", "utcnow"]
+
+
+def to_ms(moment: datetime) -> int:
+    """Epoch milliseconds of an aware datetime (naive ones are refused)."""
+    if moment.tzinfo is None:
+        raise ValueError(f"naive datetime {moment!r}: a UTC offset is required")
+    return int(moment.timestamp() * 1000)
+
+
+def from_ms(epoch_ms: int | float | str) -> datetime:
+    """The UTC datetime of epoch milliseconds."""
+    return datetime.fromtimestamp(int(float(epoch_ms)) / 1000, UTC)
+
+
+def utcnow() -> datetime:
+    """The current time, aware, in UTC (a parameter everywhere else; only entry points call it)."""
+    return datetime.now(UTC)

@@ -1,0 +1,107 @@
+"""Takt's exceptions, one tree rooted in :class:`TaktError`.
+
+Each class is also the built-in exception that fits, so callers can catch
+either (``except JobNotFound`` or ``except LookupError``)::
+
+    TaktError
+    ├── ValidationFailed (ValueError)        bad input; names the field, becomes a 400
+    │   ├── InvalidRecurrence                 a recurrence the engine refuses
+    │   └── LimitExceeded                     a size limit (job 16 KB, URI, headers, body)
+    ├── NotFound (LookupError)               becomes a 404
+    │   ├── CollectionNotFound
+    │   └── JobNotFound
+    ├── Conflict                             a rule forbids the change now; becomes a 409
+    │   ├── JobFinished                       Completed/Faulted jobs cannot be updated
+    │   ├── JobDisabled                       disabled jobs never run, not even by hand
+    │   └── QuotaExceeded                     a collection quota would be exceeded
+    ├── AuthenticationFailed (PermissionError)  no key or a wrong key; a 401
+    ├── Forbidden (PermissionError)            the principal may not do this; a 403
+    ├── StoreError (ConnectionError)         the Redis store failed (wraps redis errors)
+    │   └── SchemaTooNew                       stored data written by a newer Takt
+    ├── ConfigurationError (ValueError)      settings that cannot work
+    └── ClientError                          the Python client could not talk to the API
+        └── ApiError                           the API answered with an ARM error body
+"""
+
+from __future__ import annotations
+
+
+class TaktError(Exception):
+    """The root of every exception Takt raises on purpose."""
+
+
+class ValidationFailed(TaktError, ValueError):
+    """Input that breaks a rule; the message names the field and the rule."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class InvalidRecurrence(ValidationFailed):
+    """A recurrence the engine cannot or will not compute."""
+
+
+class LimitExceeded(ValidationFailed):
+    """A size limit of Azure Scheduler (job size, URI, headers, body)."""
+
+
+class NotFound(TaktError, LookupError):
+    """A resource that does not exist."""
+
+
+class CollectionNotFound(NotFound):
+    """No job collection of that name."""
+
+
+class JobNotFound(NotFound):
+    """No job of that name in the collection."""
+
+
+class Conflict(TaktError):
+    """The request is valid but a rule forbids it in the current state."""
+
+
+class JobFinished(Conflict):
+    """Completed and Faulted are final: such a job can be deleted, not updated."""
+
+
+class JobDisabled(Conflict):
+    """A disabled job (or a job in a disabled collection) never runs."""
+
+
+class QuotaExceeded(Conflict):
+    """A collection quota would be exceeded; the message names the quota."""
+
+
+class AuthenticationFailed(TaktError, PermissionError):
+    """No API key, or one that is not known."""
+
+
+class Forbidden(TaktError, PermissionError):
+    """The principal's role does not allow the operation."""
+
+
+class StoreError(TaktError, ConnectionError):
+    """The Redis store failed; the redis exception is chained."""
+
+
+class SchemaTooNew(StoreError):
+    """A stored record carries a schema version newer than this code knows."""
+
+
+class ConfigurationError(TaktError, ValueError):
+    """Settings that cannot work together."""
+
+
+class ClientError(TaktError):
+    """The Python client could not complete a call."""
+
+
+class ApiError(ClientError):
+    """The API answered with an error; ``status`` and ``code`` come from it."""
+
+    def __init__(self, message: str, *, status: int, code: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code

@@ -1,0 +1,468 @@
+"""Pydantic models of Azure Scheduler's 2016-03-01 wire format, plus Takt's extensions.
+
+Wire names are Azure's camelCase; enum values are accepted in any casing and written in
+Azure's. Unknown fields are refused with a message naming them. Timestamps must carry a
+UTC offset; a bare date (Azure's own examples write ``"endTime": "2012-11-04"``) means
+00:00 UTC of that day. Timestamps are kept to the millisecond.
+
+Secrets (passwords, client secrets, PFX blobs, SAS tokens) are accepted on write and
+removed by :func:`without_secrets` before anything leaves the server.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Any, Self
+
+import isodate
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+__all__ = [
+    "ActionType",
+    "AuthenticationType",
+    "CollectionState",
+    "HistoryEntry",
+    "HttpAuthentication",
+    "HttpRequest",
+    "JobAction",
+    "JobCollection",
+    "JobCollectionProperties",
+    "JobCollectionQuota",
+    "JobErrorAction",
+    "JobExecutionStatus",
+    "JobHistoryActionName",
+    "JobMaxRecurrence",
+    "JobProperties",
+    "JobRecurrence",
+    "JobRecurrenceSchedule",
+    "JobState",
+    "JobStatus",
+    "MonthlyOccurrence",
+    "RecurrenceFrequency",
+    "RetryPolicy",
+    "RetryType",
+    "ServiceBusMessage",
+    "Sku",
+    "SkuName",
+    "StorageQueueMessage",
+    "WeekDay",
+    "WireModel",
+    "without_secrets",
+]
+
+
+class AzureEnum(StrEnum):
+    """A string enum that accepts its values in any casing (``http``, ``Http``, ``HTTP``)."""
+
+    @classmethod
+    def _missing_(cls, value: object) -> AzureEnum | None:
+        if isinstance(value, str):
+            folded = value.strip().casefold()
+            for member in cls:
+                if member.value.casefold() == folded:
+                    return member
+        return None
+
+
+class ActionType(AzureEnum):
+    HTTP = "Http"
+    HTTPS = "Https"
+    STORAGE_QUEUE = "StorageQueue"
+    SERVICE_BUS_QUEUE = "ServiceBusQueue"
+    SERVICE_BUS_TOPIC = "ServiceBusTopic"
+
+
+class AuthenticationType(AzureEnum):
+    NOT_SPECIFIED = "NotSpecified"
+    CLIENT_CERTIFICATE = "ClientCertificate"
+    ACTIVE_DIRECTORY_OAUTH = "ActiveDirectoryOAuth"
+    BASIC = "Basic"
+
+
+class JobState(AzureEnum):
+    ENABLED = "Enabled"
+    DISABLED = "Disabled"
+    FAULTED = "Faulted"
+    COMPLETED = "Completed"
+
+    @property
+    def is_final(self) -> bool:
+        """Completed and Faulted jobs can be deleted but never updated or run."""
+        return self in (JobState.FAULTED, JobState.COMPLETED)
+
+
+class RecurrenceFrequency(AzureEnum):
+    SECOND = "Second"  # extension: fast tests and short intervals, bounded by quotas
+    MINUTE = "Minute"
+    HOUR = "Hour"
+    DAY = "Day"
+    WEEK = "Week"
+    MONTH = "Month"
+    YEAR = "Year"  # the seed document lists it; the 2016-03-01 spec omits it
+
+
+class WeekDay(AzureEnum):
+    MONDAY = "Monday"
+    TUESDAY = "Tuesday"
+    WEDNESDAY = "Wednesday"
+    THURSDAY = "Thursday"
+    FRIDAY = "Friday"
+    SATURDAY = "Saturday"
+    SUNDAY = "Sunday"
+
+
+class RetryType(AzureEnum):
+    NONE = "None"
+    FIXED = "Fixed"
+
+
+class JobExecutionStatus(AzureEnum):
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+    POSTPONED = "Postponed"
+
+
+class JobHistoryActionName(AzureEnum):
+    MAIN_ACTION = "MainAction"
+    ERROR_ACTION = "ErrorAction"
+
+
+class SkuName(AzureEnum):
+    FREE = "Free"
+    STANDARD = "Standard"
+    P10_PREMIUM = "P10Premium"
+    P20_PREMIUM = "P20Premium"
+
+
+class CollectionState(AzureEnum):
+    ENABLED = "Enabled"
+    DISABLED = "Disabled"
+    SUSPENDED = "Suspended"
+    DELETED = "Deleted"
+
+
+def _parse_timestamp(value: Any) -> Any:
+    if isinstance(value, str):
+        text = value.strip()
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            return datetime.combine(date.fromisoformat(text), datetime.min.time(), UTC)
+        try:
+            value = datetime.fromisoformat(text)
+        except ValueError as exc:
+            raise ValueError(f"{text!r} is not an ISO 8601 date-time") from exc
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("a date-time needs a UTC offset (for example 2026-01-01T10:00:00Z)")
+        # The store keeps epoch milliseconds; finer digits would not survive a round trip.
+        return value.replace(microsecond=value.microsecond // 1000 * 1000)
+    return value
+
+
+def _format_timestamp(value: datetime) -> str:
+    if value.utcoffset() == timedelta(0):
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return value.isoformat()
+
+
+#: An aware datetime on the wire (ISO 8601 with an offset; ``Z`` for UTC).
+Timestamp = Annotated[
+    datetime,
+    BeforeValidator(_parse_timestamp),
+    PlainSerializer(_format_timestamp, when_used="json"),
+]
+
+_DAYS_PER_MONTH = 30  # ISO durations in months/years are converted at 30 / 365 days
+
+
+def _parse_duration(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            parsed = isodate.parse_duration(value.strip())
+        except (isodate.ISO8601Error, ValueError) as exc:
+            raise ValueError(f"{value!r} is not an ISO 8601 duration (for example PT1M)") from exc
+        if isinstance(parsed, isodate.Duration):
+            days = float(parsed.years) * 365 + float(parsed.months) * _DAYS_PER_MONTH
+            return parsed.tdelta + timedelta(days=days)
+        return parsed
+    return value
+
+
+def _format_duration(value: timedelta) -> str:
+    return str(isodate.duration_isoformat(value))
+
+
+#: A duration on the wire: ISO 8601 (``PT30S``, ``P1D``, ``P18M``).
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(_parse_duration),
+    PlainSerializer(_format_duration, when_used="json"),
+]
+
+
+class WireModel(BaseModel):
+    """Base of every wire model: camelCase names, unknown fields refused."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        use_enum_values=False,
+        ser_json_timedelta="iso8601",
+    )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The JSON-ready dict in Azure's wire form, without null members."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class HttpAuthentication(WireModel):
+    """One model for the three kinds Azure knows; the validator checks each kind's fields."""
+
+    type: AuthenticationType
+    # Basic
+    username: str | None = None
+    password: str | None = None
+    # ClientCertificate
+    pfx: str | None = None
+    certificate_thumbprint: str | None = None
+    certificate_expiration_date: Timestamp | None = None
+    certificate_subject_name: str | None = None
+    # ActiveDirectoryOAuth
+    secret: str | None = None
+    tenant: str | None = None
+    audience: str | None = None
+    client_id: str | None = None
+
+    _FIELDS_BY_TYPE = {
+        AuthenticationType.BASIC: ({"username", "password"}, {"username"}),
+        AuthenticationType.CLIENT_CERTIFICATE: (
+            {
+                "pfx",
+                "password",
+                "certificate_thumbprint",
+                "certificate_expiration_date",
+                "certificate_subject_name",
+            },
+            set(),
+        ),
+        AuthenticationType.ACTIVE_DIRECTORY_OAUTH: (
+            {"secret", "tenant", "audience", "client_id"},
+            {"tenant", "audience", "client_id"},
+        ),
+        AuthenticationType.NOT_SPECIFIED: (set(), set()),
+    }
+
+    @model_validator(mode="after")
+    def _fields_fit_type(self) -> Self:
+        allowed, required = self._FIELDS_BY_TYPE[self.type]
+        given = {name for name in type(self).model_fields if name != "type"}
+        given = {name for name in given if getattr(self, name) is not None}
+        if stray := sorted(given - allowed):
+            raise ValueError(
+                f"{', '.join(to_camel(s) for s in stray)} not allowed with type {self.type.value}"
+            )
+        if missing := sorted(required - given):
+            raise ValueError(
+                f"{', '.join(to_camel(m) for m in missing)} required with type {self.type.value}"
+            )
+        return self
+
+
+class HttpRequest(WireModel):
+    uri: str = Field(min_length=1)
+    method: str = Field(min_length=1, max_length=16, pattern=r"^[A-Za-z]+$")
+    body: str | None = None
+    headers: dict[str, str] | None = None
+    authentication: HttpAuthentication | None = None
+
+    @model_validator(mode="after")
+    def _absolute_http_uri(self) -> Self:
+        if not re.match(r"^https?://[^\s/]+", self.uri, re.IGNORECASE):
+            raise ValueError(f"uri {self.uri!r} must be an absolute http:// or https:// URI")
+        self.method = self.method.upper()
+        return self
+
+
+class StorageQueueMessage(WireModel):
+    storage_account: str = Field(min_length=1)
+    queue_name: str = Field(min_length=1)
+    sas_token: str | None = None
+    message: str
+
+
+class ServiceBusAuthentication(WireModel):
+    sas_key: str | None = None
+    sas_key_name: str | None = None
+    type: str | None = None
+
+
+class ServiceBusMessage(WireModel):
+    """Azure's ServiceBusQueueMessage / ServiceBusTopicMessage (accepted, not executed)."""
+
+    authentication: ServiceBusAuthentication | None = None
+    brokered_message_properties: dict[str, Any] | None = None
+    custom_message_properties: dict[str, str] | None = None
+    message: str | None = None
+    namespace: str | None = None
+    transport_type: str | None = None
+    queue_name: str | None = None
+    topic_path: str | None = None
+
+
+class RetryPolicy(WireModel):
+    """Azure's fixed retry policy. An absent policy means no retries (the seed's reading)."""
+
+    retry_type: RetryType = RetryType.NONE
+    retry_interval: Duration | None = None
+    retry_count: int | None = Field(default=None, ge=0, le=20)
+
+
+class JobErrorAction(WireModel):
+    """The action chained when the main action failed after all its retries."""
+
+    type: ActionType
+    request: HttpRequest | None = None
+    queue_message: StorageQueueMessage | None = None
+    service_bus_queue_message: ServiceBusMessage | None = None
+    service_bus_topic_message: ServiceBusMessage | None = None
+    retry_policy: RetryPolicy | None = None
+
+    @model_validator(mode="after")
+    def _payload_fits_type(self) -> Self:
+        needed = {
+            ActionType.HTTP: "request",
+            ActionType.HTTPS: "request",
+            ActionType.STORAGE_QUEUE: "queue_message",
+            ActionType.SERVICE_BUS_QUEUE: "service_bus_queue_message",
+            ActionType.SERVICE_BUS_TOPIC: "service_bus_topic_message",
+        }[self.type]
+        if getattr(self, needed) is None:
+            raise ValueError(f"{to_camel(needed)} is required for an action of type {self.type.value}")
+        if self.type is ActionType.HTTPS and self.request is not None:
+            if not self.request.uri.lower().startswith("https://"):
+                raise ValueError("an Https action needs an https:// uri")
+        return self
+
+
+class JobAction(JobErrorAction):
+    error_action: JobErrorAction | None = None
+
+
+class MonthlyOccurrence(WireModel):
+    day: WeekDay
+    # Azure's spec spells this member with a capital O; lower case is accepted too.
+    occurrence: int = Field(
+        alias="Occurrence",
+        validation_alias=AliasChoices("Occurrence", "occurrence"),
+    )
+
+
+class JobRecurrenceSchedule(WireModel):
+    week_days: list[WeekDay] | None = None
+    hours: list[int] | None = None
+    minutes: list[int] | None = None
+    month_days: list[int] | None = None
+    monthly_occurrences: list[MonthlyOccurrence] | None = None
+    months: list[int] | None = None  # extension: RFC 5545 BYMONTH
+
+
+class JobRecurrence(WireModel):
+    frequency: RecurrenceFrequency | None = None
+    interval: int | None = None
+    count: int | None = None
+    end_time: Timestamp | None = None
+    schedule: JobRecurrenceSchedule | None = None
+    time_zone: str | None = None  # extension: IANA zone name
+    cron: str | None = None  # extension: 5-field cron, instead of frequency/schedule
+
+
+class JobStatus(WireModel):
+    execution_count: int = 0
+    failure_count: int = 0
+    faulted_count: int = 0
+    last_execution_time: Timestamp | None = None
+    next_execution_time: Timestamp | None = None
+
+
+class JobProperties(WireModel):
+    """The ``properties`` of an ARM job, and the flat job of the classic API."""
+
+    start_time: Timestamp | None = None
+    action: JobAction
+    recurrence: JobRecurrence | None = None
+    state: JobState | None = None
+    status: JobStatus | None = None
+    display_name: str | None = Field(default=None, max_length=256)  # extension
+    owner: str | None = None  # extension: an administrator principal
+
+
+class HistoryEntry(WireModel):
+    """One attempt of one action, Azure's ``JobHistoryDefinitionProperties``."""
+
+    start_time: Timestamp
+    end_time: Timestamp
+    expected_execution_time: Timestamp
+    action_name: JobHistoryActionName
+    status: JobExecutionStatus
+    message: str
+    retry_count: int = 0
+    repeat_count: int = 0
+
+
+class Sku(WireModel):
+    name: SkuName | None = None
+
+
+class JobMaxRecurrence(WireModel):
+    frequency: RecurrenceFrequency | None = None
+    interval: int | None = Field(default=None, ge=1)
+
+
+class JobCollectionQuota(WireModel):
+    max_job_count: int | None = Field(default=None, ge=0)
+    max_job_occurrence: int | None = Field(default=None, ge=0)
+    max_recurrence: JobMaxRecurrence | None = None
+
+
+class JobCollectionProperties(WireModel):
+    sku: Sku | None = None
+    state: CollectionState | None = None
+    quota: JobCollectionQuota | None = None
+
+
+class JobCollection(WireModel):
+    """The writable part of an ARM job collection (the envelope adds id/type/name)."""
+
+    location: str | None = None
+    tags: dict[str, str] | None = None
+    properties: JobCollectionProperties | None = None
+    # Read-only envelope members a client may echo back; ignored on write.
+    id: str | None = None
+    type: str | None = None
+    name: str | None = None
+
+
+_SECRET_FIELDS = ("password", "pfx", "secret", "sasToken", "sasKey")
+
+
+def without_secrets(wire: Any) -> Any:
+    """A copy of a wire dict with every secret member set to null, as Azure returns it."""
+    if isinstance(wire, dict):
+        return {
+            key: (None if key in _SECRET_FIELDS and value is not None else without_secrets(value))
+            for key, value in wire.items()
+        }
+    if isinstance(wire, list):
+        return [without_secrets(item) for item in wire]
+    return wire

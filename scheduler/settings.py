@@ -1,0 +1,102 @@
+"""Takt's configuration: one pydantic-settings class read from ``TAKT_*`` variables.
+
+Each entry point (``takt up``, ``takt api``, the Celery app, the beat) builds one
+:class:`TaktSettings` and passes it down; nothing reads the environment at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from scheduler.errors import ConfigurationError
+
+ENV_PREFIX = "TAKT_"
+#: Variables under this prefix belong to the test suite (``TAKT_TEST_REDIS_URL``),
+#: not to a running service, so the unknown-variable check leaves them alone.
+_RESERVED_PREFIXES = ("TAKT_TEST_",)
+
+
+class TaktSettings(BaseSettings):
+    """Every setting of a Takt process; see the README's configuration table."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
+
+    redis_url: str | None = Field(
+        default=None, description="Job store. Unset: `takt up` starts an embedded Valkey."
+    )
+    broker_url: str | None = Field(default=None, description="Celery broker; the Redis URL if unset.")
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=0, le=65535)
+    admin_token: SecretStr | None = Field(
+        default=None, description="Bootstrap administrator key; generated into the data dir if unset."
+    )
+    data_dir: Path = Path(".takt")
+    key_prefix: str = Field(default="takt", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    http_timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    beat_batch_size: int = Field(default=500, ge=1, le=10_000)
+    beat_max_interval_s: float = Field(default=5.0, gt=0, le=300)
+    log_level: str = "INFO"
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError(f"unknown log level {value!r}")
+        return level
+
+    @property
+    def store_url(self) -> str:
+        """The Redis URL of the job store; an error when none is configured."""
+        if self.redis_url is None:
+            raise ConfigurationError(
+                "TAKT_REDIS_URL is not set: point it at Redis/Valkey, "
+                "or use `takt up`, which starts an embedded server"
+            )
+        return self.redis_url
+
+    @property
+    def celery_broker_url(self) -> str:
+        """The broker: ``TAKT_BROKER_URL``, else the job store's Redis."""
+        return self.broker_url or self.store_url
+
+    @property
+    def admin_token_path(self) -> Path:
+        """Where a generated administrator key is kept (mode 0600)."""
+        return self.data_dir / "admin-token"
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> TaktSettings:
+    """Build the settings from ``environ`` (the process environment by default).
+
+    Raises:
+        ConfigurationError: a ``TAKT_`` variable that no setting knows, or a bad value.
+    """
+    env = os.environ if environ is None else environ
+    known = {f"{ENV_PREFIX}{name.upper()}" for name in TaktSettings.model_fields}
+    unknown = sorted(
+        key
+        for key in env
+        if key.startswith(ENV_PREFIX) and key not in known and not key.startswith(_RESERVED_PREFIXES)
+    )
+    if unknown:
+        raise ConfigurationError(
+            f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
+    values = {
+        name: env[f"{ENV_PREFIX}{name.upper()}"]
+        for name in TaktSettings.model_fields
+        if f"{ENV_PREFIX}{name.upper()}" in env
+    }
+    values.update(overrides)
+    try:
+        # Pass values explicitly so `environ` (not os.environ) is the only source.
+        return TaktSettings.model_validate(values)
+    except ValueError as exc:
+        raise ConfigurationError(f"invalid settings: {exc}") from exc
