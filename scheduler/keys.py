@@ -1,0 +1,103 @@
+"""Every Redis key Takt uses, built in one place.
+
+All keys share the hash tag ``{prefix}`` so that the Lua scripts, which touch several keys
+at once, stay valid on Redis Cluster (one deployment lives in one slot; run several
+prefixes to spread deployments over a cluster). ``cid`` is a collection id
+``subscription/resourceGroup/collection``; ``jid`` is a job id ``cid/job``.
+
+=====================================  ======  =========================  ==================
+key                                    type    TTL                        written by
+=====================================  ======  =========================  ==================
+``{p}:collection:{cid}``               hash    none                       API (def JSON, sv)
+``{p}:collections``                    zset    none (score 0, lex order)  API
+``{p}:jobs:{cid}``                     zset    none (score 0, lex order)  API
+``{p}:job:{jid}``                      hash    none                       API (def, state,
+                                                                          gen, owner, name);
+                                                                          beat (next time);
+                                                                          worker (counters,
+                                                                          last time, state)
+``{p}:history:{jid}``                  list    none; trimmed to 1,000     worker (newest
+                                               entries and 60 days        first)
+``{p}:due``                            zset    none                       API, beat
+                                                                          (score = next fire
+                                                                          time, epoch ms)
+``{p}:claims``                         stream  entries deleted on ack     beat (claimed,
+                                                                          not yet published)
+``{p}:lease:{jid}:{occ_ms}:{attempt}`` string  action timeout + margin,   worker
+                                               then 1 day once done
+``{p}:principal:{name}``               hash    none                       API, CLI (role,
+                                                                          key hash)
+``{p}:principals``                     zset    none (score 0, lex order)  API, CLI
+``{p}:apikey:{sha256}``                string  none                       API, CLI (name)
+``{p}:wake``                           pubsub  --                         API (a job fires
+                                                                          earlier: beats
+                                                                          wake up)
+=====================================  ======  =========================  ==================
+
+The beats' consumer group on ``{p}:claims`` is :data:`CLAIM_GROUP`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["CLAIM_GROUP", "KeySchema"]
+
+CLAIM_GROUP = "beats"
+
+
+@dataclass(frozen=True, slots=True)
+class KeySchema:
+    """Builds the keys of one deployment (one prefix)."""
+
+    prefix: str = "takt"
+
+    @property
+    def _tag(self) -> str:
+        return "{" + self.prefix + "}"
+
+    def collection(self, cid: str) -> str:
+        return f"{self._tag}:collection:{cid}"
+
+    @property
+    def collections(self) -> str:
+        return f"{self._tag}:collections"
+
+    def jobs(self, cid: str) -> str:
+        return f"{self._tag}:jobs:{cid}"
+
+    def job(self, jid: str) -> str:
+        return f"{self._tag}:job:{jid}"
+
+    def history(self, jid: str) -> str:
+        return f"{self._tag}:history:{jid}"
+
+    @property
+    def due(self) -> str:
+        return f"{self._tag}:due"
+
+    @property
+    def claims(self) -> str:
+        return f"{self._tag}:claims"
+
+    def lease(self, jid: str, occurrence_ms: int, attempt: int) -> str:
+        return f"{self._tag}:lease:{jid}:{occurrence_ms}:{attempt}"
+
+    def principal(self, name: str) -> str:
+        return f"{self._tag}:principal:{name}"
+
+    @property
+    def principals(self) -> str:
+        return f"{self._tag}:principals"
+
+    def api_key(self, digest: str) -> str:
+        return f"{self._tag}:apikey:{digest}"
+
+    @property
+    def wake(self) -> str:
+        return f"{self._tag}:wake"
+
+    @property
+    def job_prefix(self) -> str:
+        """The common start of every job hash key (the beat strips it to get a jid)."""
+        return f"{self._tag}:job:"

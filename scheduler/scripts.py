@@ -1,0 +1,76 @@
+"""The Lua scripts behind every multi-step write the store cannot do with MULTI.
+
+Each script touches only keys of one deployment, which share the hash tag ``{prefix}``;
+job hashes are addressed from a key prefix plus a job id, so they are in the same slot.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ADVANCE", "CLAIM_DUE", "RECORD_ATTEMPT"]
+
+#: Claim up to ARGV[1] due occurrences, by Redis's clock, exactly once across beats.
+#: They move from the due set into the claims stream and straight into this beat's
+#: pending list (XREADGROUP in the same script), so a beat killed before it published
+#: them leaves them pending for another beat's XAUTOCLAIM.
+#: KEYS: due, claims. ARGV: batch, group, consumer, job key prefix.
+#: Returns {now_ms, entries}; an entry is {stream id, {"j", jid, "t", due ms, "g", gen}}.
+CLAIM_DUE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES', 'LIMIT', 0,
+                       tonumber(ARGV[1]))
+if #due == 0 then return {now, {}} end
+for i = 1, #due, 2 do
+  local jid = due[i]
+  redis.call('ZREM', KEYS[1], jid)
+  local gen = redis.call('HGET', ARGV[4] .. jid, 'gen') or '0'
+  redis.call('XADD', KEYS[2], '*', 'j', jid, 't', due[i + 1], 'g', gen)
+end
+local read = redis.call('XREADGROUP', 'GROUP', ARGV[2], ARGV[3], 'COUNT', #due / 2,
+                        'STREAMS', KEYS[2], '>')
+return {now, read[1][2]}
+"""
+
+#: Put a dispatched job back into the due set at its next occurrence, unless it was
+#: deleted, replaced (its writer already scheduled it) or stopped being Enabled.
+#: KEYS: due, job hash. ARGV: jid, claimed gen, next ms ('' = none), occurrence ms.
+ADVANCE = """
+local h = redis.call('HMGET', KEYS[2], 'gen', 'state')
+if not h[1] or h[1] ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[2], 'lastOccurrence', ARGV[4], 'nextExecutionTime', ARGV[3])
+if h[2] == 'Enabled' and ARGV[3] ~= '' then
+  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+end
+return 1
+"""
+
+#: Record one attempt of one action: the history entry, the counters, the final state
+#: and the occurrence's lease, all or nothing. Returns 0 when the job no longer exists.
+#: KEYS: job hash, history, due, lease.
+#: ARGV: entry JSON, history cap, counters flags "<first attempt><failed><faulted>"
+#: ('1'/'0' each), last execution ms, final state ('' = none), finished ms, jid,
+#: lease-done TTL ms.
+RECORD_ATTEMPT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('LPUSH', KEYS[2], ARGV[1])
+redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[2]) - 1)
+local flags = ARGV[3]
+if string.sub(flags, 1, 1) == '1' then
+  redis.call('HINCRBY', KEYS[1], 'executionCount', 1)
+  if string.sub(flags, 2, 2) == '1' then
+    redis.call('HINCRBY', KEYS[1], 'failureCount', 1)
+  end
+end
+if string.sub(flags, 3, 3) == '1' then
+  redis.call('HINCRBY', KEYS[1], 'faultedCount', 1)
+end
+if ARGV[4] ~= '' then
+  redis.call('HSET', KEYS[1], 'lastExecutionTime', ARGV[4])
+end
+if ARGV[5] ~= '' and redis.call('HGET', KEYS[1], 'state') == 'Enabled' then
+  redis.call('HSET', KEYS[1], 'state', ARGV[5], 'finishedAt', ARGV[6], 'nextExecutionTime', '')
+  redis.call('ZREM', KEYS[3], ARGV[7])
+end
+redis.call('SET', KEYS[4], 'done', 'PX', tonumber(ARGV[8]))
+return 1
+"""

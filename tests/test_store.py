@@ -1,0 +1,187 @@
+"""The Redis store: atomic writes, exactly-once claims, schema versions, bounded history."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, datetime
+
+import pytest
+
+from scheduler.errors import JobNotFound, SchemaTooNew
+from scheduler.models import (
+    HistoryEntry,
+    JobCollection,
+    JobExecutionStatus,
+    JobHistoryActionName,
+    JobProperties,
+    JobState,
+)
+from scheduler.store import HISTORY_MAX_ENTRIES, Attempt, JobStore
+
+CID = "sub/rg/coll"
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def job(uri: str = "http://example.test/") -> JobProperties:
+    return JobProperties.model_validate(
+        {"action": {"type": "http", "request": {"uri": uri, "method": "GET"}}})
+
+
+def add_jobs(store: JobStore, count: int, due_ms: int = 1) -> list[str]:
+    store.put_collection(CID, JobCollection())
+    jids = [f"{CID}/job{i}" for i in range(count)]
+    for jid in jids:
+        store.put_job(jid, job(), owner="admin", next_fire_ms=due_ms)
+    return jids
+
+
+def attempt(jid: str, occurrence_ms: int, *, failed: bool, n: int = 0) -> Attempt:
+    entry = HistoryEntry(
+        start_time=T0, end_time=T0, expected_execution_time=T0,
+        action_name=JobHistoryActionName.MAIN_ACTION,
+        status=JobExecutionStatus.FAILED if failed else JobExecutionStatus.COMPLETED,
+        message="m", retry_count=n)
+    return Attempt(jid=jid, occurrence_ms=occurrence_ms, attempt=n, entry_id=f"{occurrence_ms}-{n}",
+                   entry=entry, first_attempt=n == 0, failed=failed, faulted=failed,
+                   final_state=None, finished_ms=None)
+
+
+def test_put_then_get_round_trips_and_replace_keeps_the_counters(store: JobStore) -> None:
+    # Given a job that ran once
+    [jid] = add_jobs(store, 1)
+    store.record_attempt(attempt(jid, 5, failed=False))
+
+    # When it is replaced with a new definition
+    created = store.put_job(jid, job("http://example.test/new"), owner="admin", next_fire_ms=9)
+
+    # Then it was not created anew, the definition changed and the counters stayed
+    record = store.get_job(jid)
+    assert not created
+    assert record.properties.action.request is not None
+    assert record.properties.action.request.uri == "http://example.test/new"
+    assert record.properties.status is not None
+    assert record.properties.status.execution_count == 1
+    assert record.gen == 2
+
+
+def test_every_due_occurrence_is_claimed_exactly_once_by_concurrent_beats(
+    store: JobStore,
+) -> None:
+    # Given 2,000 due jobs and four beats claiming at once
+    jids = add_jobs(store, 2000)
+    store.ensure_claim_group()
+    claimed: list[str] = []
+    lock = threading.Lock()
+
+    def beat(name: str) -> None:
+        while True:
+            _, claims = store.claim_due(name, 97)
+            if not claims:
+                return
+            with lock:
+                claimed.extend(c.jid for c in claims)
+
+    threads = [threading.Thread(target=beat, args=(f"beat{i}",)) for i in range(4)]
+
+    # When they drain the due set
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    # Then each job was claimed once
+    assert sorted(claimed) == sorted(jids)
+
+
+def test_claims_of_a_dead_beat_are_recovered_by_another(store: JobStore) -> None:
+    # Given a beat that claimed three occurrences and died without acknowledging them
+    add_jobs(store, 3)
+    store.ensure_claim_group()
+    _, claims = store.claim_due("dead-beat", 10)
+    assert len(claims) == 3
+
+    # When another beat looks for idle claims
+    recovered = store.recover_claims("live-beat", min_idle_ms=0, count=10)
+
+    # Then it owns them, and once it has advanced them nothing is pending
+    assert sorted(c.jid for c in recovered) == sorted(c.jid for c in claims)
+    store.advance([(c, None) for c in recovered])
+    assert store.recover_claims("third-beat", min_idle_ms=0, count=10) == []
+
+
+def test_advance_reschedules_unless_the_job_was_replaced_or_disabled(store: JobStore) -> None:
+    # Given three claimed jobs
+    store.ensure_claim_group()
+    kept, replaced, disabled = add_jobs(store, 3)
+    _, claims = store.claim_due("beat", 10)
+    by_jid = {c.jid: c for c in claims}
+
+    # When one is replaced and one disabled before the beat advances them
+    store.put_job(replaced, job(), owner="admin", next_fire_ms=777)
+    store.put_job(disabled, job().model_copy(update={"state": JobState.DISABLED}),
+                  owner="admin", next_fire_ms=None)
+    store.advance([(by_jid[kept], 1000), (by_jid[replaced], 1000), (by_jid[disabled], 1000)])
+
+    # Then only the untouched job takes the beat's next time; the replaced one keeps its
+    # writer's, the disabled one is not scheduled
+    due = dict(store.redis.zrange(store.keys.due, 0, -1, withscores=True))
+    assert due == {kept: 1000, replaced: 777}
+
+
+def test_concurrent_attempts_never_lose_an_increment(store: JobStore) -> None:
+    # Given one job and 8 threads recording 50 occurrences each
+    [jid] = add_jobs(store, 1)
+
+    def record(worker: int) -> None:
+        for i in range(50):
+            store.record_attempt(attempt(jid, worker * 1000 + i, failed=i % 2 == 0))
+
+    threads = [threading.Thread(target=record, args=(w,)) for w in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    # Then the counters are exact
+    status = store.get_job(jid).properties.status
+    assert status is not None
+    assert (status.execution_count, status.failure_count, status.faulted_count) == (400, 200, 200)
+
+
+def test_history_is_newest_first_and_bounded(store: JobStore) -> None:
+    [jid] = add_jobs(store, 1)
+    for i in range(HISTORY_MAX_ENTRIES + 5):
+        store.record_attempt(attempt(jid, i, failed=False))
+    entries = store.history(jid, skip=0, top=1000)
+    assert len(entries) == HISTORY_MAX_ENTRIES
+    assert entries[0].entry_id == f"{HISTORY_MAX_ENTRIES + 4}-0"
+    assert store.redis.llen(store.keys.history(jid)) == HISTORY_MAX_ENTRIES
+
+
+def test_a_record_written_by_a_newer_takt_is_refused(store: JobStore) -> None:
+    [jid] = add_jobs(store, 1)
+    raw = json.loads(store.redis.hget(store.keys.job(jid), "def"))
+    store.redis.hset(store.keys.job(jid), "def", json.dumps({**raw, "sv": 99}))
+    with pytest.raises(SchemaTooNew, match="schema version 99"):
+        store.get_job(jid)
+
+
+def test_a_lease_is_taken_once_and_an_attempt_once_recorded_stays_taken(store: JobStore) -> None:
+    [jid] = add_jobs(store, 1)
+    assert store.acquire_lease(jid, 5, 0, ttl_ms=60_000)
+    assert not store.acquire_lease(jid, 5, 0, ttl_ms=60_000)
+    store.record_attempt(attempt(jid, 5, failed=False))
+    assert not store.acquire_lease(jid, 5, 0, ttl_ms=60_000)
+    assert store.acquire_lease(jid, 5, 1, ttl_ms=60_000)
+
+
+def test_deleting_a_job_removes_it_everywhere(store: JobStore) -> None:
+    [jid] = add_jobs(store, 1)
+    store.record_attempt(attempt(jid, 5, failed=False))
+    store.delete_job(jid)
+    with pytest.raises(JobNotFound):
+        store.get_job(jid)
+    assert store.redis.zscore(store.keys.due, jid) is None
+    assert store.redis.exists(store.keys.history(jid)) == 0
+    assert store.job_names(CID) == []
