@@ -1,0 +1,156 @@
+"""``JobScheduler``: a Celery beat scheduler that reads due jobs from Redis.
+
+Celery's own schedulers keep every entry in memory and look at each one per tick. This
+one keeps nothing per job: each tick claims due occurrences from the Redis due set with
+one Lua script (exactly once, however many beats run), publishes one task per occurrence
+carrying only ids, and puts each job back at its next occurrence. Between ticks it
+blocks on a pub/sub channel until the earliest due time, so a job created to fire sooner
+wakes it at once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+from celery import Celery
+from celery.beat import Scheduler
+
+from scheduler.clock import from_ms, to_ms
+from scheduler.models import JobProperties, JobState
+from scheduler.planning import following_fire
+from scheduler.settings import TaktSettings, load_settings
+from scheduler.store import Claim, JobStore
+from workers.config import queue_for_action
+from workers.tasks import HTTP_TASK
+
+__all__ = ["JobScheduler", "task_id_for"]
+
+log = logging.getLogger(__name__)
+
+#: A claim not acknowledged for this long belongs to a dead beat; another takes it over.
+_RECOVER_IDLE_MS = 10_000
+_RECOVER_EVERY_S = 5.0
+
+
+def task_id_for(jid: str, occurrence_ms: int) -> str:
+    """The Celery task id of an occurrence: the same for every publish of it."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"takt:{jid}@{occurrence_ms}"))
+
+
+@lru_cache(maxsize=65_536)
+def _definition(raw: str) -> JobProperties:
+    payload = json.loads(raw)
+    payload.pop("sv", None)
+    return JobProperties.model_validate(payload)
+
+
+class JobScheduler(Scheduler):  # type: ignore[misc]
+    """Celery beat scheduler over Takt's Redis job store (``-S beat.JobScheduler``)."""
+
+    def __init__(self, app: Celery, *args: Any, **kwargs: Any) -> None:
+        self.settings: TaktSettings = getattr(app, "settings", None) or load_settings()
+        self.store = JobStore.from_url(self.settings.store_url, self.settings.key_prefix)
+        self.consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._pubsub: Any = None
+        self._last_recovery = 0.0
+        self.dispatched = 0
+        super().__init__(app, *args, **kwargs)
+
+    # -- celery.beat.Scheduler interface ------------------------------------------------
+
+    def setup_schedule(self) -> None:
+        """Nothing is loaded into memory; the due set in Redis is the schedule."""
+        self.store.ensure_claim_group()
+        self._pubsub = self.store.redis.pubsub(ignore_subscribe_messages=True)
+        self._pubsub.subscribe(self.store.keys.wake)
+        log.info("takt beat %s ready (batch %s)", self.consumer, self.settings.beat_batch_size)
+
+    @property
+    def schedule(self) -> dict[str, Any]:
+        return {}
+
+    @property
+    def info(self) -> str:
+        return f"    . redis job store -> {self.store.keys.due} (consumer {self.consumer})"
+
+    def sync(self) -> None:
+        """Every change is written to Redis as it happens; there is nothing to flush."""
+
+    def close(self) -> None:
+        if self._pubsub is not None:
+            self._pubsub.close()
+        self.store.close()
+
+    def tick(self, *args: Any, **kwargs: Any) -> float:
+        """Dispatch everything due, then wait for the next due time or a wake-up."""
+        self._recover_orphans()
+        while self._dispatch_batch() >= self.settings.beat_batch_size:
+            pass
+        self._wait_for_work()
+        return 0.0
+
+    # -- the work ----------------------------------------------------------------------
+
+    def _dispatch_batch(self) -> int:
+        now_ms, claims = self.store.claim_due(self.consumer, self.settings.beat_batch_size)
+        if claims:
+            self._dispatch(claims, now_ms)
+        return len(claims)
+
+    def _recover_orphans(self) -> None:
+        if time.monotonic() - self._last_recovery < _RECOVER_EVERY_S:
+            return
+        self._last_recovery = time.monotonic()
+        claims = self.store.recover_claims(
+            self.consumer, _RECOVER_IDLE_MS, self.settings.beat_batch_size
+        )
+        if claims:
+            log.warning("recovered %d occurrence(s) claimed by a stopped beat", len(claims))
+            self._dispatch(claims, self.store.time_ms())
+
+    def _dispatch(self, claims: Sequence[Claim], now_ms: int) -> None:
+        rows = self.store.load_for_dispatch(claims)
+        done: list[tuple[Claim, int | None]] = []
+        with self.app.producer_or_acquire() as producer:
+            for claim, row in zip(claims, rows, strict=True):
+                done.append((claim, self._dispatch_one(claim, row, now_ms, producer)))
+        self.store.advance(done)
+        self.dispatched += len(claims)
+
+    def _dispatch_one(
+        self, claim: Claim, row: dict[str, str], now_ms: int, producer: Any
+    ) -> int | None:
+        """Publish one occurrence; returns the job's next fire time (ms) or None."""
+        if not row:
+            return None  # deleted meanwhile
+        properties = _definition(row["def"])
+        if row["state"] == JobState.ENABLED.value:
+            self.app.send_task(
+                HTTP_TASK,
+                args=[claim.jid, claim.occurrence_ms],
+                task_id=task_id_for(claim.jid, claim.occurrence_ms),
+                queue=queue_for_action(properties.action.type.value),
+                producer=producer,
+            )
+        following = following_fire(properties, from_ms(claim.occurrence_ms), from_ms(now_ms))
+        return None if following is None else to_ms(following)
+
+    def _wait_for_work(self) -> None:
+        """Block until the earliest due time (capped), or until a writer wakes us."""
+        head = self.store.next_due_ms()
+        wait_s = self.max_interval
+        if head is not None:
+            wait_s = min(wait_s, max(0.0, (head - self.store.time_ms()) / 1000))
+        if wait_s <= 0:
+            return
+        if self._pubsub.get_message(timeout=wait_s) is not None:
+            while self._pubsub.get_message(timeout=0) is not None:
+                pass  # drain: one wake-up is enough

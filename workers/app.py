@@ -1,0 +1,47 @@
+"""Takt's Celery app: ``celery -A workers.app worker`` and ``celery -A workers.app beat``.
+
+Celery's command line finds an app object in a module, so this module holds one; its
+settings are read when Celery first needs its configuration (lazily, through
+``add_defaults``), never at import time. Tests and embedders build their own with
+:func:`create_app`.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from celery import Celery
+
+from scheduler.settings import TaktSettings, load_settings
+from workers.config import celery_config
+from workers.context import WorkerContext
+from workers.tasks import register_tasks
+
+__all__ = ["TaktCelery", "app", "create_app"]
+
+
+class TaktCelery(Celery):  # type: ignore[misc]
+    """A Celery app that knows its Takt settings and its worker context."""
+
+    def __init__(self, settings: TaktSettings | None = None) -> None:
+        super().__init__("takt", set_as_current=False)
+        self._takt_settings = settings
+        self.add_defaults(lambda: celery_config(self.settings))
+
+    @cached_property
+    def settings(self) -> TaktSettings:
+        return self._takt_settings or load_settings()
+
+    @cached_property
+    def context(self) -> WorkerContext:
+        return WorkerContext(self.settings)
+
+
+def create_app(settings: TaktSettings | None = None) -> TaktCelery:
+    """A Celery app with Takt's tasks; settings are read from the environment if omitted."""
+    celery_app = TaktCelery(settings)
+    register_tasks(celery_app)
+    return celery_app
+
+
+app = create_app()

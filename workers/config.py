@@ -1,0 +1,51 @@
+"""The Celery configuration Takt derives from its settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kombu import Queue
+
+from scheduler.settings import TaktSettings
+
+__all__ = ["ACTION_QUEUES", "celery_config", "queue_for_action"]
+
+#: One queue per action kind, so each kind can get its own scaled pool (`-Q takt.http`).
+ACTION_QUEUES = {"Http": "takt.http", "Https": "takt.http"}
+
+#: Redelivery of an unacknowledged message on the Redis transport; longer than any
+#: action's timeout so that a running attempt is never delivered twice.
+_VISIBILITY_TIMEOUT_S = 3600
+
+
+def queue_for_action(action_type: str) -> str:
+    """The queue that carries actions of ``action_type`` (Azure casing)."""
+    return ACTION_QUEUES[action_type]
+
+
+def celery_config(settings: TaktSettings) -> dict[str, Any]:
+    """The Celery settings of every Takt process (worker, beat, API)."""
+    queues = sorted(set(ACTION_QUEUES.values()))
+    return {
+        "broker_url": settings.celery_broker_url,
+        "broker_connection_retry_on_startup": True,
+        "broker_transport_options": {"visibility_timeout": _VISIBILITY_TIMEOUT_S},
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "task_ignore_result": True,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "task_queues": [Queue(name) for name in queues],
+        "task_default_queue": queues[0],
+        "worker_prefetch_multiplier": 4,
+        # HTTP calls wait on the network, not the CPU: threads let one process hold
+        # many calls at once without a process per request.
+        "worker_pool": "threads",
+        "worker_concurrency": 64,
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        "beat_scheduler": "beat:JobScheduler",
+        "beat_max_loop_interval": settings.beat_max_interval_s,
+        "enable_utc": True,
+        "timezone": "UTC",
+    }

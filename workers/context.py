@@ -1,0 +1,51 @@
+"""What a worker process holds for the tasks it runs: settings, store and HTTP client."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import httpx
+
+from scheduler.store import JobStore
+from scheduler.settings import TaktSettings
+
+__all__ = ["WorkerContext"]
+
+
+@dataclass
+class WorkerContext:
+    """Built lazily in each worker process (after a prefork fork), shared by its threads."""
+
+    settings: TaktSettings
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _store: JobStore | None = field(default=None, repr=False)
+    _http: httpx.Client | None = field(default=None, repr=False)
+
+    @property
+    def store(self) -> JobStore:
+        with self._lock:
+            if self._store is None:
+                self._store = JobStore.from_url(self.settings.store_url, self.settings.key_prefix)
+            return self._store
+
+    @property
+    def http(self) -> httpx.Client:
+        """One keep-alive client per process; httpx clients are thread-safe."""
+        with self._lock:
+            if self._http is None:
+                self._http = httpx.Client(
+                    timeout=self.settings.http_timeout_s,
+                    follow_redirects=False,
+                    limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
+                )
+            return self._http
+
+    def close(self) -> None:
+        with self._lock:
+            if self._http is not None:
+                self._http.close()
+                self._http = None
+            if self._store is not None:
+                self._store.close()
+                self._store = None
