@@ -1,0 +1,56 @@
+"""Request dependencies: the service, the calling principal, the api-version."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from scheduler.errors import Forbidden, ValidationFailed
+from scheduler.principals import Principal, authenticate
+from scheduler.service import JobService
+
+__all__ = ["ApiVersion", "Reader", "Service", "Writer", "API_VERSION"]
+
+API_VERSION = "2016-03-01"
+
+_bearer = HTTPBearer(auto_error=False, description="A Takt API key")
+
+
+def _service(request: Request) -> JobService:
+    service: JobService = request.app.state.service
+    return service
+
+
+def _principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    key = credentials.credentials if credentials else None
+    return authenticate(request.app.state.service.store, key)
+
+
+def _writer(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
+    if not principal.can_write:
+        raise Forbidden(f"principal {principal.name!r} is a reader and cannot change anything")
+    return principal
+
+
+def _api_version(
+    api_version: Annotated[str | None, Query(alias="api-version")] = None,
+) -> str:
+    if api_version is None:
+        raise ValidationFailed("the api-version query parameter is required (2016-03-01)",
+                               field="api-version")
+    if api_version != API_VERSION:
+        raise ValidationFailed(
+            f"api-version {api_version!r} is not supported; use {API_VERSION}", field="api-version"
+        )
+    return api_version
+
+
+Service = Annotated[JobService, Depends(_service)]
+Reader = Annotated[Principal, Depends(_principal)]
+Writer = Annotated[Principal, Depends(_writer)]
+ApiVersion = Annotated[str, Depends(_api_version)]

@@ -1,0 +1,84 @@
+"""Every error leaves the API as an ARM error body: ``{"error": {"code", "message"}}``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from scheduler.errors import (
+    AuthenticationFailed,
+    CollectionNotFound,
+    Conflict,
+    Forbidden,
+    JobNotFound,
+    NotFound,
+    QuotaExceeded,
+    StoreError,
+    TaktError,
+    ValidationFailed,
+)
+
+__all__ = ["arm_error", "install_error_handlers"]
+
+log = logging.getLogger(__name__)
+
+_STATUS_CODES: Sequence[tuple[type[TaktError], int, str]] = (
+    (ValidationFailed, 400, "BadRequest"),
+    (CollectionNotFound, 404, "JobCollectionNotFound"),
+    (JobNotFound, 404, "JobNotFound"),
+    (NotFound, 404, "NotFound"),
+    (QuotaExceeded, 409, "QuotaExceeded"),
+    (Conflict, 409, "Conflict"),
+    (AuthenticationFailed, 401, "AuthenticationFailed"),
+    (Forbidden, 403, "AuthorizationFailed"),
+    (StoreError, 503, "ServiceUnavailable"),
+)
+
+
+def arm_error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status, headers=headers)
+
+
+def _location(loc: Sequence[Any]) -> str:
+    parts = [str(part) for part in loc if part not in ("body",)]
+    return ".".join(parts) or "body"
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    messages = []
+    for error in exc.errors():
+        text = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+        if error.get("type") == "extra_forbidden":
+            text = "is not a known field"
+        messages.append(f"{_location(error.get('loc', ()))}: {text}")
+    return "; ".join(messages)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map Takt's exception tree, validation errors and HTTP errors to ARM bodies."""
+
+    @app.exception_handler(TaktError)
+    async def _takt_error(_: Request, exc: TaktError) -> JSONResponse:
+        for kind, status, code in _STATUS_CODES:
+            if isinstance(exc, kind):
+                headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+                if status >= 500:
+                    log.error("store failure: %s", exc)
+                return arm_error(status, code, str(exc), headers)
+        log.exception("unmapped Takt error", exc_info=exc)
+        return arm_error(500, "InternalServerError", "internal error")
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return arm_error(400, "BadRequest", _validation_message(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "NotFound", 405: "MethodNotAllowed"}.get(exc.status_code, "Error")
+        return arm_error(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
