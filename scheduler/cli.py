@@ -1,0 +1,88 @@
+"""The ``takt`` command: run the service (``up``) or one role of a scaled deployment."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from scheduler.errors import ConfigurationError
+from scheduler.settings import TaktSettings, load_settings
+
+__all__ = ["main"]
+
+_PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True,
+                 "help_option_names": []}
+
+
+def _settings() -> TaktSettings:
+    try:
+        return load_settings()
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@click.group()
+@click.version_option(package_name="takt")
+def cli() -> None:
+    """Takt: a job scheduler that speaks the Azure Scheduler REST API, on Celery and Redis."""
+
+
+@cli.command(context_settings=_PASS_THROUGH)
+@click.argument("worker_args", nargs=-1, type=click.UNPROCESSED)
+def up(worker_args: tuple[str, ...]) -> None:
+    """Run everything in the foreground: embedded Valkey (unless TAKT_REDIS_URL), API, beat,
+    worker. Extra arguments go to the Celery worker."""
+    from scheduler.supervisor import run_group
+
+    sys.exit(run_group(_settings(), worker_args))
+
+
+@cli.command()
+def api() -> None:
+    """Run the HTTP API (TAKT_API_HOST:TAKT_API_PORT)."""
+    import uvicorn
+
+    from scheduler.api import create_app
+
+    settings = _settings()
+    settings.store_url  # noqa: B018 - fail early with a clear message
+    logging.basicConfig(level=settings.log_level)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.api_host,
+        port=settings.api_port,
+        log_level=settings.log_level.lower(),
+        proxy_headers=True,
+    )
+
+
+@cli.command(context_settings=_PASS_THROUGH)
+@click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
+def beat(celery_args: tuple[str, ...]) -> None:
+    """Run a beat (any number may run). Extra arguments go to `celery beat`."""
+    _celery(["beat", "--scheduler", "beat:JobScheduler", *celery_args])
+
+
+@cli.command(context_settings=_PASS_THROUGH)
+@click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
+def worker(celery_args: tuple[str, ...]) -> None:
+    """Run a worker. Extra arguments go to `celery worker` (e.g. -c 200 -Q takt.http)."""
+    _celery(["worker", *celery_args])
+
+
+def _celery(argv: list[str]) -> None:
+    from workers.app import create_app
+
+    settings = _settings()
+    try:
+        settings.store_url  # noqa: B018 - fail early with a clear message
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from exc
+    app = create_app(settings)
+    app.start(argv=[*argv, "--loglevel", settings.log_level])
+
+
+def main() -> None:
+    cli()
