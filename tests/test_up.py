@@ -1,0 +1,88 @@
+"""`takt up`: one command starts everything; Ctrl-C stops everything; jobs survive."""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.arm import collection_path, get_job, history, http_job, put_job
+from tests.helpers import HttpTarget, free_port, wait_until
+from tests.processes import alive, descendants
+
+pytestmark = pytest.mark.e2e
+
+
+def start_up(workdir: Path, port: int) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TAKT_")}
+    env.update({"TAKT_API_PORT": str(port), "TAKT_DATA_DIR": str(workdir / ".takt")})
+    with (workdir / "up.log").open("ab") as log:
+        return subprocess.Popen([sys.executable, "-m", "scheduler", "up"], cwd=workdir,
+                                env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Iterator[Path]:
+    yield tmp_path
+    for pid in descendants(os.getpid()):
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_up_serves_runs_jobs_stops_cleanly_and_keeps_jobs(workdir: Path,
+                                                          target: HttpTarget) -> None:
+    # Given `takt up` with no Redis configured
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    up = start_up(workdir, port)
+    wait_until(lambda: healthy(url), timeout=30, message="takt up to be healthy")
+
+    # Then the generated admin key sits in the data dir, readable by the owner only
+    token_file = workdir / ".takt" / "admin-token"
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    http = httpx.Client(base_url=url, timeout=10,
+                        headers={"Authorization": f"Bearer {token_file.read_text().strip()}"})
+
+    # When a job is created, it runs
+    collection = collection_path("persisted")
+    assert http.put(collection, params={"api-version": "2016-03-01"},
+                    json={"location": "local"}).status_code == 201
+    put_job(http, collection, "hello", http_job(f"{target.url}/hello"))
+    wait_until(lambda: history(http, collection, "hello"), timeout=10)
+    assert target.requests_to("/hello")
+
+    # When Ctrl-C reaches takt up
+    group = descendants(up.pid)
+    assert len(group) >= 4  # valkey, api, beat, worker
+    up.send_signal(signal.SIGINT)
+    assert up.wait(timeout=30) == 0
+
+    # Then no process of the group is left
+    wait_until(lambda: not any(alive(pid) for pid in group), timeout=10,
+               message="every child to exit")
+
+    # When it starts again, the job is still there
+    up = start_up(workdir, port)
+    try:
+        wait_until(lambda: healthy(url), timeout=30, message="takt up to be healthy again")
+        job = get_job(http, collection, "hello")
+        assert job["properties"]["state"] == "Completed"
+        assert len(history(http, collection, "hello")) == 1
+    finally:
+        up.send_signal(signal.SIGINT)
+        up.wait(timeout=30)
+        http.close()
