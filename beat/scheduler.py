@@ -52,7 +52,7 @@ def _definition(raw: str) -> JobProperties:
     return JobProperties.model_validate(payload)
 
 
-class JobScheduler(Scheduler):  # type: ignore[misc]
+class JobScheduler(Scheduler):
     """Celery beat scheduler over Takt's Redis job store (``-S beat.JobScheduler``)."""
 
     def __init__(self, app: Celery, *args: Any, **kwargs: Any) -> None:
@@ -69,12 +69,12 @@ class JobScheduler(Scheduler):  # type: ignore[misc]
     def setup_schedule(self) -> None:
         """Nothing is loaded into memory; the due set in Redis is the schedule."""
         self.store.ensure_claim_group()
-        self._pubsub = self.store.redis.pubsub(ignore_subscribe_messages=True)
+        self._pubsub = self.store.redis.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
         self._pubsub.subscribe(self.store.keys.wake)
         log.info("takt beat %s ready (batch %s)", self.consumer, self.settings.beat_batch_size)
 
     @property
-    def schedule(self) -> dict[str, Any]:
+    def schedule(self) -> dict[str, Any]:  # type: ignore[override]
         return {}
 
     @property
@@ -146,7 +146,7 @@ class JobScheduler(Scheduler):  # type: ignore[misc]
     def _wait_for_work(self) -> None:
         """Block until the earliest due time (capped), or until a writer wakes us."""
         head = self.store.next_due_ms()
-        wait_s = self.max_interval
+        wait_s = float(self.max_interval or self.settings.beat_max_interval_s)
         if head is not None:
             wait_s = min(wait_s, max(0.0, (head - self.store.time_ms()) / 1000))
         if wait_s <= 0:

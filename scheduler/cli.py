@@ -12,8 +12,7 @@ from scheduler.settings import TaktSettings, load_settings
 
 __all__ = ["main"]
 
-_PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True,
-                 "help_option_names": []}
+_PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []}
 
 
 def _settings() -> TaktSettings:

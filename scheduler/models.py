@@ -348,10 +348,12 @@ class JobErrorAction(WireModel):
             ActionType.SERVICE_BUS_TOPIC: "service_bus_topic_message",
         }[self.type]
         if getattr(self, needed) is None:
-            raise ValueError(f"{to_camel(needed)} is required for an action of type {self.type.value}")
-        if self.type is ActionType.HTTPS and self.request is not None:
-            if not self.request.uri.lower().startswith("https://"):
-                raise ValueError("an Https action needs an https:// uri")
+            raise ValueError(
+                f"{to_camel(needed)} is required for an action of type {self.type.value}"
+            )
+        https = self.type is ActionType.HTTPS and self.request is not None
+        if https and not self.request.uri.lower().startswith("https://"):  # type: ignore[union-attr]
+            raise ValueError("an Https action needs an https:// uri")
         return self
 
 

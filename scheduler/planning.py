@@ -38,7 +38,9 @@ def following_fire(
     return next_occurrence(properties.recurrence, start, max(occurrence, now))
 
 
-def is_last_occurrence(recurrence: JobRecurrence | None, start: datetime, occurrence: datetime) -> bool:
+def is_last_occurrence(
+    recurrence: JobRecurrence | None, start: datetime, occurrence: datetime
+) -> bool:
     """Whether no occurrence of the rule follows ``occurrence`` (count or endTime reached)."""
     if recurrence is None:
         return True

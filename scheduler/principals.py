@@ -73,11 +73,12 @@ def authenticate(store: JobStore, key: str | None) -> Principal:
     """
     if not key:
         raise AuthenticationFailed("an API key is required: Authorization: Bearer <key>")
-    name = store.redis.get(store.keys.api_key(_digest(key)))
+    found = store.redis.get(store.keys.api_key(_digest(key)))
+    name = str(found) if found else ""
     fields = store.redis.hgetall(store.keys.principal(name)) if name else {}
     if not name or fields.get("digest") != _digest(key):
         raise AuthenticationFailed("the API key is not valid")
-    return Principal(name=str(name), role=Role(fields["role"]))
+    return Principal(name=name, role=Role(str(fields["role"])))
 
 
 def ensure_admin_token(settings: TaktSettings) -> tuple[str, Path | None]:

@@ -74,8 +74,12 @@ class JobService:
 
     # -- collections -------------------------------------------------------------------
 
-    def put_collection(self, ref: CollectionRef, body: JobCollection) -> tuple[CollectionRecord, bool]:
-        created = self.store.put_collection(ref.cid, body.model_copy(update={"id": None, "type": None, "name": None}))
+    def put_collection(
+        self, ref: CollectionRef, body: JobCollection
+    ) -> tuple[CollectionRecord, bool]:
+        created = self.store.put_collection(
+            ref.cid, body.model_copy(update={"id": None, "type": None, "name": None})
+        )
         return self.store.get_collection(ref.cid), created
 
     def get_collection(self, ref: CollectionRef) -> CollectionRecord:
@@ -92,15 +96,19 @@ class JobService:
             raise ValidationFailed("properties.status is read-only", field="properties.status")
         if properties.state is not None and properties.state.is_final:
             raise ValidationFailed(
-                f"properties.state may only be set to Enabled or Disabled, not {properties.state.value}",
+                "properties.state may only be set to Enabled or Disabled, "
+                f"not {properties.state.value}",
                 field="properties.state",
             )
         existing = self._existing(ref)
         if existing is not None and existing.state.is_final:
             raise JobFinished(
-                f"job {ref.name!r} is {existing.state.value}; a finished job can be deleted, not updated"
+                f"job {ref.name!r} is {existing.state.value}; "
+                "a finished job can be deleted, not updated"
             )
-        owner = properties.owner or (existing.properties.owner if existing else None) or principal.name
+        owner = (
+            properties.owner or (existing.properties.owner if existing else None) or principal.name
+        )
         state = properties.state or JobState.ENABLED
         fire = first_fire(properties, now) if state is JobState.ENABLED else None
         created = self.store.put_job(

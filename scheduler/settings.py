@@ -30,11 +30,14 @@ class TaktSettings(BaseSettings):
     redis_url: str | None = Field(
         default=None, description="Job store. Unset: `takt up` starts an embedded Valkey."
     )
-    broker_url: str | None = Field(default=None, description="Celery broker; the Redis URL if unset.")
+    broker_url: str | None = Field(
+        default=None, description="Celery broker; the Redis URL if unset."
+    )
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65535)
     admin_token: SecretStr | None = Field(
-        default=None, description="Bootstrap administrator key; generated into the data dir if unset."
+        default=None,
+        description="Bootstrap administrator key; generated into the data dir if unset.",
     )
     data_dir: Path = Path(".takt")
     key_prefix: str = Field(default="takt", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
@@ -83,7 +86,9 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     unknown = sorted(
         key
         for key in env
-        if key.startswith(ENV_PREFIX) and key not in known and not key.startswith(_RESERVED_PREFIXES)
+        if key.startswith(ENV_PREFIX)
+        and key not in known
+        and not key.startswith(_RESERVED_PREFIXES)
     )
     if unknown:
         raise ConfigurationError(

@@ -8,10 +8,10 @@ or one of the Lua scripts in :mod:`scheduler.scripts`. Redis errors are translat
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -198,7 +198,7 @@ class JobStore:
             include={"start_time", "action", "recurrence"},
         )
         state = (properties.state or JobState.ENABLED).value
-        fields: dict[str, str | int] = {
+        fields: Mapping[Any, str | int] = {
             "def": _dump(definition),
             "state": state,
             "owner": owner,
@@ -222,7 +222,7 @@ class JobStore:
 
     def get_job(self, jid: str) -> JobRecord:
         with _redis_errors():
-            fields = self.redis.hgetall(self.keys.job(jid))
+            fields = cast(dict[str, str], self.redis.hgetall(self.keys.job(jid)))
         if not fields:
             raise JobNotFound(f"job {jid.rsplit('/', 1)[-1]!r} not found")
         return self._job_from_fields(jid, fields)
@@ -255,7 +255,7 @@ class JobStore:
 
     def job_names(self, cid: str) -> list[str]:
         with _redis_errors():
-            return list(self.redis.zrange(self.keys.jobs(cid), 0, -1))
+            return [str(name) for name in self.redis.zrange(self.keys.jobs(cid), 0, -1)]
 
     def delete_job(self, jid: str) -> None:
         cid, name = jid.rsplit("/", 1)
@@ -360,9 +360,7 @@ class JobStore:
             for claim in claims:
                 pipe.hmget(self.keys.job(claim.jid), "def", "state", "gen")
             rows = pipe.execute()
-        return [
-            {"def": row[0], "state": row[1], "gen": row[2]} if row[0] else {} for row in rows
-        ]
+        return [{"def": row[0], "state": row[1], "gen": row[2]} if row[0] else {} for row in rows]
 
     def advance(self, done: Sequence[tuple[Claim, int | None]]) -> None:
         """Reschedule dispatched jobs at their next occurrence and acknowledge the claims."""
@@ -373,8 +371,12 @@ class JobStore:
             for claim, next_ms in done:
                 self._advance(
                     keys=[self.keys.due, self.keys.job(claim.jid)],
-                    args=[claim.jid, claim.gen, "" if next_ms is None else next_ms,
-                          claim.occurrence_ms],
+                    args=[
+                        claim.jid,
+                        claim.gen,
+                        "" if next_ms is None else next_ms,
+                        claim.occurrence_ms,
+                    ],
                     client=pipe,
                 )
             ids = [claim.stream_id for claim, _ in done]

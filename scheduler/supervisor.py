@@ -96,8 +96,10 @@ def run_group(settings: TaktSettings, worker_args: Sequence[str] = ()) -> int:
         if settings.redis_url is None:
             server = start_embedded_server(settings.data_dir)
             env["TAKT_REDIS_URL"] = server.connection_url
-            click.echo(f"takt: embedded Valkey at {server.connection_url} (data in "
-                       f"{settings.data_dir / 'valkey'})")
+            click.echo(
+                f"takt: embedded Valkey at {server.connection_url} (data in "
+                f"{settings.data_dir / 'valkey'})"
+            )
         _, token_path = ensure_admin_token(settings)
         for role in roles_for(worker_args):
             children[role.name] = _start(role, env)

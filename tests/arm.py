@@ -12,8 +12,10 @@ API_VERSION = {"api-version": "2016-03-01"}
 
 
 def collection_path(name: str, sub: str = "sub1", rg: str = "rg1") -> str:
-    return (f"/subscriptions/{sub}/resourceGroups/{rg}"
-            f"/providers/Microsoft.Scheduler/jobCollections/{name}")
+    return (
+        f"/subscriptions/{sub}/resourceGroups/{rg}"
+        f"/providers/Microsoft.Scheduler/jobCollections/{name}"
+    )
 
 
 def new_collection(http: httpx.Client) -> str:
@@ -31,11 +33,15 @@ def in_seconds(seconds: float) -> datetime:
     return datetime.now(UTC) + timedelta(seconds=seconds)
 
 
-def http_job(uri: str, *, start: datetime | None = None, method: str = "GET",
-             **extra: Any) -> dict[str, Any]:
+def http_job(
+    uri: str, *, start: datetime | None = None, method: str = "GET", **extra: Any
+) -> dict[str, Any]:
     properties: dict[str, Any] = {
-        "action": {"type": "Http", "request": {"uri": uri, "method": method},
-                   "retryPolicy": {"retryType": "None"}},
+        "action": {
+            "type": "Http",
+            "request": {"uri": uri, "method": method},
+            "retryPolicy": {"retryType": "None"},
+        },
         **extra,
     }
     if start is not None:

@@ -33,8 +33,9 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if external:
         yield external
         return
-    server = ValkeyServer(data_dir=tmp_path_factory.mktemp("valkey"),
-                          config={"appendonly": "no", "save": ""})
+    server = ValkeyServer(
+        data_dir=tmp_path_factory.mktemp("valkey"), config={"appendonly": "no", "save": ""}
+    )
     server.start(timeout=15)
     try:
         yield server.connection_url
@@ -49,8 +50,9 @@ def prefix() -> str:
 
 @pytest.fixture
 def settings(redis_url: str, prefix: str, tmp_path: Path) -> TaktSettings:
-    return load_settings({}, redis_url=redis_url, key_prefix=prefix, data_dir=tmp_path,
-                         admin_token=ADMIN_TOKEN)
+    return load_settings(
+        {}, redis_url=redis_url, key_prefix=prefix, data_dir=tmp_path, admin_token=ADMIN_TOKEN
+    )
 
 
 @pytest.fixture
@@ -88,9 +90,14 @@ class Stack:
 
 def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "scheduler", *args], env=env,
-                                stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
-                                start_new_session=True)
+        return subprocess.Popen(
+            [sys.executable, "-m", "scheduler", *args],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            start_new_session=True,
+        )
 
 
 def stop_process(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
@@ -109,25 +116,39 @@ def stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     port = free_port()
     prefix = f"e2e-{uuid.uuid4().hex[:8]}"
     env = {key: value for key, value in os.environ.items() if not key.startswith("TAKT_")}
-    env.update({
-        "TAKT_REDIS_URL": redis_url, "TAKT_KEY_PREFIX": prefix, "TAKT_API_PORT": str(port),
-        "TAKT_ADMIN_TOKEN": ADMIN_TOKEN, "TAKT_DATA_DIR": str(log_dir / "data"),
-        "TAKT_BEAT_MAX_INTERVAL_S": "30", "PYTHONUNBUFFERED": "1",
-    })
+    env.update(
+        {
+            "TAKT_REDIS_URL": redis_url,
+            "TAKT_KEY_PREFIX": prefix,
+            "TAKT_API_PORT": str(port),
+            "TAKT_ADMIN_TOKEN": ADMIN_TOKEN,
+            "TAKT_DATA_DIR": str(log_dir / "data"),
+            "TAKT_BEAT_MAX_INTERVAL_S": "30",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     processes = {
         "api": _spawn(["api"], env, log_dir / "api.log"),
         "beat": _spawn(["beat"], env, log_dir / "beat.log"),
-        "worker": _spawn(["worker", "-c", "16", "--without-mingle", "--without-gossip"], env,
-                         log_dir / "worker.log"),
+        "worker": _spawn(
+            ["worker", "-c", "16", "--without-mingle", "--without-gossip"],
+            env,
+            log_dir / "worker.log",
+        ),
     }
-    http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10,
-                        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    http = httpx.Client(
+        base_url=f"http://127.0.0.1:{port}",
+        timeout=10,
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+    )
     try:
         wait_until(lambda: _healthy(http), timeout=30, message="the API to answer /healthz")
-        wait_until(lambda: "ready." in (log_dir / "worker.log").read_text(), timeout=30,
-                   message="the worker to be ready")
-        yield Stack(f"http://127.0.0.1:{port}", ADMIN_TOKEN, prefix, env, processes, http,
-                    log_dir)
+        wait_until(
+            lambda: "ready." in (log_dir / "worker.log").read_text(),
+            timeout=30,
+            message="the worker to be ready",
+        )
+        yield Stack(f"http://127.0.0.1:{port}", ADMIN_TOKEN, prefix, env, processes, http, log_dir)
     finally:
         http.close()
         for process in processes.values():

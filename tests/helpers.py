@@ -13,8 +13,12 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
-def wait_until(predicate: Callable[[], T], timeout: float = 5.0, interval: float = 0.02,
-               message: str = "condition") -> T:
+def wait_until(
+    predicate: Callable[[], T],
+    timeout: float = 5.0,
+    interval: float = 0.02,
+    message: str = "condition",
+) -> T:
     """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -82,8 +86,7 @@ def start_target() -> HttpTarget:
             body = self.rfile.read(length) if length else b""
             with target.lock:
                 target.received.append(
-                    Received(self.command, self.path, dict(self.headers.items()), body,
-                             time.time())
+                    Received(self.command, self.path, dict(self.headers.items()), body, time.time())
                 )
                 status, answer = target.answers.get(self.path, (200, b"ok"))
             self.send_response(status)

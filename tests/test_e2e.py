@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from tests.arm import get_job, history, http_job, in_seconds, new_collection, put_job
@@ -24,8 +26,9 @@ def test_a_one_shot_job_calls_the_target_exactly_and_completes(
     put_job(stack.http, collection, "once", body)
 
     # When its time comes
-    [received] = wait_until(lambda: target.requests_to("/hook"), timeout=5,
-                            message="the target to receive the call")
+    [received] = wait_until(
+        lambda: target.requests_to("/hook"), timeout=5, message="the target to receive the call"
+    )
 
     # Then the target got exactly that request within 3 s of startTime, not before it
     assert received.method == "POST"
@@ -44,9 +47,7 @@ def test_a_one_shot_job_calls_the_target_exactly_and_completes(
     assert job["properties"]["status"]["executionCount"] == 1
 
 
-def test_a_one_shot_job_whose_target_fails_ends_faulted(
-    stack: Stack, target: HttpTarget
-) -> None:
+def test_a_one_shot_job_whose_target_fails_ends_faulted(stack: Stack, target: HttpTarget) -> None:
     # Given a target answering 500 and a one-shot job calling it now
     target.answer("/broken", 500, b"kaputt")
     collection = new_collection(stack.http)
@@ -59,27 +60,43 @@ def test_a_one_shot_job_whose_target_fails_ends_faulted(
     assert entries[0]["properties"]["status"] == "Failed"
     assert "'500'" in entries[0]["properties"]["message"]
     assert "kaputt" in entries[0]["properties"]["message"]
-    job = wait_until(lambda: (j := get_job(stack.http, collection, "doomed"))
-                     ["properties"]["state"] == "Faulted" and j, timeout=5)
+    job = wait_until(
+        lambda: (
+            (j := get_job(stack.http, collection, "doomed"))["properties"]["state"] == "Faulted"
+            and j
+        ),
+        timeout=5,
+    )
     assert job["properties"]["status"]["faultedCount"] == 1
     assert job["properties"]["status"]["failureCount"] == 1
 
 
-def test_a_recurring_job_fires_count_times_then_completes(
-    stack: Stack, target: HttpTarget
-) -> None:
+def test_a_recurring_job_fires_count_times_then_completes(stack: Stack, target: HttpTarget) -> None:
     collection = new_collection(stack.http)
-    put_job(stack.http, collection, "thrice", http_job(
-        f"{target.url}/tick", start=in_seconds(0.5),
-        recurrence={"frequency": "Second", "interval": 1, "count": 3}))
+    put_job(
+        stack.http,
+        collection,
+        "thrice",
+        http_job(
+            f"{target.url}/tick",
+            start=in_seconds(0.5),
+            recurrence={"frequency": "Second", "interval": 1, "count": 3},
+        ),
+    )
 
-    calls = wait_until(lambda: len(target.requests_to("/tick")) >= 3 and
-                       target.requests_to("/tick"), timeout=8)
+    calls = wait_until(
+        lambda: len(target.requests_to("/tick")) >= 3 and target.requests_to("/tick"), timeout=8
+    )
 
-    gaps = [b.at - a.at for a, b in zip(calls, calls[1:], strict=False)]
+    gaps = [b.at - a.at for a, b in itertools.pairwise(calls)]
     assert all(0.7 < gap < 1.3 for gap in gaps), gaps
-    job = wait_until(lambda: (j := get_job(stack.http, collection, "thrice"))
-                     ["properties"]["state"] == "Completed" and j, timeout=5)
+    job = wait_until(
+        lambda: (
+            (j := get_job(stack.http, collection, "thrice"))["properties"]["state"] == "Completed"
+            and j
+        ),
+        timeout=5,
+    )
     assert job["properties"]["status"]["executionCount"] == 3
     assert len(target.requests_to("/tick")) == 3
 
@@ -87,8 +104,9 @@ def test_a_recurring_job_fires_count_times_then_completes(
 def test_a_job_moved_sooner_wakes_the_sleeping_beat(stack: Stack, target: HttpTarget) -> None:
     # Given a job an hour away (the beat may sleep up to 30 s between looks)
     collection = new_collection(stack.http)
-    put_job(stack.http, collection, "moved", http_job(f"{target.url}/moved",
-                                                      start=in_seconds(3600)))
+    put_job(
+        stack.http, collection, "moved", http_job(f"{target.url}/moved", start=in_seconds(3600))
+    )
 
     # When it is changed to fire in half a second
     start = in_seconds(0.5)
@@ -103,8 +121,9 @@ def test_disabled_and_deleted_jobs_do_not_fire(stack: Stack, target: HttpTarget)
     # Given a disabled job, a job deleted before its time, and a witness, all due together
     collection = new_collection(stack.http)
     start = in_seconds(1)
-    put_job(stack.http, collection, "off", http_job(f"{target.url}/off", start=start,
-                                                    state="Disabled"))
+    put_job(
+        stack.http, collection, "off", http_job(f"{target.url}/off", start=start, state="Disabled")
+    )
     put_job(stack.http, collection, "gone", http_job(f"{target.url}/gone", start=start))
     put_job(stack.http, collection, "witness", http_job(f"{target.url}/witness", start=start))
     stack.http.delete(f"{collection}/jobs/gone", params={"api-version": "2016-03-01"})

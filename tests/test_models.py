@@ -23,8 +23,12 @@ SEED_JOB = Path(__file__).parent / "data" / "seed_job.jsonc"
 
 
 def http_job(**request: Any) -> dict[str, Any]:
-    return {"action": {"type": "http", "request": {"uri": "http://example.test/x",
-                                                   "method": "GET", **request}}}
+    return {
+        "action": {
+            "type": "http",
+            "request": {"uri": "http://example.test/x", "method": "GET", **request},
+        }
+    }
 
 
 def error_text(payload: dict[str, Any]) -> str:
@@ -51,8 +55,7 @@ def test_the_seed_job_validates_and_is_written_in_azure_casing() -> None:
     assert job.recurrence is not None
     assert job.recurrence.frequency is RecurrenceFrequency.WEEK
     assert job.recurrence.schedule is not None
-    assert job.recurrence.schedule.week_days == [WeekDay.MONDAY, WeekDay.WEDNESDAY,
-                                                 WeekDay.FRIDAY]
+    assert job.recurrence.schedule.week_days == [WeekDay.MONDAY, WeekDay.WEDNESDAY, WeekDay.FRIDAY]
     assert job.recurrence.end_time == datetime(2012, 11, 4, tzinfo=UTC)
     assert job.state is JobState.DISABLED
     assert job.status is not None
@@ -80,24 +83,42 @@ def test_enum_values_are_accepted_in_any_casing(spelling: str) -> None:
         pytest.param({"action": {"type": "ftp"}}, "action.type", id="unknown-action-type"),
         pytest.param({"action": {"type": "http"}}, "request is required", id="http-no-request"),
         pytest.param(http_job(uri="ftp://example.test/"), "absolute http", id="non-http-uri"),
-        pytest.param({**http_job(), "startTime": "2026-01-01T10:00:00"}, "UTC offset",
-                     id="naive-start-time"),
-        pytest.param({**http_job(), "startTime": "next tuesday"}, "ISO 8601",
-                     id="unparseable-start-time"),
-        pytest.param(http_job(authentication={"type": "basic", "password": "p"}),
-                     "username required", id="basic-without-username"),
-        pytest.param(http_job(authentication={"type": "basic", "username": "u", "pfx": "x"}),
-                     "pfx not allowed", id="basic-with-pfx"),
-        pytest.param({"action": {**http_job()["action"],
-                                 "retryPolicy": {"retryType": "fixed", "retryCount": 21}}},
-                     "action.retryPolicy.retryCount", id="retry-count-over-20"),
-        pytest.param({"action": {**http_job()["action"],
-                                 "retryPolicy": {"retryInterval": "soon"}}},
-                     "ISO 8601 duration", id="bad-retry-interval"),
+        pytest.param(
+            {**http_job(), "startTime": "2026-01-01T10:00:00"}, "UTC offset", id="naive-start-time"
+        ),
+        pytest.param(
+            {**http_job(), "startTime": "next tuesday"}, "ISO 8601", id="unparseable-start-time"
+        ),
+        pytest.param(
+            http_job(authentication={"type": "basic", "password": "p"}),
+            "username required",
+            id="basic-without-username",
+        ),
+        pytest.param(
+            http_job(authentication={"type": "basic", "username": "u", "pfx": "x"}),
+            "pfx not allowed",
+            id="basic-with-pfx",
+        ),
+        pytest.param(
+            {
+                "action": {
+                    **http_job()["action"],
+                    "retryPolicy": {"retryType": "fixed", "retryCount": 21},
+                }
+            },
+            "action.retryPolicy.retryCount",
+            id="retry-count-over-20",
+        ),
+        pytest.param(
+            {"action": {**http_job()["action"], "retryPolicy": {"retryInterval": "soon"}}},
+            "ISO 8601 duration",
+            id="bad-retry-interval",
+        ),
     ],
 )
-def test_bad_input_is_refused_with_a_message_naming_the_field(payload: dict[str, Any],
-                                                               expected: str) -> None:
+def test_bad_input_is_refused_with_a_message_naming_the_field(
+    payload: dict[str, Any], expected: str
+) -> None:
     assert expected in error_text(payload)
 
 
@@ -116,21 +137,44 @@ def test_retry_interval_reads_iso_8601_durations_with_months() -> None:
 
 
 def test_monthly_occurrence_accepts_both_spellings_and_writes_azures() -> None:
-    payload = {**http_job(), "recurrence": {"frequency": "month", "schedule": {
-        "monthlyOccurrences": [{"day": "friday", "occurrence": -1},
-                               {"day": "monday", "Occurrence": 1}]}}}
+    payload = {
+        **http_job(),
+        "recurrence": {
+            "frequency": "month",
+            "schedule": {
+                "monthlyOccurrences": [
+                    {"day": "friday", "occurrence": -1},
+                    {"day": "monday", "Occurrence": 1},
+                ]
+            },
+        },
+    }
     wire = JobProperties.model_validate(payload).to_wire()
     assert wire["recurrence"]["schedule"]["monthlyOccurrences"] == [
-        {"day": "Friday", "Occurrence": -1}, {"day": "Monday", "Occurrence": 1}]
+        {"day": "Friday", "Occurrence": -1},
+        {"day": "Monday", "Occurrence": 1},
+    ]
 
 
 def test_secrets_are_nulled_in_what_leaves_the_server() -> None:
     payload = http_job(authentication={"type": "Basic", "username": "u", "password": "hunter2"})
     wire = without_secrets(JobProperties.model_validate(payload).to_wire())
     assert wire["action"]["request"]["authentication"] == {
-        "type": "Basic", "username": "u", "password": None}
-    queue = {"action": {"type": "storageQueue", "queueMessage": {
-        "storageAccount": "acct", "queueName": "q", "sasToken": "sig=abc", "message": "m"}}}
+        "type": "Basic",
+        "username": "u",
+        "password": None,
+    }
+    queue = {
+        "action": {
+            "type": "storageQueue",
+            "queueMessage": {
+                "storageAccount": "acct",
+                "queueName": "q",
+                "sasToken": "sig=abc",
+                "message": "m",
+            },
+        }
+    }
     wire = without_secrets(JobProperties.model_validate(queue).to_wire())
     assert wire["action"]["queueMessage"]["sasToken"] is None
     assert "hunter2" not in str(wire)

@@ -25,7 +25,8 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 def job(uri: str = "http://example.test/") -> JobProperties:
     return JobProperties.model_validate(
-        {"action": {"type": "http", "request": {"uri": uri, "method": "GET"}}})
+        {"action": {"type": "http", "request": {"uri": uri, "method": "GET"}}}
+    )
 
 
 def add_jobs(store: JobStore, count: int, due_ms: int = 1) -> list[str]:
@@ -38,13 +39,26 @@ def add_jobs(store: JobStore, count: int, due_ms: int = 1) -> list[str]:
 
 def attempt(jid: str, occurrence_ms: int, *, failed: bool, n: int = 0) -> Attempt:
     entry = HistoryEntry(
-        start_time=T0, end_time=T0, expected_execution_time=T0,
+        start_time=T0,
+        end_time=T0,
+        expected_execution_time=T0,
         action_name=JobHistoryActionName.MAIN_ACTION,
         status=JobExecutionStatus.FAILED if failed else JobExecutionStatus.COMPLETED,
-        message="m", retry_count=n)
-    return Attempt(jid=jid, occurrence_ms=occurrence_ms, attempt=n, entry_id=f"{occurrence_ms}-{n}",
-                   entry=entry, first_attempt=n == 0, failed=failed, faulted=failed,
-                   final_state=None, finished_ms=None)
+        message="m",
+        retry_count=n,
+    )
+    return Attempt(
+        jid=jid,
+        occurrence_ms=occurrence_ms,
+        attempt=n,
+        entry_id=f"{occurrence_ms}-{n}",
+        entry=entry,
+        first_attempt=n == 0,
+        failed=failed,
+        faulted=failed,
+        final_state=None,
+        finished_ms=None,
+    )
 
 
 def test_put_then_get_round_trips_and_replace_keeps_the_counters(store: JobStore) -> None:
@@ -119,8 +133,12 @@ def test_advance_reschedules_unless_the_job_was_replaced_or_disabled(store: JobS
 
     # When one is replaced and one disabled before the beat advances them
     store.put_job(replaced, job(), owner="admin", next_fire_ms=777)
-    store.put_job(disabled, job().model_copy(update={"state": JobState.DISABLED}),
-                  owner="admin", next_fire_ms=None)
+    store.put_job(
+        disabled,
+        job().model_copy(update={"state": JobState.DISABLED}),
+        owner="admin",
+        next_fire_ms=None,
+    )
     store.advance([(by_jid[kept], 1000), (by_jid[replaced], 1000), (by_jid[disabled], 1000)])
 
     # Then only the untouched job takes the beat's next time; the replaced one keeps its

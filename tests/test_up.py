@@ -24,8 +24,22 @@ def start_up(workdir: Path, port: int) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TAKT_")}
     env.update({"TAKT_API_PORT": str(port), "TAKT_DATA_DIR": str(workdir / ".takt")})
     with (workdir / "up.log").open("ab") as log:
-        return subprocess.Popen([sys.executable, "-m", "scheduler", "up"], cwd=workdir,
-                                env=env, stdout=log, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [sys.executable, "-m", "scheduler", "up"],
+            cwd=workdir,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def readme_curl_example() -> str:
+    """The shell block of the README's "Calling the API" section, as written."""
+    section = README.read_text().split("## Calling the API", 1)[1]
+    return section.split("```sh\n", 1)[1].split("```", 1)[0]
 
 
 def healthy(url: str) -> bool:
@@ -43,8 +57,9 @@ def workdir(tmp_path: Path) -> Iterator[Path]:
             os.kill(pid, signal.SIGKILL)
 
 
-def test_up_serves_runs_jobs_stops_cleanly_and_keeps_jobs(workdir: Path,
-                                                          target: HttpTarget) -> None:
+def test_up_serves_runs_jobs_stops_cleanly_and_keeps_jobs(
+    workdir: Path, target: HttpTarget
+) -> None:
     # Given `takt up` with no Redis configured
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -54,13 +69,29 @@ def test_up_serves_runs_jobs_stops_cleanly_and_keeps_jobs(workdir: Path,
     # Then the generated admin key sits in the data dir, readable by the owner only
     token_file = workdir / ".takt" / "admin-token"
     assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
-    http = httpx.Client(base_url=url, timeout=10,
-                        headers={"Authorization": f"Bearer {token_file.read_text().strip()}"})
+    http = httpx.Client(
+        base_url=url,
+        timeout=10,
+        headers={"Authorization": f"Bearer {token_file.read_text().strip()}"},
+    )
+
+    # When the README's curl example is run as written (against this test's port)
+    script = readme_curl_example().replace("127.0.0.1:8000", f"127.0.0.1:{port}")
+    result = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=workdir,
+                            capture_output=True, text=True, timeout=60, check=False)
+
+    # Then its job ran and its history shows Completed
+    assert result.returncode == 0, result.stderr
+    assert '"status":"Completed"' in result.stdout, result.stdout
 
     # When a job is created, it runs
     collection = collection_path("persisted")
-    assert http.put(collection, params={"api-version": "2016-03-01"},
-                    json={"location": "local"}).status_code == 201
+    assert (
+        http.put(
+            collection, params={"api-version": "2016-03-01"}, json={"location": "local"}
+        ).status_code
+        == 201
+    )
     put_job(http, collection, "hello", http_job(f"{target.url}/hello"))
     wait_until(lambda: history(http, collection, "hello"), timeout=10)
     assert target.requests_to("/hello")
@@ -72,8 +103,9 @@ def test_up_serves_runs_jobs_stops_cleanly_and_keeps_jobs(workdir: Path,
     assert up.wait(timeout=30) == 0
 
     # Then no process of the group is left
-    wait_until(lambda: not any(alive(pid) for pid in group), timeout=10,
-               message="every child to exit")
+    wait_until(
+        lambda: not any(alive(pid) for pid in group), timeout=10, message="every child to exit"
+    )
 
     # When it starts again, the job is still there
     up = start_up(workdir, port)

@@ -20,7 +20,7 @@ from workers.tasks import register_tasks
 __all__ = ["TaktCelery", "app", "create_app"]
 
 
-class TaktCelery(Celery):  # type: ignore[misc]
+class TaktCelery(Celery):
     """A Celery app that knows its Takt settings and its worker context."""
 
     def __init__(self, settings: TaktSettings | None = None) -> None:

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from scheduler.store import JobStore
 from scheduler.settings import TaktSettings
+from scheduler.store import JobStore
 
 __all__ = ["WorkerContext"]
 

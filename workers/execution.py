@@ -61,7 +61,9 @@ def execute(ctx: WorkerContext, run: RunRequest) -> str:
         return "not-enabled"
     ttl_ms = int(ctx.settings.http_timeout_s * 1000) + _LEASE_MARGIN_MS
     if not ctx.store.acquire_lease(run.jid, run.occurrence_ms, run.attempt, ttl_ms):
-        log.info("attempt %s of %s@%s runs or ran elsewhere", run.attempt, run.jid, run.occurrence_ms)
+        log.info(
+            "attempt %s of %s@%s runs or ran elsewhere", run.attempt, run.jid, run.occurrence_ms
+        )
         return "duplicate"
     started = utcnow()
     outcome = _run_action(ctx, record.properties.action, run)

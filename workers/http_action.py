@@ -10,7 +10,7 @@ import httpx
 
 from scheduler.models import HttpRequest
 
-__all__ = ["BODY_EXCERPT_BYTES", "Outcome", "OccurrenceInfo", "call_http", "scheduler_headers"]
+__all__ = ["BODY_EXCERPT_BYTES", "OccurrenceInfo", "Outcome", "call_http", "scheduler_headers"]
 
 #: The history message keeps at most this much of the response body (DESIGN.md).
 BODY_EXCERPT_BYTES = 2048

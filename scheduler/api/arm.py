@@ -43,8 +43,14 @@ def _collection_ref(sub: str, rg: str, name: str) -> CollectionRef:
 
 @router.put(_COLLECTION, status_code=status.HTTP_200_OK)
 def put_collection(
-    sub: Subscription, rg: ResourceGroup, name: CollectionName, body: JobCollection,
-    service: Service, _: Writer, __: ApiVersion, response: Response,
+    sub: Subscription,
+    rg: ResourceGroup,
+    name: CollectionName,
+    body: JobCollection,
+    service: Service,
+    _: Writer,
+    __: ApiVersion,
+    response: Response,
 ) -> dict[str, Any]:
     ref = _collection_ref(sub, rg, name)
     record, created = service.put_collection(ref, body)
@@ -55,8 +61,12 @@ def put_collection(
 
 @router.get(_COLLECTION)
 def get_collection(
-    sub: Subscription, rg: ResourceGroup, name: CollectionName,
-    service: Service, _: Reader, __: ApiVersion,
+    sub: Subscription,
+    rg: ResourceGroup,
+    name: CollectionName,
+    service: Service,
+    _: Reader,
+    __: ApiVersion,
 ) -> dict[str, Any]:
     ref = _collection_ref(sub, rg, name)
     return collection_envelope(ref, service.get_collection(ref))
@@ -64,8 +74,14 @@ def get_collection(
 
 @router.put(_JOB, status_code=status.HTTP_200_OK)
 def put_job(
-    sub: Subscription, rg: ResourceGroup, coll: CollectionName, job: JobName,
-    body: JobDefinitionBody, service: Service, principal: Writer, __: ApiVersion,
+    sub: Subscription,
+    rg: ResourceGroup,
+    coll: CollectionName,
+    job: JobName,
+    body: JobDefinitionBody,
+    service: Service,
+    principal: Writer,
+    __: ApiVersion,
     response: Response,
 ) -> dict[str, Any]:
     ref = JobRef(_collection_ref(sub, rg, coll), job)
@@ -77,8 +93,13 @@ def put_job(
 
 @router.get(_JOB)
 def get_job(
-    sub: Subscription, rg: ResourceGroup, coll: CollectionName, job: JobName,
-    service: Service, _: Reader, __: ApiVersion,
+    sub: Subscription,
+    rg: ResourceGroup,
+    coll: CollectionName,
+    job: JobName,
+    service: Service,
+    _: Reader,
+    __: ApiVersion,
 ) -> dict[str, Any]:
     ref = JobRef(_collection_ref(sub, rg, coll), job)
     return job_envelope(ref, service.get_job(ref))
@@ -86,8 +107,13 @@ def get_job(
 
 @router.delete(_JOB)
 def delete_job(
-    sub: Subscription, rg: ResourceGroup, coll: CollectionName, job: JobName,
-    service: Service, _: Writer, __: ApiVersion,
+    sub: Subscription,
+    rg: ResourceGroup,
+    coll: CollectionName,
+    job: JobName,
+    service: Service,
+    _: Writer,
+    __: ApiVersion,
 ) -> Response:
     service.delete_job(JobRef(_collection_ref(sub, rg, coll), job))
     return Response(status_code=status.HTTP_200_OK)
@@ -95,8 +121,13 @@ def delete_job(
 
 @router.get(_JOB + "/history")
 def job_history(
-    sub: Subscription, rg: ResourceGroup, coll: CollectionName, job: JobName,
-    service: Service, _: Reader, __: ApiVersion,
+    sub: Subscription,
+    rg: ResourceGroup,
+    coll: CollectionName,
+    job: JobName,
+    service: Service,
+    _: Reader,
+    __: ApiVersion,
     top: Annotated[int, Query(alias="$top", ge=1, le=1000)] = 100,
     skip: Annotated[int, Query(alias="$skip", ge=0)] = 0,
 ) -> dict[str, Any]:

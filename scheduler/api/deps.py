@@ -11,7 +11,7 @@ from scheduler.errors import Forbidden, ValidationFailed
 from scheduler.principals import Principal, authenticate
 from scheduler.service import JobService
 
-__all__ = ["ApiVersion", "Reader", "Service", "Writer", "API_VERSION"]
+__all__ = ["API_VERSION", "ApiVersion", "Reader", "Service", "Writer"]
 
 API_VERSION = "2016-03-01"
 
@@ -41,8 +41,9 @@ def _api_version(
     api_version: Annotated[str | None, Query(alias="api-version")] = None,
 ) -> str:
     if api_version is None:
-        raise ValidationFailed("the api-version query parameter is required (2016-03-01)",
-                               field="api-version")
+        raise ValidationFailed(
+            "the api-version query parameter is required (2016-03-01)", field="api-version"
+        )
     if api_version != API_VERSION:
         raise ValidationFailed(
             f"api-version {api_version!r} is not supported; use {API_VERSION}", field="api-version"

@@ -41,7 +41,9 @@ _STATUS_CODES: Sequence[tuple[type[TaktError], int, str]] = (
 )
 
 
-def arm_error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+def arm_error(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status, headers=headers)
 
 
