@@ -28,6 +28,8 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from scheduler.recurrence import validate_recurrence
+
 __all__ = [
     "ActionType",
     "AuthenticationType",
@@ -407,6 +409,12 @@ class JobProperties(WireModel):
     status: JobStatus | None = None
     display_name: str | None = Field(default=None, max_length=256)  # extension
     owner: str | None = None  # extension: an administrator principal
+
+    @model_validator(mode="after")
+    def _recurrence_is_computable(self) -> Self:
+        if self.recurrence is not None:
+            validate_recurrence(self.recurrence, self.start_time)
+        return self
 
 
 class HistoryEntry(WireModel):

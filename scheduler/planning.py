@@ -9,12 +9,13 @@ resumes from ``now``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 from scheduler.models import JobProperties, JobRecurrence
 from scheduler.recurrence import next_occurrence
 
-__all__ = ["first_fire", "following_fire", "is_last_occurrence"]
+__all__ = ["first_fire", "following_fire", "is_last_occurrence", "upcoming"]
 
 _EPSILON = timedelta(microseconds=1)
 
@@ -23,7 +24,7 @@ def first_fire(properties: JobProperties, now: datetime) -> datetime | None:
     """The first instant a new or replaced job fires (None: it never will)."""
     start = properties.start_time or now
     if properties.recurrence is None:
-        return max(start, now) if start >= now else now
+        return max(start, now)
     after = max(start, now) - _EPSILON
     return next_occurrence(properties.recurrence, start, after)
 
@@ -45,3 +46,22 @@ def is_last_occurrence(
     if recurrence is None:
         return True
     return next_occurrence(recurrence, start, occurrence) is None
+
+
+def upcoming(
+    properties: JobProperties, next_fire: datetime | None, now: datetime
+) -> Iterator[datetime]:
+    """The instants the job will fire at, starting with its stored next fire time.
+
+    Each one after the first is the rule's next occurrence after the previous, exactly as
+    the beat computes it when it dispatches on time, so the preview and
+    ``status.nextExecutionTime`` agree. A job with no stored time (a disabled one)
+    previews what it would do if it were enabled now.
+    """
+    current = next_fire if next_fire is not None else first_fire(properties, now)
+    while current is not None:
+        yield current
+        if properties.recurrence is None:
+            return
+        start = properties.start_time or current
+        current = next_occurrence(properties.recurrence, start, current)

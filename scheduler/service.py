@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import islice
 
 from scheduler.clock import to_ms
 from scheduler.errors import JobFinished, ValidationFailed
@@ -16,7 +17,7 @@ from scheduler.models import (
     JobProperties,
     JobState,
 )
-from scheduler.planning import first_fire
+from scheduler.planning import first_fire, upcoming
 from scheduler.principals import Principal
 from scheduler.store import CollectionRecord, JobRecord, JobStore, StoredHistoryEntry
 
@@ -136,3 +137,12 @@ class JobService:
     def history(self, ref: JobRef, *, skip: int, top: int) -> list[StoredHistoryEntry]:
         self.get_job(ref)
         return self.store.history(ref.jid, skip=skip, top=top)
+
+    def occurrences(self, ref: JobRef, count: int, now: datetime) -> list[datetime]:
+        """The next ``count`` instants the job fires at (none for a finished job)."""
+        record = self.get_job(ref)
+        if record.state.is_final:
+            return []
+        status = record.properties.status
+        next_fire = status.next_execution_time if status else None
+        return list(islice(upcoming(record.properties, next_fire, now), count))

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query, Response, status
 from scheduler.api.deps import ApiVersion, Reader, Service, Writer
 from scheduler.api.envelopes import collection_envelope, history_envelope, job_envelope
 from scheduler.clock import utcnow
-from scheduler.models import JobCollection, JobProperties, WireModel
+from scheduler.models import JobCollection, JobProperties, Timestamp, WireModel
 from scheduler.service import CollectionRef, JobRef
 
 __all__ = ["JobDefinitionBody", "router"]
@@ -134,3 +134,25 @@ def job_history(
     ref = JobRef(_collection_ref(sub, rg, coll), job)
     entries = service.history(ref, skip=skip, top=top)
     return {"value": [history_envelope(ref, entry) for entry in entries]}
+
+
+class Occurrences(WireModel):
+    """The next instants a job fires at (Takt extension)."""
+
+    value: list[Timestamp]
+
+
+@router.get(_JOB + "/occurrences", response_model=Occurrences, tags=["Takt extensions"])
+def job_occurrences(
+    sub: Subscription,
+    rg: ResourceGroup,
+    coll: CollectionName,
+    job: JobName,
+    service: Service,
+    _: Reader,
+    __: ApiVersion,
+    count: Annotated[int, Query(ge=1, le=1000)] = 10,
+) -> Occurrences:
+    """When will this run: the next ``count`` fire times, as the beat will compute them."""
+    ref = JobRef(_collection_ref(sub, rg, coll), job)
+    return Occurrences(value=service.occurrences(ref, count, utcnow()))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -52,13 +53,20 @@ def _location(loc: Sequence[Any]) -> str:
     return ".".join(parts) or "body"
 
 
+_NAMED_FIELD = re.compile(r"^([A-Za-z][\w.\[\]]*): ")
+
+
 def _validation_message(exc: RequestValidationError) -> str:
     messages = []
     for error in exc.errors():
+        location = _location(error.get("loc", ()))
         text = str(error.get("msg", "invalid")).removeprefix("Value error, ")
         if error.get("type") == "extra_forbidden":
             text = "is not a known field"
-        messages.append(f"{_location(error.get('loc', ()))}: {text}")
+        if named := _NAMED_FIELD.match(text):
+            # A model-level check that names its own field: one dotted path.
+            location, text = f"{location}.{named.group(1)}", text[named.end() :]
+        messages.append(f"{location}: {text}")
     return "; ".join(messages)
 
 
