@@ -23,26 +23,21 @@ from typing import Any
 from celery import Celery
 from celery.beat import Scheduler
 
+from scheduler.claims import Claim, ClaimQueue
 from scheduler.clock import from_ms, to_ms
 from scheduler.models import JobProperties, JobState
 from scheduler.planning import following_fire
 from scheduler.settings import TaktSettings, load_settings
-from scheduler.store import Claim, JobStore
-from workers.config import queue_for_action
-from workers.tasks import HTTP_TASK
+from scheduler.store import JobStore
+from workers.routing import publish_occurrence
 
-__all__ = ["JobScheduler", "task_id_for"]
+__all__ = ["JobScheduler"]
 
 log = logging.getLogger(__name__)
 
 #: A claim not acknowledged for this long belongs to a dead beat; another takes it over.
 _RECOVER_IDLE_MS = 10_000
 _RECOVER_EVERY_S = 5.0
-
-
-def task_id_for(jid: str, occurrence_ms: int) -> str:
-    """The Celery task id of an occurrence: the same for every publish of it."""
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"takt:{jid}@{occurrence_ms}"))
 
 
 @lru_cache(maxsize=65_536)
@@ -58,6 +53,7 @@ class JobScheduler(Scheduler):
     def __init__(self, app: Celery, *args: Any, **kwargs: Any) -> None:
         self.settings: TaktSettings = getattr(app, "settings", None) or load_settings()
         self.store = JobStore.from_url(self.settings.store_url, self.settings.key_prefix)
+        self.claims = ClaimQueue(self.store)
         self.consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._pubsub: Any = None
         self._last_recovery = 0.0
@@ -68,7 +64,7 @@ class JobScheduler(Scheduler):
 
     def setup_schedule(self) -> None:
         """Nothing is loaded into memory; the due set in Redis is the schedule."""
-        self.store.ensure_claim_group()
+        self.claims.ensure_claim_group()
         self._pubsub = self.store.redis.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
         self._pubsub.subscribe(self.store.keys.wake)
         log.info("takt beat %s ready (batch %s)", self.consumer, self.settings.beat_batch_size)
@@ -100,7 +96,7 @@ class JobScheduler(Scheduler):
     # -- the work ----------------------------------------------------------------------
 
     def _dispatch_batch(self) -> int:
-        now_ms, claims = self.store.claim_due(self.consumer, self.settings.beat_batch_size)
+        now_ms, claims = self.claims.claim_due(self.consumer, self.settings.beat_batch_size)
         if claims:
             self._dispatch(claims, now_ms)
         return len(claims)
@@ -109,7 +105,7 @@ class JobScheduler(Scheduler):
         if time.monotonic() - self._last_recovery < _RECOVER_EVERY_S:
             return
         self._last_recovery = time.monotonic()
-        claims = self.store.recover_claims(
+        claims = self.claims.recover_claims(
             self.consumer, _RECOVER_IDLE_MS, self.settings.beat_batch_size
         )
         if claims:
@@ -117,12 +113,12 @@ class JobScheduler(Scheduler):
             self._dispatch(claims, self.store.time_ms())
 
     def _dispatch(self, claims: Sequence[Claim], now_ms: int) -> None:
-        rows = self.store.load_for_dispatch(claims)
+        rows = self.claims.load_for_dispatch(claims)
         done: list[tuple[Claim, int | None]] = []
         with self.app.producer_or_acquire() as producer:
             for claim, row in zip(claims, rows, strict=True):
                 done.append((claim, self._dispatch_one(claim, row, now_ms, producer)))
-        self.store.advance(done)
+        self.claims.advance(done)
         self.dispatched += len(claims)
 
     def _dispatch_one(
@@ -133,11 +129,11 @@ class JobScheduler(Scheduler):
             return None  # deleted meanwhile
         properties = _definition(row["def"])
         if row["state"] == JobState.ENABLED.value:
-            self.app.send_task(
-                HTTP_TASK,
-                args=[claim.jid, claim.occurrence_ms],
-                task_id=task_id_for(claim.jid, claim.occurrence_ms),
-                queue=queue_for_action(properties.action.type.value),
+            publish_occurrence(
+                self.app,
+                claim.jid,
+                claim.occurrence_ms,
+                properties.action.type,
                 producer=producer,
             )
         following = following_fire(properties, from_ms(claim.occurrence_ms), from_ms(now_ms))
@@ -145,7 +141,7 @@ class JobScheduler(Scheduler):
 
     def _wait_for_work(self) -> None:
         """Block until the earliest due time (capped), or until a writer wakes us."""
-        head = self.store.next_due_ms()
+        head = self.claims.next_due_ms()
         wait_s = float(self.max_interval or self.settings.beat_max_interval_s)
         if head is not None:
             wait_s = min(wait_s, max(0.0, (head - self.store.time_ms()) / 1000))

@@ -24,6 +24,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    ValidationError,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
@@ -60,6 +61,7 @@ __all__ = [
     "StorageQueueMessage",
     "WeekDay",
     "WireModel",
+    "describe_validation_error",
     "without_secrets",
 ]
 
@@ -476,3 +478,28 @@ def without_secrets(wire: Any) -> Any:
     if isinstance(wire, list):
         return [without_secrets(item) for item in wire]
     return wire
+
+
+_NAMED_FIELD = re.compile(r"^([A-Za-z][\w.\[\]]*): ")
+
+
+def describe_validation_error(errors: Any, prefix: tuple[str | int, ...] = ()) -> str:
+    """One line per problem, each starting with the dotted path of the field it names.
+
+    ``errors`` is a pydantic :class:`ValidationError` or its ``errors()`` list.
+    """
+    items = errors.errors() if isinstance(errors, ValidationError) else errors
+    messages = []
+    for error in items:
+        location = ".".join(
+            str(part) for part in (*prefix, *error.get("loc", ())) if part != "body"
+        )
+        text = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+        if error.get("type") == "extra_forbidden":
+            text = "is not a known field"
+        if named := _NAMED_FIELD.match(text):
+            # A model-level check that names its own field: one dotted path.
+            location = ".".join(filter(None, (location, named.group(1))))
+            text = text[named.end() :]
+        messages.append(f"{location or 'body'}: {text}")
+    return "; ".join(messages)

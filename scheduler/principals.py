@@ -13,13 +13,15 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from scheduler.errors import AuthenticationFailed
+from scheduler.errors import AuthenticationFailed, Conflict, NotFound, ValidationFailed
+from scheduler.refs import checked_name
 from scheduler.settings import TaktSettings
 from scheduler.store import JobStore
 
 __all__ = [
     "ADMIN_PRINCIPAL",
     "Principal",
+    "PrincipalBook",
     "Role",
     "authenticate",
     "ensure_admin_token",
@@ -97,3 +99,54 @@ def ensure_admin_token(settings: TaktSettings) -> tuple[str, Path | None]:
     with os.fdopen(fd, "w") as handle:
         handle.write(token + "\n")
     return token, path
+
+
+class PrincipalBook:
+    """Principals and their keys: add (the key is shown once), list, revoke, look up."""
+
+    def __init__(self, store: JobStore) -> None:
+        self.store = store
+
+    def get(self, name: str) -> Principal | None:
+        fields = self.store.redis.hgetall(self.store.keys.principal(name))
+        return Principal(name, Role(str(fields["role"]))) if fields else None
+
+    def list(self) -> list[Principal]:
+        names = [str(n) for n in self.store.redis.zrange(self.store.keys.principals, 0, -1)]
+        return [p for p in (self.get(name) for name in names) if p is not None]
+
+    def add(self, name: str, role: Role) -> str:
+        """Create a principal; returns its key, which is not stored and never shown again."""
+        checked_name("name", name)
+        if self.get(name) is not None:
+            raise Conflict(f"principal {name!r} exists; revoke it first to issue a new key")
+        key = new_key()
+        ensure_principal_key(self.store, name, role, key)
+        return key
+
+    def revoke(self, name: str) -> None:
+        """Delete a principal and its key; the last administrator cannot be revoked."""
+        principal = self.get(name)
+        if principal is None:
+            raise NotFound(f"principal {name!r} not found")
+        admins = [p for p in self.list() if p.role is Role.ADMIN]
+        if principal.role is Role.ADMIN and len(admins) == 1:
+            raise Conflict(f"{name!r} is the last administrator and cannot be revoked")
+        keys = self.store.keys
+        digest = self.store.redis.hget(keys.principal(name), "digest")
+        pipe = self.store.redis.pipeline(transaction=True)
+        pipe.delete(keys.principal(name))
+        pipe.zrem(keys.principals, name)
+        if digest:
+            pipe.delete(keys.api_key(str(digest)))
+        pipe.execute()
+
+    def require_admin(self, name: str, field: str) -> str:
+        """``name`` if it is an administrator principal; a 400 naming ``field`` otherwise."""
+        principal = self.get(name)
+        if principal is None or principal.role is not Role.ADMIN:
+            raise ValidationFailed(
+                f"{field}: {name!r} is not an administrator principal (owners must be)",
+                field=field,
+            )
+        return name

@@ -45,6 +45,16 @@ class TaktSettings(BaseSettings):
     beat_batch_size: int = Field(default=500, ge=1, le=10_000)
     beat_max_interval_s: float = Field(default=5.0, gt=0, le=300)
     log_level: str = "INFO"
+    # What the CLI and the Python client use to reach an API (not read by the services).
+    api_url: str | None = Field(
+        default=None,
+        description="API the CLI talks to; http://TAKT_API_HOST:TAKT_API_PORT if unset.",
+    )
+    api_key: SecretStr | None = Field(
+        default=None, description="Key the CLI sends; the admin token (env or file) if unset."
+    )
+    subscription: str = Field(default="default", description="CLI's default subscription id.")
+    resource_group: str = Field(default="default", description="CLI's default resource group.")
 
     @field_validator("log_level")
     @classmethod
@@ -68,6 +78,11 @@ class TaktSettings(BaseSettings):
     def celery_broker_url(self) -> str:
         """The broker: ``TAKT_BROKER_URL``, else the job store's Redis."""
         return self.broker_url or self.store_url
+
+    @property
+    def client_url(self) -> str:
+        """The API the CLI talks to."""
+        return self.api_url or f"http://{self.api_host}:{self.api_port}"
 
     @property
     def admin_token_path(self) -> Path:

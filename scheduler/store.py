@@ -8,7 +8,7 @@ or one of the Lua scripts in :mod:`scheduler.scripts`. Redis errors are translat
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, cast
@@ -17,7 +17,7 @@ import redis
 
 from scheduler.clock import from_ms
 from scheduler.errors import CollectionNotFound, JobNotFound, SchemaTooNew, StoreError
-from scheduler.keys import CLAIM_GROUP, KeySchema
+from scheduler.keys import KeySchema
 from scheduler.models import (
     HistoryEntry,
     JobCollection,
@@ -25,17 +25,17 @@ from scheduler.models import (
     JobState,
     JobStatus,
 )
-from scheduler.scripts import ADVANCE, CLAIM_DUE, RECORD_ATTEMPT
+from scheduler.scripts import RECORD_ATTEMPT
 
 __all__ = [
     "HISTORY_MAX_ENTRIES",
     "SCHEMA_VERSION",
     "Attempt",
-    "Claim",
     "CollectionRecord",
     "JobRecord",
     "JobStore",
     "StoredHistoryEntry",
+    "redis_errors",
 ]
 
 #: Version of the JSON this code writes; a newer one in Redis is refused.
@@ -46,7 +46,8 @@ _LEASE_DONE_TTL_MS = 24 * 3600 * 1000
 
 
 @contextmanager
-def _redis_errors() -> Iterator[None]:
+def redis_errors() -> Iterator[None]:
+    """Translate redis-py's exceptions into :class:`StoreError` (the one boundary)."""
     try:
         yield
     except redis.RedisError as exc:
@@ -93,16 +94,6 @@ class JobRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class Claim:
-    """One due occurrence a beat claimed and must publish, then acknowledge."""
-
-    stream_id: str
-    jid: str
-    occurrence_ms: int
-    gen: str
-
-
-@dataclass(frozen=True, slots=True)
 class StoredHistoryEntry:
     entry_id: str
     entry: HistoryEntry
@@ -130,8 +121,6 @@ class JobStore:
     def __init__(self, client: redis.Redis, keys: KeySchema) -> None:
         self.redis = client
         self.keys = keys
-        self._claim = client.register_script(CLAIM_DUE)
-        self._advance = client.register_script(ADVANCE)
         self._record = client.register_script(RECORD_ATTEMPT)
 
     @classmethod
@@ -152,31 +141,65 @@ class JobStore:
 
     def time_ms(self) -> int:
         """Redis's clock, so processes on skewed machines agree on "now"."""
-        with _redis_errors():
+        with redis_errors():
             seconds, micros = self.redis.time()
         return int(seconds) * 1000 + int(micros) // 1000
 
     # -- collections ---------------------------------------------------------------
 
     def put_collection(self, cid: str, collection: JobCollection) -> bool:
-        """Create or replace a collection; True when it was created."""
+        """Create or replace a collection; True when it was created.
+
+        The state lives in its own field so workers can check it with one HGET.
+        """
         key = self.keys.collection(cid)
         payload = collection.model_dump(mode="json", by_alias=True, exclude_none=True)
-        with _redis_errors():
+        state = (payload.get("properties") or {}).pop("state", None) or "Enabled"
+        with redis_errors():
             pipe = self.redis.pipeline(transaction=True)
             pipe.exists(key)
-            pipe.hset(key, "def", _dump(payload))
+            pipe.hset(key, mapping={"def": _dump(payload), "state": state})
             pipe.zadd(self.keys.collections, {cid: 0})
             existed = pipe.execute()[0]
         return not existed
 
     def get_collection(self, cid: str) -> CollectionRecord:
-        with _redis_errors():
-            raw = self.redis.hget(self.keys.collection(cid), "def")
-        if raw is None:
+        with redis_errors():
+            fields = cast(dict[str, str], self.redis.hgetall(self.keys.collection(cid)))
+        if not fields:
             raise CollectionNotFound(f"job collection {cid.rsplit('/', 1)[-1]!r} not found")
-        payload = _load(raw, f"collection {cid}")
+        payload = _load(fields["def"], f"collection {cid}")
+        payload.setdefault("properties", {})["state"] = fields.get("state", "Enabled")
         return CollectionRecord(cid, JobCollection.model_validate(payload))
+
+    def collection_state(self, cid: str) -> str | None:
+        """The collection's state (None when it does not exist), in one round trip."""
+        with redis_errors():
+            state = self.redis.hget(self.keys.collection(cid), "state")
+        return None if state is None else str(state)
+
+    def set_collection_state(self, cid: str, state: str) -> None:
+        with redis_errors():
+            self.redis.hset(self.keys.collection(cid), "state", state)
+
+    def collection_ids(self, prefix: str) -> list[str]:
+        """Ids of the collections whose id starts with ``prefix``, in order."""
+        with redis_errors():
+            ids = self.redis.zrangebylex(self.keys.collections, f"[{prefix}", f"[{prefix}\xff")
+        return [str(cid) for cid in ids]
+
+    def delete_collection(self, cid: str) -> None:
+        """Delete a collection with all its jobs, their history and their schedule."""
+        names = self.job_names(cid)
+        with redis_errors():
+            pipe = self.redis.pipeline(transaction=True)
+            for name in names:
+                jid = f"{cid}/{name}"
+                pipe.delete(self.keys.job(jid), self.keys.history(jid))
+                pipe.zrem(self.keys.due, jid)
+            pipe.delete(self.keys.jobs(cid), self.keys.collection(cid))
+            pipe.zrem(self.keys.collections, cid)
+            pipe.execute()
 
     # -- jobs ------------------------------------------------------------------------
 
@@ -205,7 +228,7 @@ class JobStore:
             "displayName": properties.display_name or "",
             "nextExecutionTime": "" if next_fire_ms is None else next_fire_ms,
         }
-        with _redis_errors():
+        with redis_errors():
             pipe = self.redis.pipeline(transaction=True)
             pipe.exists(key)
             pipe.hset(key, mapping=fields)
@@ -220,8 +243,28 @@ class JobStore:
             existed = pipe.execute()[0]
         return not existed
 
+    def set_job_state(self, jid: str, state: JobState, next_fire_ms: int | None) -> None:
+        """Enable or disable a job without touching its definition."""
+        key = self.keys.job(jid)
+        with redis_errors():
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.hset(
+                key,
+                mapping={
+                    "state": state.value,
+                    "nextExecutionTime": "" if next_fire_ms is None else next_fire_ms,
+                },
+            )
+            pipe.hincrby(key, "gen", 1)
+            if next_fire_ms is not None and state is JobState.ENABLED:
+                pipe.zadd(self.keys.due, {jid: next_fire_ms})
+                pipe.publish(self.keys.wake, next_fire_ms)
+            else:
+                pipe.zrem(self.keys.due, jid)
+            pipe.execute()
+
     def get_job(self, jid: str) -> JobRecord:
-        with _redis_errors():
+        with redis_errors():
             fields = cast(dict[str, str], self.redis.hgetall(self.keys.job(jid)))
         if not fields:
             raise JobNotFound(f"job {jid.rsplit('/', 1)[-1]!r} not found")
@@ -253,13 +296,28 @@ class JobStore:
             last_occurrence_ms=_optional_ms(fields.get("lastOccurrence")),
         )
 
-    def job_names(self, cid: str) -> list[str]:
-        with _redis_errors():
-            return [str(name) for name in self.redis.zrange(self.keys.jobs(cid), 0, -1)]
+    def job_names(self, cid: str, *, skip: int = 0, top: int | None = None) -> list[str]:
+        """Names of the collection's jobs in order; ``skip``/``top`` page through them."""
+        stop = -1 if top is None else skip + top - 1
+        with redis_errors():
+            return [str(name) for name in self.redis.zrange(self.keys.jobs(cid), skip, stop)]
+
+    def count_jobs(self, cid: str) -> int:
+        with redis_errors():
+            return int(self.redis.zcard(self.keys.jobs(cid)))
+
+    def get_jobs(self, jids: list[str]) -> list[JobRecord]:
+        """Several jobs in one round trip (the ones deleted meanwhile are left out)."""
+        with redis_errors():
+            pipe = self.redis.pipeline(transaction=False)
+            for jid in jids:
+                pipe.hgetall(self.keys.job(jid))
+            rows = pipe.execute()
+        return [self._job_from_fields(jid, row) for jid, row in zip(jids, rows, strict=True) if row]
 
     def delete_job(self, jid: str) -> None:
         cid, name = jid.rsplit("/", 1)
-        with _redis_errors():
+        with redis_errors():
             pipe = self.redis.pipeline(transaction=True)
             pipe.delete(self.keys.job(jid))
             pipe.delete(self.keys.history(jid))
@@ -273,7 +331,7 @@ class JobStore:
 
     def history(self, jid: str, *, skip: int = 0, top: int = 100) -> list[StoredHistoryEntry]:
         """History entries, newest first."""
-        with _redis_errors():
+        with redis_errors():
             raws = self.redis.lrange(self.keys.history(jid), skip, skip + top - 1)
         entries = []
         for raw in raws:
@@ -289,7 +347,7 @@ class JobStore:
             "1" if flag else "0"
             for flag in (attempt.first_attempt, attempt.failed, attempt.faulted)
         )
-        with _redis_errors():
+        with redis_errors():
             result = self._record(
                 keys=[
                     self.keys.job(attempt.jid),
@@ -314,7 +372,7 @@ class JobStore:
 
     def acquire_lease(self, jid: str, occurrence_ms: int, attempt: int, ttl_ms: int) -> bool:
         """Take the lease of one attempt; False if it runs elsewhere or already ran."""
-        with _redis_errors():
+        with redis_errors():
             return bool(
                 self.redis.set(
                     self.keys.lease(jid, occurrence_ms, attempt), "running", nx=True, px=ttl_ms
@@ -323,84 +381,9 @@ class JobStore:
 
     def release_lease(self, jid: str, occurrence_ms: int, attempt: int) -> None:
         """Give a lease back without recording (the attempt did not happen)."""
-        with _redis_errors():
+        with redis_errors():
             self.redis.delete(self.keys.lease(jid, occurrence_ms, attempt))
-
-    # -- the due set (beat side) -------------------------------------------------------
-
-    def ensure_claim_group(self) -> None:
-        with _redis_errors():
-            try:
-                self.redis.xgroup_create(self.keys.claims, CLAIM_GROUP, id="0", mkstream=True)
-            except redis.ResponseError as exc:
-                if "BUSYGROUP" not in str(exc):
-                    raise
-
-    def claim_due(self, consumer: str, batch: int) -> tuple[int, list[Claim]]:
-        """Atomically claim up to ``batch`` due occurrences; returns (Redis now ms, claims)."""
-        with _redis_errors():
-            now_ms, entries = self._claim(
-                keys=[self.keys.due, self.keys.claims],
-                args=[batch, CLAIM_GROUP, consumer, self.keys.job_prefix],
-            )
-        return int(now_ms), [_claim(entry) for entry in entries]
-
-    def recover_claims(self, consumer: str, min_idle_ms: int, count: int) -> list[Claim]:
-        """Take over claims another beat took and did not acknowledge in ``min_idle_ms``."""
-        with _redis_errors():
-            _, entries, *_ = self.redis.xautoclaim(
-                self.keys.claims, CLAIM_GROUP, consumer, min_idle_ms, count=count
-            )
-        return [_claim(entry) for entry in entries if entry and entry[1]]
-
-    def load_for_dispatch(self, claims: Sequence[Claim]) -> list[dict[str, str]]:
-        """The stored fields (def, state, gen) of each claimed job, in one round trip."""
-        with _redis_errors():
-            pipe = self.redis.pipeline(transaction=False)
-            for claim in claims:
-                pipe.hmget(self.keys.job(claim.jid), "def", "state", "gen")
-            rows = pipe.execute()
-        return [{"def": row[0], "state": row[1], "gen": row[2]} if row[0] else {} for row in rows]
-
-    def advance(self, done: Sequence[tuple[Claim, int | None]]) -> None:
-        """Reschedule dispatched jobs at their next occurrence and acknowledge the claims."""
-        if not done:
-            return
-        with _redis_errors():
-            pipe = self.redis.pipeline(transaction=False)
-            for claim, next_ms in done:
-                self._advance(
-                    keys=[self.keys.due, self.keys.job(claim.jid)],
-                    args=[
-                        claim.jid,
-                        claim.gen,
-                        "" if next_ms is None else next_ms,
-                        claim.occurrence_ms,
-                    ],
-                    client=pipe,
-                )
-            ids = [claim.stream_id for claim, _ in done]
-            pipe.xack(self.keys.claims, CLAIM_GROUP, *ids)
-            pipe.xdel(self.keys.claims, *ids)
-            pipe.execute()
-
-    def next_due_ms(self) -> int | None:
-        """The earliest score in the due set (None when nothing is scheduled)."""
-        with _redis_errors():
-            head = self.redis.zrange(self.keys.due, 0, 0, withscores=True)
-        return int(head[0][1]) if head else None
 
 
 def _maybe_time(raw: str | None) -> Any:
     return from_ms(raw) if raw else None
-
-
-def _claim(entry: Sequence[Any]) -> Claim:
-    stream_id, flat = entry[0], entry[1]
-    fields = dict(zip(flat[::2], flat[1::2], strict=True)) if isinstance(flat, list) else flat
-    return Claim(
-        stream_id=stream_id,
-        jid=fields["j"],
-        occurrence_ms=int(float(fields["t"])),
-        gen=fields["g"],
-    )

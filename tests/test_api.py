@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import httpx
 import pytest
 
@@ -25,30 +27,30 @@ def test_health_needs_no_key_and_says_redis_is_reachable(stack: Stack) -> None:
     assert response.json() == {"status": "ok", "redis": True}
 
 
+def operations(stack: Stack) -> list[tuple[str, str]]:
+    """Every (method, concrete path) the API serves, from its own OpenAPI document."""
+    spec = stack.http.get("/openapi.json").json()
+    found = []
+    for template, methods in spec["paths"].items():
+        path = re.sub(r"\{(\w+)\}", "x1", template)
+        found.extend((method.upper(), path) for method in methods)
+    return found
+
+
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"},
                                      {"Authorization": "Basic YWRtaW46YWRtaW4="}],
                          ids=["no-key", "wrong-key", "not-bearer"])
-@pytest.mark.parametrize(("method", "suffix"), [
-    ("GET", ""), ("PUT", ""), ("GET", "/jobs/j"), ("PUT", "/jobs/j"), ("DELETE", "/jobs/j"),
-    ("GET", "/jobs/j/history"),
-])
 def test_every_route_answers_401_without_a_valid_key(
-    stack: Stack, headers: dict[str, str], method: str, suffix: str
+    stack: Stack, headers: dict[str, str]
 ) -> None:
-    response = httpx.request(method, f"{stack.api_url}{collection_path('c')}{suffix}",
-                             params=API_VERSION, headers=headers, json={})
-    assert response.status_code == 401
-    assert error_of(response)["code"] == "AuthenticationFailed"
-    assert response.headers["WWW-Authenticate"] == "Bearer"
-
-
-def test_every_registered_route_is_covered_by_the_401_table(stack: Stack) -> None:
-    # The OpenAPI document lists what the app serves; each path must be in the table above.
-    paths = set(stack.http.get("/openapi.json").json()["paths"])
-    base = "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}" \
-           "/providers/Microsoft.Scheduler/jobCollections/{jobCollectionName}"
-    assert paths == {"/healthz", base, base + "/jobs/{jobName}",
-                     base + "/jobs/{jobName}/history"}
+    routes = [op for op in operations(stack) if op[1] != "/healthz"]
+    assert len(routes) >= 25
+    for method, path in routes:
+        response = httpx.request(method, f"{stack.api_url}{path}", params=API_VERSION,
+                                 headers=headers, json={})
+        assert response.status_code == 401, (method, path, response.text)
+        assert error_of(response)["code"] == "AuthenticationFailed"
+        assert response.headers["WWW-Authenticate"] == "Bearer"
 
 
 def test_create_is_201_and_replace_is_200(stack: Stack, target: HttpTarget) -> None:

@@ -17,10 +17,18 @@ from scheduler.models import (
     JobProperties,
     JobState,
 )
+from scheduler.claims import ClaimQueue
 from scheduler.store import HISTORY_MAX_ENTRIES, Attempt, JobStore
 
 CID = "sub/rg/coll"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def claims(store: JobStore) -> ClaimQueue:
+    queue = ClaimQueue(store)
+    queue.ensure_claim_group()
+    return queue
 
 
 def job(uri: str = "http://example.test/") -> JobProperties:
@@ -80,21 +88,20 @@ def test_put_then_get_round_trips_and_replace_keeps_the_counters(store: JobStore
 
 
 def test_every_due_occurrence_is_claimed_exactly_once_by_concurrent_beats(
-    store: JobStore,
+    store: JobStore, claims: ClaimQueue
 ) -> None:
     # Given 2,000 due jobs and four beats claiming at once
     jids = add_jobs(store, 2000)
-    store.ensure_claim_group()
     claimed: list[str] = []
     lock = threading.Lock()
 
     def beat(name: str) -> None:
         while True:
-            _, claims = store.claim_due(name, 97)
-            if not claims:
+            _, batch = claims.claim_due(name, 97)
+            if not batch:
                 return
             with lock:
-                claimed.extend(c.jid for c in claims)
+                claimed.extend(c.jid for c in batch)
 
     threads = [threading.Thread(target=beat, args=(f"beat{i}",)) for i in range(4)]
 
@@ -108,28 +115,30 @@ def test_every_due_occurrence_is_claimed_exactly_once_by_concurrent_beats(
     assert sorted(claimed) == sorted(jids)
 
 
-def test_claims_of_a_dead_beat_are_recovered_by_another(store: JobStore) -> None:
+def test_claims_of_a_dead_beat_are_recovered_by_another(
+    store: JobStore, claims: ClaimQueue
+) -> None:
     # Given a beat that claimed three occurrences and died without acknowledging them
     add_jobs(store, 3)
-    store.ensure_claim_group()
-    _, claims = store.claim_due("dead-beat", 10)
-    assert len(claims) == 3
+    _, taken = claims.claim_due("dead-beat", 10)
+    assert len(taken) == 3
 
     # When another beat looks for idle claims
-    recovered = store.recover_claims("live-beat", min_idle_ms=0, count=10)
+    recovered = claims.recover_claims("live-beat", min_idle_ms=0, count=10)
 
     # Then it owns them, and once it has advanced them nothing is pending
-    assert sorted(c.jid for c in recovered) == sorted(c.jid for c in claims)
-    store.advance([(c, None) for c in recovered])
-    assert store.recover_claims("third-beat", min_idle_ms=0, count=10) == []
+    assert sorted(c.jid for c in recovered) == sorted(c.jid for c in taken)
+    claims.advance([(c, None) for c in recovered])
+    assert claims.recover_claims("third-beat", min_idle_ms=0, count=10) == []
 
 
-def test_advance_reschedules_unless_the_job_was_replaced_or_disabled(store: JobStore) -> None:
+def test_advance_reschedules_unless_the_job_was_replaced_or_disabled(
+    store: JobStore, claims: ClaimQueue
+) -> None:
     # Given three claimed jobs
-    store.ensure_claim_group()
     kept, replaced, disabled = add_jobs(store, 3)
-    _, claims = store.claim_due("beat", 10)
-    by_jid = {c.jid: c for c in claims}
+    _, taken = claims.claim_due("beat", 10)
+    by_jid = {c.jid: c for c in taken}
 
     # When one is replaced and one disabled before the beat advances them
     store.put_job(replaced, job(), owner="admin", next_fire_ms=777)
@@ -139,7 +148,7 @@ def test_advance_reschedules_unless_the_job_was_replaced_or_disabled(store: JobS
         owner="admin",
         next_fire_ms=None,
     )
-    store.advance([(by_jid[kept], 1000), (by_jid[replaced], 1000), (by_jid[disabled], 1000)])
+    claims.advance([(by_jid[kept], 1000), (by_jid[replaced], 1000), (by_jid[disabled], 1000)])
 
     # Then only the untouched job takes the beat's next time; the replaced one keeps its
     # writer's, the disabled one is not scheduled

@@ -7,25 +7,18 @@ from typing import Any
 from kombu import Queue
 
 from scheduler.settings import TaktSettings
+from workers.routing import ACTION_ROUTES
 
-__all__ = ["ACTION_QUEUES", "celery_config", "queue_for_action"]
-
-#: One queue per action kind, so each kind can get its own scaled pool (`-Q takt.http`).
-ACTION_QUEUES = {"Http": "takt.http", "Https": "takt.http"}
+__all__ = ["celery_config"]
 
 #: Redelivery of an unacknowledged message on the Redis transport; longer than any
 #: action's timeout so that a running attempt is never delivered twice.
 _VISIBILITY_TIMEOUT_S = 3600
 
 
-def queue_for_action(action_type: str) -> str:
-    """The queue that carries actions of ``action_type`` (Azure casing)."""
-    return ACTION_QUEUES[action_type]
-
-
 def celery_config(settings: TaktSettings) -> dict[str, Any]:
     """The Celery settings of every Takt process (worker, beat, API)."""
-    queues = sorted(set(ACTION_QUEUES.values()))
+    queues = sorted({route.queue for route in ACTION_ROUTES.values()})
     return {
         "broker_url": settings.celery_broker_url,
         "broker_connection_retry_on_startup": True,

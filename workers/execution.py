@@ -59,6 +59,10 @@ def execute(ctx: WorkerContext, run: RunRequest) -> str:
     if record.state is not JobState.ENABLED:
         log.info("job %s is %s; it does not run", run.jid, record.state.value)
         return "not-enabled"
+    collection_state = ctx.store.collection_state(run.jid.rsplit("/", 1)[0])
+    if collection_state != "Enabled":
+        log.info("collection of %s is %s; its jobs do not run", run.jid, collection_state)
+        return "not-enabled"
     ttl_ms = int(ctx.settings.http_timeout_s * 1000) + _LEASE_MARGIN_MS
     if not ctx.store.acquire_lease(run.jid, run.occurrence_ms, run.attempt, ttl_ms):
         log.info(

@@ -5,21 +5,23 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from workers.execution import RunRequest, execute
+from workers.routing import ACTION_ROUTES
 
 if TYPE_CHECKING:
     from workers.app import TaktCelery
 
-__all__ = ["HTTP_TASK", "register_tasks"]
-
-#: Task names say the action kind, so Flower's task list reads as what ran.
-HTTP_TASK = "takt.action.http"
+__all__ = ["register_tasks"]
 
 
 def register_tasks(app: TaktCelery) -> None:
-    """Define Takt's tasks on ``app`` (every app instance gets its own)."""
+    """Define one task per action kind on ``app`` (every app instance gets its own)."""
+    for name in sorted({route.task for route in ACTION_ROUTES.values()}):
+        _register(app, name)
 
+
+def _register(app: TaktCelery, name: str) -> None:
     @app.task(
-        name=HTTP_TASK, shared=False, acks_late=True, reject_on_worker_lost=True, ignore_result=True
+        name=name, shared=False, acks_late=True, reject_on_worker_lost=True, ignore_result=True
     )
-    def run_http(jid: str, occurrence_ms: int, attempt: int = 0, manual: bool = False) -> Any:
+    def run_action(jid: str, occurrence_ms: int, attempt: int = 0, manual: bool = False) -> Any:
         return execute(app.context, RunRequest(jid, occurrence_ms, attempt, manual))

@@ -10,16 +10,42 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from scheduler.api.arm import router as arm_router
+from scheduler.api.classic import router as classic_router
 from scheduler.api.errors import install_error_handlers
-from scheduler.principals import ADMIN_PRINCIPAL, Role, ensure_admin_token, ensure_principal_key
-from scheduler.service import JobService
+from scheduler.api.principals import router as principals_router
+from scheduler.collection_service import CollectionService
+from scheduler.job_service import JobService, Runner
+from scheduler.models import ActionType
+from scheduler.principals import (
+    ADMIN_PRINCIPAL,
+    PrincipalBook,
+    Role,
+    ensure_admin_token,
+    ensure_principal_key,
+)
 from scheduler.settings import TaktSettings
 from scheduler.store import JobStore
 
 __all__ = ["create_app"]
 
 
-def create_app(settings: TaktSettings, store: JobStore | None = None) -> FastAPI:
+def _celery_runner(settings: TaktSettings) -> Runner:
+    """Manual runs go through the broker like scheduled ones (imported late: the API
+    process needs Celery only to publish)."""
+    from workers.app import create_app as create_celery_app
+    from workers.routing import publish_occurrence
+
+    celery_app = create_celery_app(settings)
+
+    def run(jid: str, action_type: ActionType, occurrence_ms: int) -> None:
+        publish_occurrence(celery_app, jid, occurrence_ms, action_type, manual=True)
+
+    return run
+
+
+def create_app(
+    settings: TaktSettings, store: JobStore | None = None, runner: Runner | None = None
+) -> FastAPI:
     """The API over ``store`` (a new one on the settings' Redis URL if omitted)."""
 
     @asynccontextmanager
@@ -27,7 +53,11 @@ def create_app(settings: TaktSettings, store: JobStore | None = None) -> FastAPI
         own_store = store or JobStore.from_url(settings.store_url, settings.key_prefix)
         token, _ = ensure_admin_token(settings)
         ensure_principal_key(own_store, ADMIN_PRINCIPAL, Role.ADMIN, token)
-        app.state.service = JobService(own_store)
+        principals = PrincipalBook(own_store)
+        jobs = JobService(own_store, principals, runner or _celery_runner(settings))
+        app.state.jobs = jobs
+        app.state.collections = CollectionService(own_store, jobs)
+        app.state.principals = principals
         yield
         if store is None:
             own_store.close()
@@ -40,11 +70,13 @@ def create_app(settings: TaktSettings, store: JobStore | None = None) -> FastAPI
     )
     install_error_handlers(app)
     app.include_router(arm_router)
+    app.include_router(classic_router)
+    app.include_router(principals_router)
 
     @app.get("/healthz", tags=["Operations"])
     def healthz() -> JSONResponse:
         """Liveness and readiness: whether the job store answers. No key needed."""
-        redis_ok = app.state.service.store.ping()
+        redis_ok = app.state.jobs.store.ping()
         body: dict[str, Any] = {"status": "ok" if redis_ok else "degraded", "redis": redis_ok}
         return JSONResponse(body, status_code=200 if redis_ok else 503)
 

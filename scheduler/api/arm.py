@@ -4,105 +4,237 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 
-from scheduler.api.deps import ApiVersion, Reader, Service, Writer
+from scheduler.api.deps import ApiVersion, Collections, Jobs, Reader, Writer
 from scheduler.api.envelopes import collection_envelope, history_envelope, job_envelope
+from scheduler.api.schemas import (
+    JobCollectionDefinition,
+    JobCollectionList,
+    JobDefinition,
+    JobDefinitionBody,
+    JobHistoryList,
+    JobList,
+    Occurrences,
+    PatchBody,
+)
 from scheduler.clock import utcnow
-from scheduler.models import JobCollection, JobProperties, Timestamp, WireModel
-from scheduler.service import CollectionRef, JobRef
+from scheduler.job_service import parse_filter
+from scheduler.models import CollectionState, JobCollection, JobExecutionStatus, JobState
+from scheduler.refs import CollectionRef, JobRef
 
-__all__ = ["JobDefinitionBody", "router"]
+__all__ = ["router"]
 
 router = APIRouter(tags=["Azure Scheduler (ARM)"])
 
-_COLLECTION = (
-    "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}"
-    "/providers/Microsoft.Scheduler/jobCollections/{jobCollectionName}"
-)
-_JOB = _COLLECTION + "/jobs/{jobName}"
+_PROVIDER = "/providers/Microsoft.Scheduler/jobCollections"
+_BY_SUBSCRIPTION = "/subscriptions/{subscriptionId}" + _PROVIDER
+_BY_GROUP = "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}" + _PROVIDER
+_COLLECTION = _BY_GROUP + "/{jobCollectionName}"
+_JOBS = _COLLECTION + "/jobs"
+_JOB = _JOBS + "/{jobName}"
 
 Subscription = Annotated[str, Path(alias="subscriptionId")]
 ResourceGroup = Annotated[str, Path(alias="resourceGroupName")]
 CollectionName = Annotated[str, Path(alias="jobCollectionName")]
 JobName = Annotated[str, Path(alias="jobName")]
+Top = Annotated[int, Query(alias="$top", ge=1, le=1000)]
+Skip = Annotated[int, Query(alias="$skip", ge=0)]
+Filter = Annotated[str | None, Query(alias="$filter")]
 
 
-class JobDefinitionBody(WireModel):
-    """A PUT body: the job's properties; echoed envelope members are ignored."""
-
-    properties: JobProperties
-    id: str | None = None
-    type: str | None = None
-    name: str | None = None
+def _returns(model: type[Any]) -> dict[str, Any]:
+    """Document the answer's shape in /openapi.json without re-validating it per request."""
+    return {"response_model": None, "responses": {200: {"model": model}}}
 
 
-def _collection_ref(sub: str, rg: str, name: str) -> CollectionRef:
-    return CollectionRef(sub, rg, name)
+def _next_link(request: Request, skip: int, top: int, more: bool) -> str | None:
+    if not more:
+        return None
+    return str(request.url.include_query_params(**{"$skip": skip + top, "$top": top}))
 
 
-@router.put(_COLLECTION, status_code=status.HTTP_200_OK)
+def _page(values: list[dict[str, Any]], next_link: str | None) -> dict[str, Any]:
+    return {"value": values, **({"nextLink": next_link} if next_link else {})}
+
+
+# -- job collections ---------------------------------------------------------------------
+
+
+@router.get(_BY_SUBSCRIPTION, **_returns(JobCollectionList))
+def list_collections_by_subscription(
+    sub: Subscription, collections: Collections, _: Reader, __: ApiVersion
+) -> dict[str, Any]:
+    records = collections.list(sub)
+    return {"value": [collection_envelope(CollectionRef.from_cid(r.cid), r) for r in records]}
+
+
+@router.get(_BY_GROUP, **_returns(JobCollectionList))
+def list_collections_by_resource_group(
+    sub: Subscription, rg: ResourceGroup, collections: Collections, _: Reader, __: ApiVersion
+) -> dict[str, Any]:
+    CollectionRef(sub, rg, "x")  # validates the names
+    records = collections.list(sub, rg)
+    return {"value": [collection_envelope(CollectionRef.from_cid(r.cid), r) for r in records]}
+
+
+@router.put(_COLLECTION, **_returns(JobCollectionDefinition))
 def put_collection(
     sub: Subscription,
     rg: ResourceGroup,
     name: CollectionName,
     body: JobCollection,
-    service: Service,
+    collections: Collections,
     _: Writer,
     __: ApiVersion,
     response: Response,
 ) -> dict[str, Any]:
-    ref = _collection_ref(sub, rg, name)
-    record, created = service.put_collection(ref, body)
-    if created:
-        response.status_code = status.HTTP_201_CREATED
+    ref = CollectionRef(sub, rg, name)
+    record, created = collections.put(ref, body)
+    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
     return collection_envelope(ref, record)
 
 
-@router.get(_COLLECTION)
+@router.patch(_COLLECTION, **_returns(JobCollectionDefinition))
+def patch_collection(
+    sub: Subscription,
+    rg: ResourceGroup,
+    name: CollectionName,
+    body: PatchBody,
+    collections: Collections,
+    _: Writer,
+    __: ApiVersion,
+) -> dict[str, Any]:
+    ref = CollectionRef(sub, rg, name)
+    patch = body.model_dump(by_alias=True, exclude_unset=True)
+    return collection_envelope(ref, collections.patch(ref, patch))
+
+
+@router.get(_COLLECTION, **_returns(JobCollectionDefinition))
 def get_collection(
     sub: Subscription,
     rg: ResourceGroup,
     name: CollectionName,
-    service: Service,
+    collections: Collections,
     _: Reader,
     __: ApiVersion,
 ) -> dict[str, Any]:
-    ref = _collection_ref(sub, rg, name)
-    return collection_envelope(ref, service.get_collection(ref))
+    ref = CollectionRef(sub, rg, name)
+    return collection_envelope(ref, collections.get(ref))
 
 
-@router.put(_JOB, status_code=status.HTTP_200_OK)
+@router.delete(_COLLECTION)
+def delete_collection(
+    sub: Subscription,
+    rg: ResourceGroup,
+    name: CollectionName,
+    collections: Collections,
+    _: Writer,
+    __: ApiVersion,
+) -> Response:
+    """Delete the collection with all its jobs (done when it answers: a plain 200)."""
+    collections.delete(CollectionRef(sub, rg, name))
+    return Response(status_code=status.HTTP_200_OK)
+
+
+@router.post(_COLLECTION + "/enable")
+def enable_collection(
+    sub: Subscription,
+    rg: ResourceGroup,
+    name: CollectionName,
+    collections: Collections,
+    _: Writer,
+    __: ApiVersion,
+) -> Response:
+    """Enable the collection and every job in it that is not finished."""
+    collections.set_state(CollectionRef(sub, rg, name), CollectionState.ENABLED, utcnow())
+    return Response(status_code=status.HTTP_200_OK)
+
+
+@router.post(_COLLECTION + "/disable")
+def disable_collection(
+    sub: Subscription,
+    rg: ResourceGroup,
+    name: CollectionName,
+    collections: Collections,
+    _: Writer,
+    __: ApiVersion,
+) -> Response:
+    """Disable the collection and every job in it that is not finished."""
+    collections.set_state(CollectionRef(sub, rg, name), CollectionState.DISABLED, utcnow())
+    return Response(status_code=status.HTTP_200_OK)
+
+
+# -- jobs ----------------------------------------------------------------------------------
+
+
+@router.get(_JOBS, **_returns(JobList))
+def list_jobs(
+    sub: Subscription,
+    rg: ResourceGroup,
+    coll: CollectionName,
+    request: Request,
+    jobs: Jobs,
+    _: Reader,
+    __: ApiVersion,
+    top: Top = 100,
+    skip: Skip = 0,
+    filter_: Filter = None,
+) -> dict[str, Any]:
+    """Jobs of the collection; ``$filter=state eq 'Enabled'``; ``nextLink`` pages."""
+    ref = CollectionRef(sub, rg, coll)
+    state = parse_filter(filter_, "state", JobState)
+    page = jobs.list(ref, skip=skip, top=top, state=state)
+    values = [job_envelope(JobRef(ref, r.jid.rsplit("/", 1)[1]), r) for r in page.jobs]
+    return _page(values, _next_link(request, skip, top, page.more))
+
+
+@router.put(_JOB, **_returns(JobDefinition))
 def put_job(
     sub: Subscription,
     rg: ResourceGroup,
     coll: CollectionName,
     job: JobName,
     body: JobDefinitionBody,
-    service: Service,
+    jobs: Jobs,
     principal: Writer,
     __: ApiVersion,
     response: Response,
 ) -> dict[str, Any]:
-    ref = JobRef(_collection_ref(sub, rg, coll), job)
-    record, created = service.put_job(ref, body.properties, principal, utcnow())
-    if created:
-        response.status_code = status.HTTP_201_CREATED
+    ref = JobRef(CollectionRef(sub, rg, coll), job)
+    record, created = jobs.put(ref, body.properties, principal, utcnow())
+    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
     return job_envelope(ref, record)
 
 
-@router.get(_JOB)
+@router.patch(_JOB, **_returns(JobDefinition))
+def patch_job(
+    sub: Subscription,
+    rg: ResourceGroup,
+    coll: CollectionName,
+    job: JobName,
+    body: PatchBody,
+    jobs: Jobs,
+    principal: Writer,
+    __: ApiVersion,
+) -> dict[str, Any]:
+    """Merge the given properties (fields left out stay); changes apply from now on."""
+    ref = JobRef(CollectionRef(sub, rg, coll), job)
+    return job_envelope(ref, jobs.patch(ref, body.properties, principal, utcnow()))
+
+
+@router.get(_JOB, **_returns(JobDefinition))
 def get_job(
     sub: Subscription,
     rg: ResourceGroup,
     coll: CollectionName,
     job: JobName,
-    service: Service,
+    jobs: Jobs,
     _: Reader,
     __: ApiVersion,
 ) -> dict[str, Any]:
-    ref = JobRef(_collection_ref(sub, rg, coll), job)
-    return job_envelope(ref, service.get_job(ref))
+    ref = JobRef(CollectionRef(sub, rg, coll), job)
+    return job_envelope(ref, jobs.get(ref))
 
 
 @router.delete(_JOB)
@@ -111,35 +243,49 @@ def delete_job(
     rg: ResourceGroup,
     coll: CollectionName,
     job: JobName,
-    service: Service,
+    jobs: Jobs,
     _: Writer,
     __: ApiVersion,
 ) -> Response:
-    service.delete_job(JobRef(_collection_ref(sub, rg, coll), job))
+    jobs.delete(JobRef(CollectionRef(sub, rg, coll), job))
     return Response(status_code=status.HTTP_200_OK)
 
 
-@router.get(_JOB + "/history")
+@router.post(_JOB + "/run")
+def run_job(
+    sub: Subscription,
+    rg: ResourceGroup,
+    coll: CollectionName,
+    job: JobName,
+    jobs: Jobs,
+    _: Writer,
+    __: ApiVersion,
+) -> Response:
+    """Run an enabled job now, outside its schedule; the run appears in its history."""
+    jobs.run(JobRef(CollectionRef(sub, rg, coll), job), utcnow())
+    return Response(status_code=status.HTTP_200_OK)
+
+
+@router.get(_JOB + "/history", **_returns(JobHistoryList))
 def job_history(
     sub: Subscription,
     rg: ResourceGroup,
     coll: CollectionName,
     job: JobName,
-    service: Service,
+    request: Request,
+    jobs: Jobs,
     _: Reader,
     __: ApiVersion,
-    top: Annotated[int, Query(alias="$top", ge=1, le=1000)] = 100,
-    skip: Annotated[int, Query(alias="$skip", ge=0)] = 0,
+    top: Top = 100,
+    skip: Skip = 0,
+    filter_: Filter = None,
 ) -> dict[str, Any]:
-    ref = JobRef(_collection_ref(sub, rg, coll), job)
-    entries = service.history(ref, skip=skip, top=top)
-    return {"value": [history_envelope(ref, entry) for entry in entries]}
-
-
-class Occurrences(WireModel):
-    """The next instants a job fires at (Takt extension)."""
-
-    value: list[Timestamp]
+    """Executions, newest first; ``$filter=status eq 'Failed'``; ``nextLink`` pages."""
+    ref = JobRef(CollectionRef(sub, rg, coll), job)
+    wanted = parse_filter(filter_, "status", JobExecutionStatus)
+    entries, more = jobs.history(ref, skip=skip, top=top, status=wanted)
+    values = [history_envelope(ref, entry) for entry in entries]
+    return _page(values, _next_link(request, skip, top, more))
 
 
 @router.get(_JOB + "/occurrences", response_model=Occurrences, tags=["Takt extensions"])
@@ -148,11 +294,11 @@ def job_occurrences(
     rg: ResourceGroup,
     coll: CollectionName,
     job: JobName,
-    service: Service,
+    jobs: Jobs,
     _: Reader,
     __: ApiVersion,
     count: Annotated[int, Query(ge=1, le=1000)] = 10,
 ) -> Occurrences:
     """When will this run: the next ``count`` fire times, as the beat will compute them."""
-    ref = JobRef(_collection_ref(sub, rg, coll), job)
-    return Occurrences(value=service.occurrences(ref, count, utcnow()))
+    ref = JobRef(CollectionRef(sub, rg, coll), job)
+    return Occurrences(value=jobs.occurrences(ref, count, utcnow()))

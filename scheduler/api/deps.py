@@ -1,4 +1,4 @@
-"""Request dependencies: the service, the calling principal, the api-version."""
+"""Request dependencies: the services, the calling principal, the api-version."""
 
 from __future__ import annotations
 
@@ -7,20 +7,31 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from scheduler.collection_service import CollectionService
 from scheduler.errors import Forbidden, ValidationFailed
-from scheduler.principals import Principal, authenticate
-from scheduler.service import JobService
+from scheduler.job_service import JobService
+from scheduler.principals import Principal, PrincipalBook, authenticate
 
-__all__ = ["API_VERSION", "ApiVersion", "Reader", "Service", "Writer"]
+__all__ = ["API_VERSION", "ApiVersion", "Collections", "Jobs", "Principals", "Reader", "Writer"]
 
 API_VERSION = "2016-03-01"
 
 _bearer = HTTPBearer(auto_error=False, description="A Takt API key")
 
 
-def _service(request: Request) -> JobService:
-    service: JobService = request.app.state.service
+def _jobs(request: Request) -> JobService:
+    service: JobService = request.app.state.jobs
     return service
+
+
+def _collections(request: Request) -> CollectionService:
+    service: CollectionService = request.app.state.collections
+    return service
+
+
+def _principals(request: Request) -> PrincipalBook:
+    book: PrincipalBook = request.app.state.principals
+    return book
 
 
 def _principal(
@@ -28,7 +39,7 @@ def _principal(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     key = credentials.credentials if credentials else None
-    return authenticate(request.app.state.service.store, key)
+    return authenticate(request.app.state.jobs.store, key)
 
 
 def _writer(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
@@ -51,7 +62,9 @@ def _api_version(
     return api_version
 
 
-Service = Annotated[JobService, Depends(_service)]
+Jobs = Annotated[JobService, Depends(_jobs)]
+Collections = Annotated[CollectionService, Depends(_collections)]
+Principals = Annotated[PrincipalBook, Depends(_principals)]
 Reader = Annotated[Principal, Depends(_principal)]
 Writer = Annotated[Principal, Depends(_writer)]
 ApiVersion = Annotated[str, Depends(_api_version)]

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Sequence
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -24,6 +22,7 @@ from scheduler.errors import (
     TaktError,
     ValidationFailed,
 )
+from scheduler.models import describe_validation_error
 
 __all__ = ["arm_error", "install_error_handlers"]
 
@@ -48,28 +47,6 @@ def arm_error(
     return JSONResponse({"error": {"code": code, "message": message}}, status, headers=headers)
 
 
-def _location(loc: Sequence[Any]) -> str:
-    parts = [str(part) for part in loc if part not in ("body",)]
-    return ".".join(parts) or "body"
-
-
-_NAMED_FIELD = re.compile(r"^([A-Za-z][\w.\[\]]*): ")
-
-
-def _validation_message(exc: RequestValidationError) -> str:
-    messages = []
-    for error in exc.errors():
-        location = _location(error.get("loc", ()))
-        text = str(error.get("msg", "invalid")).removeprefix("Value error, ")
-        if error.get("type") == "extra_forbidden":
-            text = "is not a known field"
-        if named := _NAMED_FIELD.match(text):
-            # A model-level check that names its own field: one dotted path.
-            location, text = f"{location}.{named.group(1)}", text[named.end() :]
-        messages.append(f"{location}: {text}")
-    return "; ".join(messages)
-
-
 def install_error_handlers(app: FastAPI) -> None:
     """Map Takt's exception tree, validation errors and HTTP errors to ARM bodies."""
 
@@ -86,7 +63,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return arm_error(400, "BadRequest", _validation_message(exc))
+        return arm_error(400, "BadRequest", describe_validation_error(exc.errors()))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -1,0 +1,262 @@
+"""Jobs with Azure Scheduler's rules: one service behind the ARM and the classic routes."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from itertools import islice
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+
+from scheduler.clock import to_ms
+from scheduler.errors import JobDisabled, JobFinished, JobNotFound, ValidationFailed
+from scheduler.limits import check_limits
+from scheduler.merge_patch import merge_patch
+from scheduler.models import (
+    ActionType,
+    JobExecutionStatus,
+    JobProperties,
+    JobState,
+    describe_validation_error,
+)
+from scheduler.planning import first_fire, upcoming
+from scheduler.principals import Principal, PrincipalBook
+from scheduler.quotas import check_job_quota, effective_quota
+from scheduler.refs import CollectionRef, JobRef
+from scheduler.store import JobRecord, JobStore, StoredHistoryEntry
+
+__all__ = ["JobPage", "JobService", "Runner", "parse_filter"]
+
+#: Publishes a manual run of a job now: (job id, action type, occurrence ms).
+Runner = Callable[[str, ActionType, int], None]
+
+_E = TypeVar("_E", JobState, JobExecutionStatus)
+_FILTER = re.compile(r"^\s*(\w+)\s+eq\s+'([^']*)'\s*$", re.IGNORECASE)
+_SCHEDULE_FIELDS = ("startTime", "recurrence")
+
+
+def parse_filter(expression: str | None, field: str, kind: type[_E]) -> _E | None:
+    """The value of an OData ``$filter`` of the one form Azure documents: ``field eq 'x'``."""
+    if expression is None:
+        return None
+    match = _FILTER.match(expression)
+    if match is None or match.group(1).lower() != field.lower():
+        raise ValidationFailed(
+            f"$filter {expression!r} is not supported; use {field} eq '<value>'", field="$filter"
+        )
+    try:
+        return kind(match.group(2))
+    except ValueError as exc:
+        known = ", ".join(member.value for member in kind)
+        raise ValidationFailed(
+            f"$filter: {match.group(2)!r} is not a {field} (one of {known})", field="$filter"
+        ) from exc
+
+
+@dataclass(frozen=True, slots=True)
+class JobPage:
+    jobs: list[JobRecord]
+    more: bool
+
+
+def _refuse_server_fields(properties: JobProperties) -> None:
+    if properties.status is not None:
+        raise ValidationFailed("properties.status is read-only", field="properties.status")
+    if properties.state is not None and properties.state.is_final:
+        raise ValidationFailed(
+            "properties.state may only be set to Enabled or Disabled, "
+            f"not {properties.state.value}",
+            field="properties.state",
+        )
+
+
+def _refuse_finished(ref: JobRef, record: JobRecord | None) -> None:
+    if record is not None and record.state.is_final:
+        raise JobFinished(
+            f"job {ref.name!r} is {record.state.value}; a finished job can be deleted, "
+            "not updated or run"
+        )
+
+
+def _unsupported(properties: JobProperties) -> None:
+    kinds = {properties.action.type}
+    if properties.action.error_action is not None:
+        kinds.add(properties.action.error_action.type)
+    for kind in kinds & {ActionType.SERVICE_BUS_QUEUE, ActionType.SERVICE_BUS_TOPIC}:
+        raise ValidationFailed(
+            f"properties.action.type: {kind.value} actions are not supported by this server",
+            field="properties.action.type",
+        )
+
+
+class JobService:
+    """Create, change, run, list and delete jobs; every rule of Azure's lives here."""
+
+    def __init__(self, store: JobStore, principals: PrincipalBook, runner: Runner) -> None:
+        self.store = store
+        self.principals = principals
+        self.runner = runner
+
+    def put(
+        self, ref: JobRef, properties: JobProperties, principal: Principal, now: datetime
+    ) -> tuple[JobRecord, bool]:
+        """Create or replace a job; returns the stored job and whether it was created."""
+        _refuse_server_fields(properties)
+        existing = self._existing(ref)
+        _refuse_finished(ref, existing)
+        return self._save(ref, properties, existing, principal, now, keep_next=False)
+
+    def patch(
+        self, ref: JobRef, patch: dict[str, Any], principal: Principal, now: datetime
+    ) -> JobRecord:
+        """Merge ``patch`` (RFC 7396) into the job; schedule changes apply from now on."""
+        existing = self.get(ref)
+        _refuse_finished(ref, existing)
+        if "status" in patch:
+            raise ValidationFailed("properties.status is read-only", field="properties.status")
+        current = existing.properties.to_wire()
+        current.pop("status", None)
+        merged = merge_patch(current, patch)
+        try:
+            properties = JobProperties.model_validate(merged)
+        except ValidationError as exc:
+            raise ValidationFailed(describe_validation_error(exc, ("properties",))) from exc
+        _refuse_server_fields(properties)
+        same_schedule = all(current.get(f) == merged.get(f) for f in _SCHEDULE_FIELDS)
+        same_state = properties.state in (None, existing.state)
+        record, _ = self._save(
+            ref, properties, existing, principal, now, keep_next=same_schedule and same_state
+        )
+        return record
+
+    def _save(
+        self,
+        ref: JobRef,
+        properties: JobProperties,
+        existing: JobRecord | None,
+        principal: Principal,
+        now: datetime,
+        *,
+        keep_next: bool,
+    ) -> tuple[JobRecord, bool]:
+        collection = self.store.get_collection(ref.collection.cid)
+        _unsupported(properties)
+        check_limits(properties)
+        others = self.store.count_jobs(ref.collection.cid) - (existing is not None)
+        check_job_quota(effective_quota(collection.collection), properties, others)
+        owner = self._owner(properties, existing, principal)
+        state = properties.state or (existing.state if existing else JobState.ENABLED)
+        next_ms = self._next_fire_ms(properties, existing, state, now, keep_next=keep_next)
+        created = self.store.put_job(
+            ref.jid,
+            properties.model_copy(update={"state": state}),
+            owner=owner,
+            next_fire_ms=next_ms,
+        )
+        return self.store.get_job(ref.jid), created
+
+    @staticmethod
+    def _next_fire_ms(
+        properties: JobProperties,
+        existing: JobRecord | None,
+        state: JobState,
+        now: datetime,
+        *,
+        keep_next: bool,
+    ) -> int | None:
+        if state is not JobState.ENABLED:
+            return None
+        if keep_next and existing is not None and existing.properties.status is not None:
+            kept = existing.properties.status.next_execution_time
+            return None if kept is None else to_ms(kept)
+        fire = first_fire(properties, now)
+        return None if fire is None else to_ms(fire)
+
+    def _owner(
+        self, properties: JobProperties, existing: JobRecord | None, principal: Principal
+    ) -> str:
+        if properties.owner is not None:
+            return self.principals.require_admin(properties.owner, "properties.owner")
+        if existing is not None and existing.properties.owner:
+            return existing.properties.owner
+        return principal.name
+
+    def _existing(self, ref: JobRef) -> JobRecord | None:
+        self.store.get_collection(ref.collection.cid)
+        try:
+            return self.store.get_job(ref.jid)
+        except JobNotFound:
+            return None
+
+    def get(self, ref: JobRef) -> JobRecord:
+        self.store.get_collection(ref.collection.cid)
+        return self.store.get_job(ref.jid)
+
+    def delete(self, ref: JobRef) -> None:
+        self.store.get_collection(ref.collection.cid)
+        self.store.delete_job(ref.jid)
+
+    def run(self, ref: JobRef, now: datetime) -> None:
+        """Run an enabled job now, outside its schedule (MailStore's "Start")."""
+        record = self.get(ref)
+        state = self.store.collection_state(ref.collection.cid)
+        if state != "Enabled":
+            raise JobDisabled(
+                f"job collection {ref.collection.name!r} is {state}; its jobs cannot run"
+            )
+        _refuse_finished(ref, record)
+        if record.state is not JobState.ENABLED:
+            raise JobDisabled(
+                f"job {ref.name!r} is disabled; a disabled job cannot run, not even by hand"
+            )
+        self.runner(ref.jid, record.properties.action.type, to_ms(now))
+
+    def set_state(self, ref: JobRef, state: JobState, now: datetime) -> None:
+        """Enable or disable one job (finished jobs keep their final state)."""
+        record = self.store.get_job(ref.jid)
+        if record.state.is_final or record.state is state:
+            return
+        fire = first_fire(record.properties, now) if state is JobState.ENABLED else None
+        self.store.set_job_state(ref.jid, state, None if fire is None else to_ms(fire))
+
+    def list(
+        self, collection: CollectionRef, *, skip: int, top: int, state: JobState | None = None
+    ) -> JobPage:
+        """One page of the collection's jobs, optionally only those in ``state``."""
+        self.store.get_collection(collection.cid)
+        if state is None:
+            names = self.store.job_names(collection.cid, skip=skip, top=top + 1)
+            jobs = self.store.get_jobs([f"{collection.cid}/{n}" for n in names])
+            return JobPage(jobs[:top], len(jobs) > top)
+        names = self.store.job_names(collection.cid)
+        matching = [
+            job
+            for job in self.store.get_jobs([f"{collection.cid}/{n}" for n in names])
+            if job.state is state
+        ]
+        return JobPage(matching[skip : skip + top], len(matching) > skip + top)
+
+    def history(
+        self, ref: JobRef, *, skip: int, top: int, status: JobExecutionStatus | None = None
+    ) -> tuple[list[StoredHistoryEntry], bool]:
+        """One page of the job's history, newest first, optionally only one status."""
+        self.get(ref)
+        if status is None:
+            entries = self.store.history(ref.jid, skip=skip, top=top + 1)
+            return entries[:top], len(entries) > top
+        entries = [
+            e for e in self.store.history(ref.jid, skip=0, top=10_000) if e.entry.status is status
+        ]
+        return entries[skip : skip + top], len(entries) > skip + top
+
+    def occurrences(self, ref: JobRef, count: int, now: datetime) -> list[datetime]:
+        """The next ``count`` instants the job fires at (none for a finished job)."""
+        record = self.get(ref)
+        if record.state.is_final:
+            return []
+        status = record.properties.status
+        next_fire = status.next_execution_time if status else None
+        return list(islice(upcoming(record.properties, next_fire, now), count))

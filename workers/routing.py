@@ -1,0 +1,63 @@
+"""Which task and queue carry each action kind, and how an occurrence is published.
+
+Shared by the beat (scheduled occurrences) and the API (manual runs), so both publish
+the same standard Celery messages: ids only, a task id derived from the occurrence.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from celery import Celery
+
+from scheduler.models import ActionType
+
+__all__ = ["ACTION_ROUTES", "ActionRoute", "publish_occurrence", "route_for", "task_id_for"]
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRoute:
+    task: str
+    queue: str
+
+
+#: Task names say the action kind, so Flower's task list reads as what ran; one queue per
+#: kind so each can get its own scaled pool (`takt worker -Q takt.http`).
+ACTION_ROUTES = {
+    ActionType.HTTP: ActionRoute("takt.action.http", "takt.http"),
+    ActionType.HTTPS: ActionRoute("takt.action.http", "takt.http"),
+    ActionType.STORAGE_QUEUE: ActionRoute("takt.action.storage_queue", "takt.storage"),
+}
+
+
+def route_for(action_type: ActionType) -> ActionRoute:
+    return ACTION_ROUTES[action_type]
+
+
+def task_id_for(jid: str, occurrence_ms: int, *, manual: bool = False) -> str:
+    """The Celery task id of an occurrence: the same for every publish of it."""
+    kind = "manual" if manual else "scheduled"
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"takt:{kind}:{jid}@{occurrence_ms}"))
+
+
+def publish_occurrence(
+    app: Celery,
+    jid: str,
+    occurrence_ms: int,
+    action_type: ActionType,
+    *,
+    manual: bool = False,
+    producer: Any = None,
+) -> None:
+    """Publish one occurrence as a standard Celery task carrying ids only."""
+    route = route_for(action_type)
+    app.send_task(
+        route.task,
+        args=[jid, occurrence_ms],
+        kwargs={"manual": True} if manual else None,
+        task_id=task_id_for(jid, occurrence_ms, manual=manual),
+        queue=route.queue,
+        producer=producer,
+    )
