@@ -37,17 +37,18 @@ def operations(stack: Stack) -> list[tuple[str, str]]:
     return found
 
 
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"},
-                                     {"Authorization": "Basic YWRtaW46YWRtaW4="}],
-                         ids=["no-key", "wrong-key", "not-bearer"])
-def test_every_route_answers_401_without_a_valid_key(
-    stack: Stack, headers: dict[str, str]
-) -> None:
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic YWRtaW46YWRtaW4="}],
+    ids=["no-key", "wrong-key", "not-bearer"],
+)
+def test_every_route_answers_401_without_a_valid_key(stack: Stack, headers: dict[str, str]) -> None:
     routes = [op for op in operations(stack) if op[1] != "/healthz"]
     assert len(routes) >= 25
     for method, path in routes:
-        response = httpx.request(method, f"{stack.api_url}{path}", params=API_VERSION,
-                                 headers=headers, json={})
+        response = httpx.request(
+            method, f"{stack.api_url}{path}", params=API_VERSION, headers=headers, json={}
+        )
         assert response.status_code == 401, (method, path, response.text)
         assert error_of(response)["code"] == "AuthenticationFailed"
         assert response.headers["WWW-Authenticate"] == "Bearer"
@@ -65,13 +66,17 @@ def test_create_is_201_and_replace_is_200(stack: Stack, target: HttpTarget) -> N
     assert second.json()["properties"]["status"]["nextExecutionTime"] == "2099-01-01T00:00:00Z"
 
 
-@pytest.mark.parametrize(("mutate", "expected"), [
-    (lambda p: p.update(status={"executionCount": 1}), "properties.status is read-only"),
-    (lambda p: p.update(state="Completed"), "only be set to Enabled or Disabled"),
-    (lambda p: p["action"]["request"].update(uri="not a uri"), "properties.action.request"),
-    (lambda p: p.update(colour="red"), "properties.colour: is not a known field"),
-    (lambda p: p["action"].update(type="Carrier pigeon"), "properties.action.type"),
-], ids=["status-sent", "final-state-sent", "bad-uri", "unknown-field", "unknown-type"])
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (lambda p: p.update(status={"executionCount": 1}), "properties.status is read-only"),
+        (lambda p: p.update(state="Completed"), "only be set to Enabled or Disabled"),
+        (lambda p: p["action"]["request"].update(uri="not a uri"), "properties.action.request"),
+        (lambda p: p.update(colour="red"), "properties.colour: is not a known field"),
+        (lambda p: p["action"].update(type="Carrier pigeon"), "properties.action.type"),
+    ],
+    ids=["status-sent", "final-state-sent", "bad-uri", "unknown-field", "unknown-type"],
+)
 def test_bad_jobs_get_a_400_naming_the_field(stack: Stack, mutate, expected: str) -> None:  # type: ignore[no-untyped-def]
     collection = new_collection(stack.http)
     body = http_job("http://127.0.0.1:9/x", start=None)
@@ -83,9 +88,12 @@ def test_bad_jobs_get_a_400_naming_the_field(stack: Stack, mutate, expected: str
 
 def test_malformed_json_is_a_400_not_a_500(stack: Stack) -> None:
     collection = new_collection(stack.http)
-    response = stack.http.put(f"{collection}/jobs/bad", params=API_VERSION,
-                              content=b'{"properties": ', headers={"Content-Type":
-                                                                    "application/json"})
+    response = stack.http.put(
+        f"{collection}/jobs/bad",
+        params=API_VERSION,
+        content=b'{"properties": ',
+        headers={"Content-Type": "application/json"},
+    )
     assert response.status_code == 400
     assert error_of(response)["code"] == "BadRequest"
 
@@ -101,8 +109,9 @@ def test_api_version_is_required_and_checked(stack: Stack) -> None:
 
 def test_missing_collection_and_job_are_404s_with_arm_codes(stack: Stack) -> None:
     nowhere = collection_path("does-not-exist")
-    response = stack.http.put(f"{nowhere}/jobs/j", params=API_VERSION,
-                              json=http_job("http://127.0.0.1:9/"))
+    response = stack.http.put(
+        f"{nowhere}/jobs/j", params=API_VERSION, json=http_job("http://127.0.0.1:9/")
+    )
     assert response.status_code == 404
     assert error_of(response)["code"] == "JobCollectionNotFound"
     collection = new_collection(stack.http)
@@ -117,14 +126,15 @@ def test_bad_names_are_400s(stack: Stack) -> None:
     assert "jobCollectionName" in error_of(response)["message"]
 
 
-def test_a_finished_job_can_be_deleted_but_not_updated(stack: Stack,
-                                                        target: HttpTarget) -> None:
+def test_a_finished_job_can_be_deleted_but_not_updated(stack: Stack, target: HttpTarget) -> None:
     # Given a one-shot job that completed
     collection = new_collection(stack.http)
     body = http_job(f"{target.url}/done")
     put_job(stack.http, collection, "done", body)
-    wait_until(lambda: get_job(stack.http, collection, "done")["properties"]["state"]
-               == "Completed", timeout=5)
+    wait_until(
+        lambda: get_job(stack.http, collection, "done")["properties"]["state"] == "Completed",
+        timeout=5,
+    )
 
     # Then an update is a 409 and a delete works
     update = stack.http.put(f"{collection}/jobs/done", params=API_VERSION, json=body)
@@ -139,7 +149,10 @@ def test_secrets_are_accepted_and_never_returned(stack: Stack) -> None:
     body = http_job("http://127.0.0.1:9/x")
     body["properties"]["startTime"] = "2099-01-01T00:00:00Z"
     body["properties"]["action"]["request"]["authentication"] = {
-        "type": "Basic", "username": "u", "password": "hunter2"}
+        "type": "Basic",
+        "username": "u",
+        "password": "hunter2",
+    }
     created = put_job(stack.http, collection, "secret", body)
     fetched = get_job(stack.http, collection, "secret")
     for job in (created, fetched):
