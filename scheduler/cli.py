@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from scheduler.commands import register
 from scheduler.errors import ConfigurationError
 from scheduler.settings import TaktSettings, load_settings
 
@@ -81,6 +82,9 @@ def _celery(argv: list[str]) -> None:
         raise click.ClickException(str(exc)) from exc
     app = create_app(settings)
     app.start(argv=[*argv, "--loglevel", settings.log_level])
+
+
+register(cli)
 
 
 def main() -> None:
