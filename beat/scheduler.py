@@ -128,6 +128,9 @@ class JobScheduler(Scheduler):
         if not row:
             return None  # deleted meanwhile
         properties = _definition(row["def"])
+        if claim.retry is not None:
+            self._publish_retry(claim, properties, producer)
+            return None
         if row["state"] == JobState.ENABLED.value:
             publish_occurrence(
                 self.app,
@@ -138,6 +141,22 @@ class JobScheduler(Scheduler):
             )
         following = following_fire(properties, from_ms(claim.occurrence_ms), from_ms(now_ms))
         return None if following is None else to_ms(following)
+
+    def _publish_retry(self, claim: Claim, properties: JobProperties, producer: Any) -> None:
+        """A long retry, due now: publish that attempt of that action (one-shot)."""
+        assert claim.retry is not None
+        action = properties.action.error_action if claim.retry.error else properties.action
+        if action is None:
+            return
+        publish_occurrence(
+            self.app,
+            claim.jid,
+            claim.occurrence_ms,
+            action.type,
+            error=claim.retry.error,
+            attempt=claim.retry.attempt,
+            producer=producer,
+        )
 
     def _wait_for_work(self) -> None:
         """Block until the earliest due time (capped), or until a writer wakes us."""

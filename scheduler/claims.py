@@ -16,17 +16,30 @@ from scheduler.keys import CLAIM_GROUP
 from scheduler.scripts import ADVANCE, CLAIM_DUE
 from scheduler.store import JobStore, redis_errors
 
-__all__ = ["Claim", "ClaimQueue"]
+__all__ = ["Claim", "ClaimQueue", "Retry"]
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """A claimed one-shot retry: which attempt, of which action."""
+
+    attempt: int
+    error: bool
 
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """One due occurrence a beat claimed and must publish, then acknowledge."""
+    """One due occurrence a beat claimed and must publish, then acknowledge.
+
+    A schedule occurrence advances the job to its next one; a retry (``retry`` set) is
+    one-shot and the occurrence it retries is ``occurrence_ms``.
+    """
 
     stream_id: str
     jid: str
     occurrence_ms: int
     gen: str
+    retry: Retry | None = None
 
 
 class ClaimQueue:
@@ -80,6 +93,8 @@ class ClaimQueue:
         with redis_errors():
             pipe = self.store.redis.pipeline(transaction=False)
             for claim, next_ms in done:
+                if claim.retry is not None:
+                    continue  # one-shot: nothing to reschedule
                 self._advance(
                     keys=[self.store.keys.due, self.store.keys.job(claim.jid)],
                     args=[
@@ -105,9 +120,14 @@ class ClaimQueue:
 def _claim(entry: Sequence[Any]) -> Claim:
     stream_id, flat = entry[0], entry[1]
     fields = dict(zip(flat[::2], flat[1::2], strict=True)) if isinstance(flat, list) else flat
+    member, due_ms = fields["j"], int(float(fields["t"]))
+    if "|" not in member:
+        return Claim(stream_id=stream_id, jid=member, occurrence_ms=due_ms, gen=fields["g"])
+    jid, kind, occurrence, attempt = member.split("|")
     return Claim(
         stream_id=stream_id,
-        jid=fields["j"],
-        occurrence_ms=int(float(fields["t"])),
+        jid=jid,
+        occurrence_ms=int(occurrence),
         gen=fields["g"],
+        retry=Retry(attempt=int(attempt), error=kind == "e"),
     )

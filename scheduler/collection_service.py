@@ -54,7 +54,9 @@ class CollectionService:
     def get(self, ref: CollectionRef) -> CollectionRecord:
         return self.store.get_collection(ref.cid)
 
-    def list(self, subscription: str, resource_group: str | None = None) -> list[CollectionRecord]:
+    def list_all(
+        self, subscription: str, resource_group: str | None = None
+    ) -> list[CollectionRecord]:
         """The collections of a subscription, or of one of its resource groups."""
         prefix = f"{subscription}/" + (f"{resource_group}/" if resource_group else "")
         records = []

@@ -26,6 +26,7 @@ from scheduler.planning import first_fire, upcoming
 from scheduler.principals import Principal, PrincipalBook
 from scheduler.quotas import check_job_quota, effective_quota
 from scheduler.refs import CollectionRef, JobRef
+from scheduler.retries import check_retry_policy
 from scheduler.store import JobRecord, JobStore, StoredHistoryEntry
 
 __all__ = ["JobPage", "JobService", "Runner", "parse_filter"]
@@ -146,7 +147,9 @@ class JobService:
         _unsupported(properties)
         check_limits(properties)
         others = self.store.count_jobs(ref.collection.cid) - (existing is not None)
-        check_job_quota(effective_quota(collection.collection), properties, others)
+        quota = effective_quota(collection.collection)
+        check_job_quota(quota, properties, others)
+        check_retry_policy(properties.action, allow_short=quota.allows_short_retries)
         owner = self._owner(properties, existing, principal)
         state = properties.state or (existing.state if existing else JobState.ENABLED)
         next_ms = self._next_fire_ms(properties, existing, state, now, keep_next=keep_next)
@@ -222,7 +225,7 @@ class JobService:
         fire = first_fire(record.properties, now) if state is JobState.ENABLED else None
         self.store.set_job_state(ref.jid, state, None if fire is None else to_ms(fire))
 
-    def list(
+    def list_page(
         self, collection: CollectionRef, *, skip: int, top: int, state: JobState | None = None
     ) -> JobPage:
         """One page of the collection's jobs, optionally only those in ``state``."""

@@ -20,10 +20,15 @@ key                                    type    TTL                        writte
                                                entries and 60 days        first)
 ``{p}:due``                            zset    none                       API, beat
                                                                           (score = next fire
-                                                                          time, epoch ms)
+                                                                          time, epoch ms;
+                                                                          member = jid, or
+                                                                          jid|m|occ|attempt
+                                                                          for a long retry,
+                                                                          written by workers)
 ``{p}:claims``                         stream  entries deleted on ack     beat (claimed,
                                                                           not yet published)
-``{p}:lease:{jid}:{occ_ms}:{attempt}`` string  action timeout + margin,   worker
+``{p}:lease:{jid}:{occ_ms}:{tag}``     string  action timeout + margin,   worker (tag: m0,
+                                                                          m1.. e0..)
                                                then 1 day once done
 ``{p}:principal:{name}``               hash    none                       API, CLI (role,
                                                                           key hash)
@@ -80,8 +85,13 @@ class KeySchema:
     def claims(self) -> str:
         return f"{self._tag}:claims"
 
-    def lease(self, jid: str, occurrence_ms: int, attempt: int) -> str:
-        return f"{self._tag}:lease:{jid}:{occurrence_ms}:{attempt}"
+    def lease(self, jid: str, occurrence_ms: int, tag: str) -> str:
+        return f"{self._tag}:lease:{jid}:{occurrence_ms}:{tag}"
+
+    @staticmethod
+    def retry_member(jid: str, occurrence_ms: int, attempt: int, error: bool) -> str:
+        """A due-set member for a one-shot retry (job names never contain ``|``)."""
+        return f"{jid}|{'e' if error else 'm'}|{occurrence_ms}|{attempt}"
 
     def principal(self, name: str) -> str:
         return f"{self._tag}:principal:{name}"

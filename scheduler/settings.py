@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from scheduler.errors import ConfigurationError
@@ -42,6 +42,17 @@ class TaktSettings(BaseSettings):
     data_dir: Path = Path(".takt")
     key_prefix: str = Field(default="takt", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     http_timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    broker_retry_max_s: float = Field(
+        default=300.0,
+        ge=0,
+        le=3600,
+        description="Retries up to this far off wait in the broker; longer ones in the due set.",
+    )
+    redelivery_timeout_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="An unacknowledged task is delivered again after this long (Redis broker).",
+    )
     beat_batch_size: int = Field(default=500, ge=1, le=10_000)
     beat_max_interval_s: float = Field(default=5.0, gt=0, le=300)
     log_level: str = "INFO"
@@ -63,6 +74,17 @@ class TaktSettings(BaseSettings):
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ValueError(f"unknown log level {value!r}")
         return level
+
+    @model_validator(mode="after")
+    def _redelivery_after_the_longest_wait(self) -> TaktSettings:
+        needed = self.http_timeout_s + self.broker_retry_max_s
+        if self.redelivery_timeout_s <= needed:
+            raise ValueError(
+                f"redelivery_timeout_s ({self.redelivery_timeout_s:g}) must exceed "
+                f"http_timeout_s + broker_retry_max_s ({needed:g}): a task still running or "
+                "waiting for its retry would be delivered twice"
+            )
+        return self
 
     @property
     def store_url(self) -> str:

@@ -15,12 +15,14 @@ from typing import Any, cast
 
 import redis
 
-from scheduler.clock import from_ms
+from scheduler.clock import from_ms, to_ms
 from scheduler.errors import CollectionNotFound, JobNotFound, SchemaTooNew, StoreError
 from scheduler.keys import KeySchema
 from scheduler.models import (
     HistoryEntry,
     JobCollection,
+    JobExecutionStatus,
+    JobHistoryActionName,
     JobProperties,
     JobState,
     JobStatus,
@@ -105,7 +107,7 @@ class Attempt:
 
     jid: str
     occurrence_ms: int
-    attempt: int
+    tag: str
     entry_id: str
     entry: HistoryEntry
     first_attempt: bool
@@ -353,7 +355,7 @@ class JobStore:
                     self.keys.job(attempt.jid),
                     self.keys.history(attempt.jid),
                     self.keys.due,
-                    self.keys.lease(attempt.jid, attempt.occurrence_ms, attempt.attempt),
+                    self.keys.lease(attempt.jid, attempt.occurrence_ms, attempt.tag),
                 ],
                 args=[
                     entry,
@@ -370,19 +372,40 @@ class JobStore:
 
     # -- leases ------------------------------------------------------------------------
 
-    def acquire_lease(self, jid: str, occurrence_ms: int, attempt: int, ttl_ms: int) -> bool:
-        """Take the lease of one attempt; False if it runs elsewhere or already ran."""
+    def acquire_lease(self, jid: str, occurrence_ms: int, tag: str, ttl_ms: int) -> bool:
+        """Take the lease of one attempt (``tag``: m0, m1, e0 ...); False if it runs
+        elsewhere or already ran."""
         with redis_errors():
             return bool(
                 self.redis.set(
-                    self.keys.lease(jid, occurrence_ms, attempt), "running", nx=True, px=ttl_ms
+                    self.keys.lease(jid, occurrence_ms, tag), "running", nx=True, px=ttl_ms
                 )
             )
 
-    def release_lease(self, jid: str, occurrence_ms: int, attempt: int) -> None:
-        """Give a lease back without recording (the attempt did not happen)."""
+    # -- retries -----------------------------------------------------------------------
+
+    def schedule_retry(
+        self, jid: str, occurrence_ms: int, attempt: int, error: bool, due_ms: int
+    ) -> None:
+        """Put a long-delayed retry into the due set as a one-shot occurrence."""
+        member = self.keys.retry_member(jid, occurrence_ms, attempt, error)
         with redis_errors():
-            self.redis.delete(self.keys.lease(jid, occurrence_ms, attempt))
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.zadd(self.keys.due, {member: due_ms})
+            pipe.publish(self.keys.wake, due_ms)
+            pipe.execute()
+
+    def main_failure(self, jid: str, occurrence_ms: int, *, look_back: int = 50) -> str | None:
+        """The message of the main action's newest failed attempt for one occurrence."""
+        for stored in self.history(jid, skip=0, top=look_back):
+            entry = stored.entry
+            if (
+                entry.action_name is JobHistoryActionName.MAIN_ACTION
+                and entry.status is JobExecutionStatus.FAILED
+                and to_ms(entry.expected_execution_time) == occurrence_ms
+            ):
+                return entry.message
+        return None
 
 
 def _maybe_time(raw: str | None) -> Any:

@@ -54,10 +54,13 @@ class HttpTarget:
 
     server: ThreadingHTTPServer
     received: list[Received] = field(default_factory=list)
-    answers: dict[str, tuple[int, bytes]] = field(default_factory=dict)
+    answers: dict[str, list[tuple[int, bytes]]] = field(default_factory=dict)
+    held: dict[str, threading.Event] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def close(self) -> None:
+        for event in self.held.values():
+            event.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -71,8 +74,27 @@ class HttpTarget:
             return [r for r in self.received if r.path == path]
 
     def answer(self, path: str, status: int, body: bytes = b"") -> None:
+        """Answer every request to ``path`` with ``status``."""
+        self.script(path, [status], body)
+
+    def script(self, path: str, statuses: list[int], body: bytes = b"") -> None:
+        """Answer requests to ``path`` with these statuses in turn; the last one repeats."""
         with self.lock:
-            self.answers[path] = (status, body)
+            self.answers[path] = [(status, body) for status in statuses]
+
+    def hold(self, path: str) -> threading.Event:
+        """Keep requests to ``path`` waiting until the returned event is set."""
+        event = threading.Event()
+        with self.lock:
+            self.held[path] = event
+        return event
+
+    def _next_answer(self, path: str) -> tuple[int, bytes]:
+        with self.lock:
+            queue = self.answers.get(path)
+            if not queue:
+                return 200, b"ok"
+            return queue.pop(0) if len(queue) > 1 else queue[0]
 
 
 def start_target() -> HttpTarget:
@@ -88,7 +110,10 @@ def start_target() -> HttpTarget:
                 target.received.append(
                     Received(self.command, self.path, dict(self.headers.items()), body, time.time())
                 )
-                status, answer = target.answers.get(self.path, (200, b"ok"))
+                held = target.held.get(self.path)
+            if held is not None:
+                held.wait(timeout=60)
+            status, answer = target._next_answer(self.path)
             self.send_response(status)
             # One request per connection: no idle keep-alive sockets outlive a test.
             self.close_connection = True

@@ -35,17 +35,20 @@ def resolve(value: str) -> str:
 def local_argv(command: list[str], ports: dict[int, int]) -> list[str]:
     """A service command as a local process: entry points via this interpreter,
     container addresses on loopback, published ports on free ones."""
-    program = {"takt": [sys.executable, "-m", "scheduler"],
-               "celery": [sys.executable, "-m", "celery"],
-               "redis-server": [str(get_binary_path())]}[command[0]]
+    program = {
+        "takt": [sys.executable, "-m", "scheduler"],
+        "celery": [sys.executable, "-m", "celery"],
+        "redis-server": [str(get_binary_path())],
+    }[command[0]]
     args = [a.replace("0.0.0.0", "127.0.0.1") for a in command[1:]]
     for inside, outside in ports.items():
         args = [a.replace(f"--port={inside}", f"--port={outside}") for a in args]
     return program + args
 
 
-def service_env(service: dict[str, Any], redis_url: str, api_port: int, prefix: str,
-                data_dir: Path) -> dict[str, str]:
+def service_env(
+    service: dict[str, Any], redis_url: str, api_port: int, prefix: str, data_dir: Path
+) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TAKT_", "FLOWER_"))}
     env.update({k: resolve(str(v)) for k, v in service.get("environment", {}).items()})
     env["TAKT_REDIS_URL"] = redis_url
@@ -65,12 +68,24 @@ def compose_stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
 
     def spawn(name: str, argv: list[str], env: dict[str, str]) -> None:
         with (tmp_path / f"{name}.log").open("ab") as log:
-            processes.append(subprocess.Popen(argv, env=env, cwd=tmp_path, stdout=log,
-                                              stderr=subprocess.STDOUT))
+            processes.append(
+                subprocess.Popen(argv, env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+            )
 
     redis_cmd = COMPOSE["services"]["redis"]["command"]
-    spawn("redis", [*local_argv(redis_cmd, {}), "--port", str(redis_port), "--dir",
-                    str(tmp_path), "--save", ""], dict(os.environ))
+    spawn(
+        "redis",
+        [
+            *local_argv(redis_cmd, {}),
+            "--port",
+            str(redis_port),
+            "--dir",
+            str(tmp_path),
+            "--save",
+            "",
+        ],
+        dict(os.environ),
+    )
     redis_url = f"redis://127.0.0.1:{redis_port}/0"
     prefix = f"compose-{uuid.uuid4().hex[:8]}"
     for name in ("api", "beat", "worker", "flower"):
@@ -80,8 +95,11 @@ def compose_stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
         for replica in range(replicas):
             spawn(f"{name}{replica}", local_argv(service["command"], {5555: flower_port}), env)
     try:
-        yield {"api": f"http://127.0.0.1:{api_port}", "flower": f"http://127.0.0.1:{flower_port}",
-               "logs": tmp_path}
+        yield {
+            "api": f"http://127.0.0.1:{api_port}",
+            "flower": f"http://127.0.0.1:{flower_port}",
+            "logs": tmp_path,
+        }
     finally:
         for process in reversed(processes):
             stop_process(process)
@@ -94,27 +112,35 @@ def answers(url: str, **kwargs: Any) -> bool:
         return False
 
 
-def test_the_compose_services_run_a_job_together(compose_stack: dict[str, Any],
-                                                 target: HttpTarget) -> None:
+def test_the_compose_services_run_a_job_together(
+    compose_stack: dict[str, Any], target: HttpTarget
+) -> None:
     # Given every compose service running with the file's commands and environment
     api, flower = compose_stack["api"], compose_stack["flower"]
     wait_until(lambda: answers(f"{api}/healthz"), timeout=30, message="the api service")
-    assert len(COMPOSE["services"]["beat"]["command"]) and (
-        COMPOSE["services"]["beat"].get("deploy", {}).get("replicas") == 2)
+    assert COMPOSE["services"]["beat"]["deploy"]["replicas"] == 2
 
     # When a job is created through the api service with the compose file's admin key
-    http = httpx.Client(base_url=api, timeout=10,
-                        headers={"Authorization": f"Bearer {SECRETS['TAKT_ADMIN_TOKEN']}"})
+    http = httpx.Client(
+        base_url=api, timeout=10, headers={"Authorization": f"Bearer {SECRETS['TAKT_ADMIN_TOKEN']}"}
+    )
     collection = collection_path("compose")
-    assert http.put(collection, params={"api-version": "2016-03-01"},
-                    json={"location": "local"}).status_code == 201
+    assert (
+        http.put(
+            collection, params={"api-version": "2016-03-01"}, json={"location": "local"}
+        ).status_code
+        == 201
+    )
     put_job(http, collection, "ping", http_job(f"{target.url}/compose"))
 
     # Then the beats and the worker run it once, and Flower answers with its basic auth
     wait_until(lambda: history(http, collection, "ping"), timeout=20, message="the job's run")
     assert len(target.requests_to("/compose")) == 1
     user, password = SECRETS["FLOWER_BASIC_AUTH"].split(":")
-    wait_until(lambda: answers(f"{flower}/api/workers", auth=(user, password)), timeout=30,
-               message="flower's API")
+    wait_until(
+        lambda: answers(f"{flower}/api/workers", auth=(user, password)),
+        timeout=30,
+        message="flower's API",
+    )
     assert httpx.get(f"{flower}/api/workers", timeout=5).status_code == 401
     http.close()

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from scheduler.claims import ClaimQueue
 from scheduler.errors import JobNotFound, SchemaTooNew
 from scheduler.models import (
     HistoryEntry,
@@ -17,7 +18,6 @@ from scheduler.models import (
     JobProperties,
     JobState,
 )
-from scheduler.claims import ClaimQueue
 from scheduler.store import HISTORY_MAX_ENTRIES, Attempt, JobStore
 
 CID = "sub/rg/coll"
@@ -58,7 +58,7 @@ def attempt(jid: str, occurrence_ms: int, *, failed: bool, n: int = 0) -> Attemp
     return Attempt(
         jid=jid,
         occurrence_ms=occurrence_ms,
-        attempt=n,
+        tag=f"m{n}",
         entry_id=f"{occurrence_ms}-{n}",
         entry=entry,
         first_attempt=n == 0,
@@ -196,11 +196,11 @@ def test_a_record_written_by_a_newer_takt_is_refused(store: JobStore) -> None:
 
 def test_a_lease_is_taken_once_and_an_attempt_once_recorded_stays_taken(store: JobStore) -> None:
     [jid] = add_jobs(store, 1)
-    assert store.acquire_lease(jid, 5, 0, ttl_ms=60_000)
-    assert not store.acquire_lease(jid, 5, 0, ttl_ms=60_000)
+    assert store.acquire_lease(jid, 5, "m0", ttl_ms=60_000)
+    assert not store.acquire_lease(jid, 5, "m0", ttl_ms=60_000)
     store.record_attempt(attempt(jid, 5, failed=False))
-    assert not store.acquire_lease(jid, 5, 0, ttl_ms=60_000)
-    assert store.acquire_lease(jid, 5, 1, ttl_ms=60_000)
+    assert not store.acquire_lease(jid, 5, "m0", ttl_ms=60_000)
+    assert store.acquire_lease(jid, 5, "m1", ttl_ms=60_000)
 
 
 def test_deleting_a_job_removes_it_everywhere(store: JobStore) -> None:

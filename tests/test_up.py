@@ -77,8 +77,14 @@ def test_up_serves_runs_jobs_stops_cleanly_and_keeps_jobs(
 
     # When the README's curl example is run as written (against this test's port)
     script = readme_curl_example().replace("127.0.0.1:8000", f"127.0.0.1:{port}")
-    result = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=workdir,
-                            capture_output=True, text=True, timeout=60, check=False)
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
     # Then its job ran and its history shows Completed
     assert result.returncode == 0, result.stderr

@@ -12,9 +12,12 @@ from functools import cached_property
 
 from celery import Celery
 
+from scheduler.models import ActionType
 from scheduler.settings import TaktSettings, load_settings
 from workers.config import celery_config
 from workers.context import WorkerContext
+from workers.execution import RunRequest
+from workers.routing import publish_occurrence
 from workers.tasks import register_tasks
 
 __all__ = ["TaktCelery", "app", "create_app"]
@@ -34,7 +37,18 @@ class TaktCelery(Celery):
 
     @cached_property
     def context(self) -> WorkerContext:
-        return WorkerContext(self.settings)
+        return WorkerContext(self.settings, publish=self._publish)
+
+    def _publish(self, run: RunRequest, action_type: ActionType) -> None:
+        publish_occurrence(
+            self,
+            run.jid,
+            run.occurrence_ms,
+            action_type,
+            manual=run.manual,
+            error=run.error,
+            attempt=run.attempt,
+        )
 
 
 def create_app(settings: TaktSettings | None = None) -> TaktCelery:

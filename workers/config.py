@@ -11,10 +11,6 @@ from workers.routing import ACTION_ROUTES
 
 __all__ = ["celery_config"]
 
-#: Redelivery of an unacknowledged message on the Redis transport; longer than any
-#: action's timeout so that a running attempt is never delivered twice.
-_VISIBILITY_TIMEOUT_S = 3600
-
 
 def celery_config(settings: TaktSettings) -> dict[str, Any]:
     """The Celery settings of every Takt process (worker, beat, API)."""
@@ -22,7 +18,15 @@ def celery_config(settings: TaktSettings) -> dict[str, Any]:
     return {
         "broker_url": settings.celery_broker_url,
         "broker_connection_retry_on_startup": True,
-        "broker_transport_options": {"visibility_timeout": _VISIBILITY_TIMEOUT_S},
+        # Redelivery of an unacknowledged message on the Redis transport; longer than any
+        # action's timeout plus any countdown, so no attempt is delivered twice.
+        "broker_transport_options": {
+            "visibility_timeout": settings.redelivery_timeout_s,
+            # Look for expired deliveries often enough that one is redone within about
+            # a sixth of the timeout after it expired (kombu scans every 100 s otherwise).
+            "unacked_restore_interval": max(1.0, min(10.0, settings.redelivery_timeout_s / 6)),
+            "unacked_restore_throttle": 1,
+        },
         "task_serializer": "json",
         "accept_content": ["json"],
         "task_ignore_result": True,

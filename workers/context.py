@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import httpx
 
+from scheduler.models import ActionType
 from scheduler.settings import TaktSettings
 from scheduler.store import JobStore
 
-__all__ = ["WorkerContext"]
+if TYPE_CHECKING:
+    from workers.execution import RunRequest
+
+#: Publishes a follow-up attempt (the error action) as its own task.
+Publisher = Callable[["RunRequest", ActionType], None]
+
+__all__ = ["Publisher", "WorkerContext"]
 
 
 @dataclass
@@ -18,6 +27,7 @@ class WorkerContext:
     """Built lazily in each worker process (after a prefork fork), shared by its threads."""
 
     settings: TaktSettings
+    publish: Publisher
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _store: JobStore | None = field(default=None, repr=False)
     _http: httpx.Client | None = field(default=None, repr=False)

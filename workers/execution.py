@@ -1,32 +1,32 @@
-"""One attempt of a job's action: load, lease, run, record.
+"""One attempt of a job's action (or of its error action): load, lease, run, record, follow up.
 
-Tasks carry ids only (job id, occurrence time, attempt); the definition, with its secrets,
-is loaded here from Redis, so nothing secret travels through the broker or shows in Flower.
+Tasks carry ids only (job id, occurrence time, attempt, which action); the definition, with
+its secrets, is loaded here from Redis, so nothing secret travels through the broker or
+shows in Flower. After a failed attempt the follow-up is one of: a short retry through
+Celery (``Task.retry`` with a countdown), a long retry put back into the due set as a
+one-shot occurrence (a countdown that long would sit in a worker's memory), or, after the
+last attempt, the job's error action chained as its own task.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from typing import Any
 
-from scheduler.clock import from_ms, to_ms, utcnow
+from scheduler.clock import to_ms, utcnow
 from scheduler.errors import JobNotFound
-from scheduler.models import (
-    ActionType,
-    HistoryEntry,
-    JobAction,
-    JobExecutionStatus,
-    JobHistoryActionName,
-    JobState,
-)
-from scheduler.planning import is_last_occurrence
-from scheduler.store import Attempt, JobRecord
+from scheduler.models import JobErrorAction, JobState
+from scheduler.retries import retry_plan
+from scheduler.store import JobRecord
+from workers.actions import run_action
 from workers.context import WorkerContext
-from workers.http_action import OccurrenceInfo, Outcome, call_http
+from workers.http_action import Outcome
+from workers.recording import record_attempt
 
-__all__ = ["RunRequest", "execute"]
+__all__ = ["RunRequest", "Verdict", "execute"]
 
 log = logging.getLogger(__name__)
 
@@ -36,95 +36,105 @@ _LEASE_MARGIN_MS = 30_000
 
 @dataclass(frozen=True, slots=True)
 class RunRequest:
-    """What a task message says: which job, which occurrence, which attempt, and why."""
+    """What a task message says: which job, which occurrence, which attempt of which action."""
 
     jid: str
     occurrence_ms: int
     attempt: int = 0
     manual: bool = False
+    error: bool = False
+
+    @property
+    def tag(self) -> str:
+        """Names this attempt in lease keys and history ids (``m0``, ``m1``, ``e0`` ...)."""
+        return f"{'e' if self.error else 'm'}{self.attempt}"
 
     @property
     def execution_tag(self) -> str:
         """Stable across retries of one occurrence, so receivers can deduplicate."""
         return str(uuid.uuid5(uuid.NAMESPACE_URL, f"takt:{self.jid}@{self.occurrence_ms}"))
 
+    def task_kwargs(self) -> dict[str, Any]:
+        return {"attempt": self.attempt, "manual": self.manual, "error": self.error}
 
-def execute(ctx: WorkerContext, run: RunRequest) -> str:
-    """Run one attempt; returns a short word for the task's log line."""
+    def next_attempt(self) -> RunRequest:
+        return replace(self, attempt=self.attempt + 1)
+
+    def error_action(self) -> RunRequest:
+        return replace(self, attempt=0, error=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """How an attempt ended; ``retry_in`` asks the task to retry through Celery."""
+
+    word: str
+    retry_in: timedelta | None = None
+
+
+def execute(ctx: WorkerContext, run: RunRequest) -> Verdict:
+    """Run one attempt and arrange what follows it."""
+    record = _runnable_job(ctx, run)
+    if record is None:
+        return Verdict("not-run")
+    action = record.properties.action.error_action if run.error else record.properties.action
+    if action is None:
+        return Verdict("no-error-action")
+    ttl_ms = int(ctx.settings.http_timeout_s * 1000) + _LEASE_MARGIN_MS
+    if not ctx.store.acquire_lease(run.jid, run.occurrence_ms, run.tag, ttl_ms):
+        log.info("%s of %s@%s runs or ran elsewhere", run.tag, run.jid, run.occurrence_ms)
+        return Verdict("duplicate")
+    started = utcnow()
+    outcome = run_action(
+        ctx, action, run.jid, run.occurrence_ms, run.execution_tag, failure=_failure_of(ctx, run)
+    )
+    wait = None if outcome.succeeded else retry_plan(action.retry_policy).retry_after(run.attempt)
+    record_attempt(ctx.store, record, run, started, outcome, last_try=wait is None)
+    return _follow_up(ctx, record, run, action, outcome, wait)
+
+
+def _runnable_job(ctx: WorkerContext, run: RunRequest) -> JobRecord | None:
+    """The job, if it still exists and may run (a disabled job never runs)."""
     try:
         record = ctx.store.get_job(run.jid)
     except JobNotFound:
         log.info("job %s was deleted; occurrence %s dropped", run.jid, run.occurrence_ms)
-        return "deleted"
-    if record.state is not JobState.ENABLED:
+        return None
+    if record.state is not JobState.ENABLED and not (run.error and record.state.is_final):
         log.info("job %s is %s; it does not run", run.jid, record.state.value)
-        return "not-enabled"
+        return None
     collection_state = ctx.store.collection_state(run.jid.rsplit("/", 1)[0])
     if collection_state != "Enabled":
         log.info("collection of %s is %s; its jobs do not run", run.jid, collection_state)
-        return "not-enabled"
-    ttl_ms = int(ctx.settings.http_timeout_s * 1000) + _LEASE_MARGIN_MS
-    if not ctx.store.acquire_lease(run.jid, run.occurrence_ms, run.attempt, ttl_ms):
-        log.info(
-            "attempt %s of %s@%s runs or ran elsewhere", run.attempt, run.jid, run.occurrence_ms
-        )
-        return "duplicate"
-    started = utcnow()
-    outcome = _run_action(ctx, record.properties.action, run)
-    _record(ctx, record, run, started, outcome)
-    return "completed" if outcome.succeeded else "failed"
-
-
-def _run_action(ctx: WorkerContext, action: JobAction, run: RunRequest) -> Outcome:
-    if action.type in (ActionType.HTTP, ActionType.HTTPS) and action.request is not None:
-        cid, _, name = run.jid.rpartition("/")
-        info = OccurrenceInfo(
-            job_id=name,
-            collection_id=cid.rpartition("/")[2],
-            expected_time=from_ms(run.occurrence_ms),
-            execution_tag=run.execution_tag,
-        )
-        return call_http(ctx.http, action.request, info)
-    return Outcome(False, f"{action.type.value} actions are not supported by this worker")
-
-
-def _final_state(record: JobRecord, run: RunRequest, outcome: Outcome) -> JobState | None:
-    """Completed/Faulted once the last occurrence of the schedule has its outcome."""
-    if run.manual:
         return None
-    props = record.properties
-    occurrence = from_ms(run.occurrence_ms)
-    if not is_last_occurrence(props.recurrence, props.start_time or occurrence, occurrence):
+    return record
+
+
+def _failure_of(ctx: WorkerContext, run: RunRequest) -> str | None:
+    """For an error action: the message of the main action's last failed attempt."""
+    if not run.error:
         return None
-    return JobState.COMPLETED if outcome.succeeded else JobState.FAULTED
+    return ctx.store.main_failure(run.jid, run.occurrence_ms)
 
 
-def _record(
-    ctx: WorkerContext, record: JobRecord, run: RunRequest, started: datetime, outcome: Outcome
-) -> None:
-    finished = utcnow()
-    final = _final_state(record, run, outcome)
-    entry = HistoryEntry(
-        start_time=started,
-        end_time=finished,
-        expected_execution_time=from_ms(run.occurrence_ms),
-        action_name=JobHistoryActionName.MAIN_ACTION,
-        status=JobExecutionStatus.COMPLETED if outcome.succeeded else JobExecutionStatus.FAILED,
-        message=outcome.message,
-        retry_count=run.attempt,
-        repeat_count=0,
-    )
-    ctx.store.record_attempt(
-        Attempt(
-            jid=run.jid,
-            occurrence_ms=run.occurrence_ms,
-            attempt=run.attempt,
-            entry_id=f"{run.occurrence_ms}-{run.attempt}-{'m' if run.manual else 's'}",
-            entry=entry,
-            first_attempt=run.attempt == 0,
-            failed=not outcome.succeeded,
-            faulted=not outcome.succeeded,
-            final_state=final,
-            finished_ms=to_ms(finished) if final else None,
-        )
-    )
+def _follow_up(
+    ctx: WorkerContext,
+    record: JobRecord,
+    run: RunRequest,
+    action: JobErrorAction,
+    outcome: Outcome,
+    wait: timedelta | None,
+) -> Verdict:
+    if outcome.succeeded:
+        return Verdict("completed")
+    if wait is not None:
+        if wait.total_seconds() <= ctx.settings.broker_retry_max_s:
+            return Verdict("retrying", retry_in=wait)
+        due_ms = to_ms(utcnow() + wait)
+        ctx.store.schedule_retry(run.jid, run.occurrence_ms, run.attempt + 1, run.error, due_ms)
+        return Verdict("retry-scheduled")
+    error_action = record.properties.action.error_action
+    if not run.error and error_action is not None:
+        ctx.publish(run.error_action(), error_action.type)
+    del action
+    return Verdict("failed")

@@ -55,9 +55,20 @@ def _excerpt(body: bytes) -> str:
     return body[:BODY_EXCERPT_BYTES].decode("utf-8", errors="replace")
 
 
-def call_http(client: httpx.Client, request: HttpRequest, info: OccurrenceInfo) -> Outcome:
+def call_http(
+    client: httpx.Client,
+    request: HttpRequest,
+    info: OccurrenceInfo,
+    *,
+    extra_headers: dict[str, str] | None = None,
+) -> Outcome:
     """Send the request; success is a 2xx answer within the client's timeout."""
-    headers = {**scheduler_headers(info), **_basic_auth(request), **(request.headers or {})}
+    headers = {
+        **scheduler_headers(info),
+        **(extra_headers or {}),
+        **_basic_auth(request),
+        **(request.headers or {}),
+    }
     host = httpx.URL(request.uri).host
     content = request.body.encode() if request.body is not None else None
     try:

@@ -36,10 +36,12 @@ def route_for(action_type: ActionType) -> ActionRoute:
     return ACTION_ROUTES[action_type]
 
 
-def task_id_for(jid: str, occurrence_ms: int, *, manual: bool = False) -> str:
-    """The Celery task id of an occurrence: the same for every publish of it."""
-    kind = "manual" if manual else "scheduled"
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"takt:{kind}:{jid}@{occurrence_ms}"))
+def task_id_for(
+    jid: str, occurrence_ms: int, *, manual: bool = False, error: bool = False, attempt: int = 0
+) -> str:
+    """The Celery task id of one attempt of an occurrence: the same for every publish of it."""
+    kind = ("manual" if manual else "scheduled") + (":error" if error else "")
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"takt:{kind}:{jid}@{occurrence_ms}#{attempt}"))
 
 
 def publish_occurrence(
@@ -49,15 +51,18 @@ def publish_occurrence(
     action_type: ActionType,
     *,
     manual: bool = False,
+    error: bool = False,
+    attempt: int = 0,
     producer: Any = None,
 ) -> None:
-    """Publish one occurrence as a standard Celery task carrying ids only."""
+    """Publish one attempt of an occurrence as a standard Celery task carrying ids only."""
     route = route_for(action_type)
+    flags = {"manual": manual, "error": error, "attempt": attempt}
     app.send_task(
         route.task,
         args=[jid, occurrence_ms],
-        kwargs={"manual": True} if manual else None,
-        task_id=task_id_for(jid, occurrence_ms, manual=manual),
+        kwargs={key: value for key, value in flags.items() if value} or None,
+        task_id=task_id_for(jid, occurrence_ms, manual=manual, error=error, attempt=attempt),
         queue=route.queue,
         producer=producer,
     )

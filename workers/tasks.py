@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from celery import Task
+
 from workers.execution import RunRequest, execute
 from workers.routing import ACTION_ROUTES
 
@@ -21,7 +23,29 @@ def register_tasks(app: TaktCelery) -> None:
 
 def _register(app: TaktCelery, name: str) -> None:
     @app.task(
-        name=name, shared=False, acks_late=True, reject_on_worker_lost=True, ignore_result=True
+        name=name,
+        bind=True,
+        shared=False,
+        acks_late=True,
+        reject_on_worker_lost=True,
+        ignore_result=True,
+        max_retries=None,  # the job's retry policy decides, not Celery
     )
-    def run_action(jid: str, occurrence_ms: int, attempt: int = 0, manual: bool = False) -> Any:
-        return execute(app.context, RunRequest(jid, occurrence_ms, attempt, manual))
+    def run_action(
+        task: Task[Any, str],
+        jid: str,
+        occurrence_ms: int,
+        attempt: int = 0,
+        manual: bool = False,
+        error: bool = False,
+    ) -> str:
+        run = RunRequest(jid, occurrence_ms, attempt, manual, error)
+        verdict = execute(app.context, run)
+        if verdict.retry_in is not None:
+            # A short retry waits in the broker (Celery's countdown), carrying the attempt.
+            raise task.retry(
+                args=(jid, occurrence_ms),
+                kwargs=run.next_attempt().task_kwargs(),
+                countdown=verdict.retry_in.total_seconds(),
+            )
+        return verdict.word

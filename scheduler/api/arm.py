@@ -65,7 +65,7 @@ def _page(values: list[dict[str, Any]], next_link: str | None) -> dict[str, Any]
 def list_collections_by_subscription(
     sub: Subscription, collections: Collections, _: Reader, __: ApiVersion
 ) -> dict[str, Any]:
-    records = collections.list(sub)
+    records = collections.list_all(sub)
     return {"value": [collection_envelope(CollectionRef.from_cid(r.cid), r) for r in records]}
 
 
@@ -74,7 +74,7 @@ def list_collections_by_resource_group(
     sub: Subscription, rg: ResourceGroup, collections: Collections, _: Reader, __: ApiVersion
 ) -> dict[str, Any]:
     CollectionRef(sub, rg, "x")  # validates the names
-    records = collections.list(sub, rg)
+    records = collections.list_all(sub, rg)
     return {"value": [collection_envelope(CollectionRef.from_cid(r.cid), r) for r in records]}
 
 
@@ -184,7 +184,7 @@ def list_jobs(
     """Jobs of the collection; ``$filter=state eq 'Enabled'``; ``nextLink`` pages."""
     ref = CollectionRef(sub, rg, coll)
     state = parse_filter(filter_, "state", JobState)
-    page = jobs.list(ref, skip=skip, top=top, state=state)
+    page = jobs.list_page(ref, skip=skip, top=top, state=state)
     values = [job_envelope(JobRef(ref, r.jid.rsplit("/", 1)[1]), r) for r in page.jobs]
     return _page(values, _next_link(request, skip, top, page.more))
 

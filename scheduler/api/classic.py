@@ -108,7 +108,7 @@ def list_jobs(
     _: Reader,
 ) -> list[dict[str, Any]]:
     ref = CollectionRef(sub, cs, coll)
-    page = jobs.list(ref, skip=0, top=100_000)
+    page = jobs.list_page(ref, skip=0, top=100_000)
     return [_flat(r.jid.rsplit("/", 1)[1], r) for r in page.jobs]
 
 

@@ -1,0 +1,43 @@
+"""Run one action of any kind and describe the outcome."""
+
+from __future__ import annotations
+
+from scheduler.clock import from_ms
+from scheduler.models import ActionType, JobErrorAction
+from workers.context import WorkerContext
+from workers.http_action import OccurrenceInfo, Outcome, call_http
+
+__all__ = ["FAILURE_HEADER", "run_action"]
+
+#: Sent to an HTTP error action: what the main action's last attempt said.
+FAILURE_HEADER = "x-takt-failure-message"
+_FAILURE_HEADER_CHARS = 1024
+
+
+def _header_safe(text: str) -> str:
+    """One line of printable ASCII, short enough for any server's header limits."""
+    flat = " ".join(text.split())
+    return flat.encode("ascii", "replace").decode("ascii")[:_FAILURE_HEADER_CHARS]
+
+
+def run_action(
+    ctx: WorkerContext,
+    action: JobErrorAction,
+    jid: str,
+    occurrence_ms: int,
+    execution_tag: str,
+    *,
+    failure: str | None = None,
+) -> Outcome:
+    """Execute ``action`` for one occurrence of job ``jid``."""
+    if action.type in (ActionType.HTTP, ActionType.HTTPS) and action.request is not None:
+        cid, _, name = jid.rpartition("/")
+        info = OccurrenceInfo(
+            job_id=name,
+            collection_id=cid.rpartition("/")[2],
+            expected_time=from_ms(occurrence_ms),
+            execution_tag=execution_tag,
+        )
+        extra = {FAILURE_HEADER: _header_safe(failure)} if failure else {}
+        return call_http(ctx.http, action.request, info, extra_headers=extra)
+    return Outcome(False, f"{action.type.value} actions are not supported by this worker")

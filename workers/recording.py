@@ -1,0 +1,79 @@
+"""Turn an attempt's outcome into its history entry, counter flags and final state."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from scheduler.clock import from_ms, to_ms, utcnow
+from scheduler.models import HistoryEntry, JobExecutionStatus, JobHistoryActionName, JobState
+from scheduler.planning import is_last_occurrence
+from scheduler.store import Attempt, JobRecord, JobStore
+from workers.http_action import Outcome
+
+if TYPE_CHECKING:
+    from workers.execution import RunRequest
+
+__all__ = ["record_attempt"]
+
+
+def _final_state(
+    record: JobRecord, run: RunRequest, outcome: Outcome, last_try: bool
+) -> JobState | None:
+    """Completed/Faulted once the schedule's last occurrence has its outcome.
+
+    Manual runs and error actions never finish a job; a failed attempt with retries left
+    has no outcome yet.
+    """
+    if run.manual or run.error or not (outcome.succeeded or last_try):
+        return None
+    props = record.properties
+    occurrence = from_ms(run.occurrence_ms)
+    if not is_last_occurrence(props.recurrence, props.start_time or occurrence, occurrence):
+        return None
+    return JobState.COMPLETED if outcome.succeeded else JobState.FAULTED
+
+
+def record_attempt(
+    store: JobStore,
+    record: JobRecord,
+    run: RunRequest,
+    started: datetime,
+    outcome: Outcome,
+    *,
+    last_try: bool,
+) -> None:
+    """Write the attempt to history and update the job's status, atomically.
+
+    ``executionCount`` counts occurrences (first attempts of the main action),
+    ``failureCount`` occurrences whose first attempt failed, ``faultedCount`` occurrences
+    whose last attempt failed. Error-action attempts only add history.
+    """
+    finished = utcnow()
+    final = _final_state(record, run, outcome, last_try)
+    failed = not outcome.succeeded
+    main = not run.error
+    entry = HistoryEntry(
+        start_time=started,
+        end_time=finished,
+        expected_execution_time=from_ms(run.occurrence_ms),
+        action_name=JobHistoryActionName.MAIN_ACTION if main else JobHistoryActionName.ERROR_ACTION,
+        status=JobExecutionStatus.FAILED if failed else JobExecutionStatus.COMPLETED,
+        message=outcome.message,
+        retry_count=run.attempt,
+        repeat_count=0,
+    )
+    store.record_attempt(
+        Attempt(
+            jid=run.jid,
+            occurrence_ms=run.occurrence_ms,
+            tag=run.tag,
+            entry_id=f"{run.occurrence_ms}-{run.tag}{'-manual' if run.manual else ''}",
+            entry=entry,
+            first_attempt=main and run.attempt == 0,
+            failed=main and failed,
+            faulted=main and failed and last_try,
+            final_state=final,
+            finished_ms=to_ms(finished) if final else None,
+        )
+    )
