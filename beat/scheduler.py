@@ -134,6 +134,7 @@ class JobScheduler(Scheduler):
         if row["state"] == JobState.ENABLED.value:
             publish_occurrence(
                 self.app,
+                self.settings.key_prefix,
                 claim.jid,
                 claim.occurrence_ms,
                 properties.action.type,
@@ -150,6 +151,7 @@ class JobScheduler(Scheduler):
             return
         publish_occurrence(
             self.app,
+            self.settings.key_prefix,
             claim.jid,
             claim.occurrence_ms,
             action.type,

@@ -17,6 +17,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from scheduler.errors import ConfigurationError
 
 ENV_PREFIX = "TAKT_"
+#: A worker's lease on an attempt outlives the action's timeout by this much.
+LEASE_MARGIN_S = 5.0
 #: Variables under this prefix belong to the test suite (``TAKT_TEST_REDIS_URL``),
 #: not to a running service, so the unknown-variable check leaves them alone.
 _RESERVED_PREFIXES = ("TAKT_TEST_",)
@@ -77,12 +79,12 @@ class TaktSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _redelivery_after_the_longest_wait(self) -> TaktSettings:
-        needed = self.http_timeout_s + self.broker_retry_max_s
+        needed = self.http_timeout_s + self.broker_retry_max_s + LEASE_MARGIN_S
         if self.redelivery_timeout_s <= needed:
             raise ValueError(
                 f"redelivery_timeout_s ({self.redelivery_timeout_s:g}) must exceed "
-                f"http_timeout_s + broker_retry_max_s ({needed:g}): a task still running or "
-                "waiting for its retry would be delivered twice"
+                f"http_timeout_s + broker_retry_max_s + {LEASE_MARGIN_S:g} ({needed:g}): "
+                "a task still running or waiting for its retry would be delivered twice"
             )
         return self
 

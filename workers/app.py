@@ -42,6 +42,7 @@ class TaktCelery(Celery):
     def _publish(self, run: RunRequest, action_type: ActionType) -> None:
         publish_occurrence(
             self,
+            self.settings.key_prefix,
             run.jid,
             run.occurrence_ms,
             action_type,

@@ -7,14 +7,14 @@ from typing import Any
 from kombu import Queue
 
 from scheduler.settings import TaktSettings
-from workers.routing import ACTION_ROUTES
+from workers.routing import queue_names
 
 __all__ = ["celery_config"]
 
 
 def celery_config(settings: TaktSettings) -> dict[str, Any]:
     """The Celery settings of every Takt process (worker, beat, API)."""
-    queues = sorted({route.queue for route in ACTION_ROUTES.values()})
+    queues = queue_names(settings.key_prefix)
     return {
         "broker_url": settings.celery_broker_url,
         "broker_connection_retry_on_startup": True,

@@ -20,6 +20,7 @@ from scheduler.clock import to_ms, utcnow
 from scheduler.errors import JobNotFound
 from scheduler.models import JobErrorAction, JobState
 from scheduler.retries import retry_plan
+from scheduler.settings import LEASE_MARGIN_S
 from scheduler.store import JobRecord
 from workers.actions import run_action
 from workers.context import WorkerContext
@@ -30,8 +31,9 @@ __all__ = ["RunRequest", "Verdict", "execute"]
 
 log = logging.getLogger(__name__)
 
-#: A lease outlives the action's timeout by this much before another worker may take it.
-_LEASE_MARGIN_MS = 30_000
+#: A lease outlives the action's timeout by this much (recording the attempt); it must
+#: expire before the broker delivers the attempt again (see TaktSettings).
+_LEASE_MARGIN_MS = int(LEASE_MARGIN_S * 1000)
 
 
 @dataclass(frozen=True, slots=True)

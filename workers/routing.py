@@ -14,22 +14,39 @@ from celery import Celery
 
 from scheduler.models import ActionType
 
-__all__ = ["ACTION_ROUTES", "ActionRoute", "publish_occurrence", "route_for", "task_id_for"]
+__all__ = [
+    "ACTION_ROUTES",
+    "ActionRoute",
+    "publish_occurrence",
+    "queue_names",
+    "route_for",
+    "task_id_for",
+]
 
 
 @dataclass(frozen=True, slots=True)
 class ActionRoute:
     task: str
-    queue: str
+    kind: str
+
+    def queue(self, prefix: str) -> str:
+        """The queue of this kind for the deployment with key prefix ``prefix``
+        (``takt.http`` by default), so deployments sharing a broker stay apart."""
+        return f"{prefix}.{self.kind}"
 
 
 #: Task names say the action kind, so Flower's task list reads as what ran; one queue per
 #: kind so each can get its own scaled pool (`takt worker -Q takt.http`).
 ACTION_ROUTES = {
-    ActionType.HTTP: ActionRoute("takt.action.http", "takt.http"),
-    ActionType.HTTPS: ActionRoute("takt.action.http", "takt.http"),
-    ActionType.STORAGE_QUEUE: ActionRoute("takt.action.storage_queue", "takt.storage"),
+    ActionType.HTTP: ActionRoute("takt.action.http", "http"),
+    ActionType.HTTPS: ActionRoute("takt.action.http", "http"),
+    ActionType.STORAGE_QUEUE: ActionRoute("takt.action.storage_queue", "storage"),
 }
+
+
+def queue_names(prefix: str) -> list[str]:
+    """Every action queue of a deployment, sorted."""
+    return sorted({route.queue(prefix) for route in ACTION_ROUTES.values()})
 
 
 def route_for(action_type: ActionType) -> ActionRoute:
@@ -46,6 +63,7 @@ def task_id_for(
 
 def publish_occurrence(
     app: Celery,
+    prefix: str,
     jid: str,
     occurrence_ms: int,
     action_type: ActionType,
@@ -63,6 +81,6 @@ def publish_occurrence(
         args=[jid, occurrence_ms],
         kwargs={key: value for key, value in flags.items() if value} or None,
         task_id=task_id_for(jid, occurrence_ms, manual=manual, error=error, attempt=attempt),
-        queue=route.queue,
+        queue=route.queue(prefix),
         producer=producer,
     )

@@ -38,7 +38,9 @@ def _celery_runner(settings: TaktSettings) -> Runner:
     celery_app = create_celery_app(settings)
 
     def run(jid: str, action_type: ActionType, occurrence_ms: int) -> None:
-        publish_occurrence(celery_app, jid, occurrence_ms, action_type, manual=True)
+        publish_occurrence(
+            celery_app, settings.key_prefix, jid, occurrence_ms, action_type, manual=True
+        )
 
     return run
 
