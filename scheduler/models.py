@@ -34,6 +34,7 @@ from scheduler.recurrence import validate_recurrence
 __all__ = [
     "ActionType",
     "AuthenticationType",
+    "CeleryTask",
     "CollectionState",
     "HistoryEntry",
     "HttpAuthentication",
@@ -85,6 +86,7 @@ class ActionType(AzureEnum):
     STORAGE_QUEUE = "StorageQueue"
     SERVICE_BUS_QUEUE = "ServiceBusQueue"
     SERVICE_BUS_TOPIC = "ServiceBusTopic"
+    CELERY = "Celery"  # extension: send a Celery task to a queue on the broker
 
 
 class AuthenticationType(AzureEnum):
@@ -324,6 +326,18 @@ class ServiceBusMessage(WireModel):
     topic_path: str | None = None
 
 
+class CeleryTask(WireModel):
+    """A Celery task to send (extension): for teams whose work already is Celery tasks.
+
+    The arguments travel in the message and show in Flower: put no secret in them.
+    """
+
+    name: str = Field(min_length=1, max_length=256, pattern=r"^[A-Za-z_][\w.:-]*$")
+    args: list[Any] | None = None
+    kwargs: dict[str, Any] | None = None
+    queue: str | None = Field(default=None, min_length=1, max_length=256)
+
+
 class RetryPolicy(WireModel):
     """Azure's fixed retry policy. An absent policy means no retries (the seed's reading)."""
 
@@ -340,6 +354,7 @@ class JobErrorAction(WireModel):
     queue_message: StorageQueueMessage | None = None
     service_bus_queue_message: ServiceBusMessage | None = None
     service_bus_topic_message: ServiceBusMessage | None = None
+    celery_task: CeleryTask | None = None  # extension
     retry_policy: RetryPolicy | None = None
 
     @model_validator(mode="after")
@@ -350,6 +365,7 @@ class JobErrorAction(WireModel):
             ActionType.STORAGE_QUEUE: "queue_message",
             ActionType.SERVICE_BUS_QUEUE: "service_bus_queue_message",
             ActionType.SERVICE_BUS_TOPIC: "service_bus_topic_message",
+            ActionType.CELERY: "celery_task",
         }[self.type]
         if getattr(self, needed) is None:
             raise ValueError(

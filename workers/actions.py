@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from scheduler.clock import from_ms
-from scheduler.models import ActionType, JobErrorAction
+from scheduler.models import ActionType, CeleryTask, JobErrorAction
 from workers.context import WorkerContext
 from workers.http_action import OccurrenceInfo, Outcome, call_http
 
@@ -40,4 +40,16 @@ def run_action(
         )
         extra = {FAILURE_HEADER: _header_safe(failure)} if failure else {}
         return call_http(ctx.http, action.request, info, extra_headers=extra)
+    if action.type is ActionType.CELERY and action.celery_task is not None:
+        return _send_celery_task(ctx, action.celery_task)
     return Outcome(False, f"{action.type.value} actions are not supported by this worker")
+
+
+def _send_celery_task(ctx: WorkerContext, task: CeleryTask) -> Outcome:
+    """Success means the broker accepted the message (publisher confirms on AMQP)."""
+    queue = task.queue or "celery"
+    try:
+        ctx.send_task(task.name, task.args or [], task.kwargs or {}, queue)
+    except Exception as exc:  # kombu raises many kinds; each one is this attempt's failure
+        return Outcome(False, f"Celery Action - sending {task.name!r} to {queue!r} failed: {exc}")
+    return Outcome(True, f"Celery Action - task {task.name!r} accepted by the broker on {queue!r}")

@@ -9,6 +9,7 @@ settings are read when Celery first needs its configuration (lazily, through
 from __future__ import annotations
 
 from functools import cached_property
+from typing import Any
 
 from celery import Celery
 
@@ -37,7 +38,12 @@ class TaktCelery(Celery):
 
     @cached_property
     def context(self) -> WorkerContext:
-        return WorkerContext(self.settings, publish=self._publish)
+        return WorkerContext(self.settings, publish=self._publish, send_task=self._send_user_task)
+
+    def _send_user_task(
+        self, name: str, args: list[Any], kwargs: dict[str, Any], queue: str | None
+    ) -> None:
+        self.send_task(name, args=args, kwargs=kwargs, queue=queue, retry=True)
 
     def _publish(self, run: RunRequest, action_type: ActionType) -> None:
         publish_occurrence(

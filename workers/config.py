@@ -12,6 +12,10 @@ from workers.routing import queue_names
 __all__ = ["celery_config"]
 
 
+def _is_amqp(url: str) -> bool:
+    return url.startswith(("amqp", "pyamqp"))
+
+
 def celery_config(settings: TaktSettings) -> dict[str, Any]:
     """The Celery settings of every Takt process (worker, beat, API)."""
     queues = queue_names(settings.key_prefix)
@@ -26,6 +30,9 @@ def celery_config(settings: TaktSettings) -> dict[str, Any]:
             # a sixth of the timeout after it expired (kombu scans every 100 s otherwise).
             "unacked_restore_interval": max(1.0, min(10.0, settings.redelivery_timeout_s / 6)),
             "unacked_restore_throttle": 1,
+            # On AMQP a publish returns once the broker confirmed it (the Celery action's
+            # success); on Redis the LPUSH's reply is that confirmation.
+            **({"confirm_publish": True} if _is_amqp(settings.celery_broker_url) else {}),
         },
         "task_serializer": "json",
         "accept_content": ["json"],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -18,8 +18,10 @@ if TYPE_CHECKING:
 
 #: Publishes a follow-up attempt (the error action) as its own task.
 Publisher = Callable[["RunRequest", ActionType], None]
+#: Sends a user's Celery task: (name, args, kwargs, queue).
+TaskSender = Callable[[str, list[Any], dict[str, Any], str | None], None]
 
-__all__ = ["Publisher", "WorkerContext"]
+__all__ = ["Publisher", "TaskSender", "WorkerContext"]
 
 
 @dataclass
@@ -28,6 +30,7 @@ class WorkerContext:
 
     settings: TaktSettings
     publish: Publisher
+    send_task: TaskSender
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _store: JobStore | None = field(default=None, repr=False)
     _http: httpx.Client | None = field(default=None, repr=False)

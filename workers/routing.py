@@ -41,6 +41,7 @@ ACTION_ROUTES = {
     ActionType.HTTP: ActionRoute("takt.action.http", "http"),
     ActionType.HTTPS: ActionRoute("takt.action.http", "http"),
     ActionType.STORAGE_QUEUE: ActionRoute("takt.action.storage_queue", "storage"),
+    ActionType.CELERY: ActionRoute("takt.action.celery", "celery"),
 }
 
 
