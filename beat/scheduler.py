@@ -23,8 +23,9 @@ from typing import Any
 from celery import Celery
 from celery.beat import Scheduler
 
+from scheduler.builtin_jobs import ensure_builtin_jobs
 from scheduler.claims import Claim, ClaimQueue
-from scheduler.clock import from_ms, to_ms
+from scheduler.clock import from_ms, to_ms, utcnow
 from scheduler.models import JobProperties, JobState
 from scheduler.planning import following_fire
 from scheduler.settings import TaktSettings, load_settings
@@ -65,6 +66,7 @@ class JobScheduler(Scheduler):
     def setup_schedule(self) -> None:
         """Nothing is loaded into memory; the due set in Redis is the schedule."""
         self.claims.ensure_claim_group()
+        ensure_builtin_jobs(self.store, utcnow())
         self._pubsub = self.store.redis.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
         self._pubsub.subscribe(self.store.keys.wake)
         log.info("takt beat %s ready (batch %s)", self.consumer, self.settings.beat_batch_size)

@@ -72,6 +72,27 @@ def worker(celery_args: tuple[str, ...]) -> None:
     _celery(["worker", *celery_args])
 
 
+@cli.command()
+@click.argument("command_line")
+def manage(command_line: str) -> None:
+    """Run a built-in management command against the store (TAKT_REDIS_URL), e.g.
+    takt manage "PurgeHistory --older-than P60D" or takt manage VerifyStore."""
+    from scheduler.clock import utcnow
+    from scheduler.errors import TaktError
+    from scheduler.management import run_command_line
+    from scheduler.store import JobStore
+
+    settings = _settings()
+    try:
+        store = JobStore.from_url(settings.store_url, settings.key_prefix)
+        result = run_command_line(store, command_line, utcnow())
+    except TaktError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(result.report)
+    if not result.ok:
+        sys.exit(1)
+
+
 def _celery(argv: list[str]) -> None:
     from workers.app import create_app
 

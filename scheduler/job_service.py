@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from scheduler.clock import to_ms
 from scheduler.errors import JobDisabled, JobFinished, JobNotFound, ValidationFailed
 from scheduler.limits import check_limits
+from scheduler.management import parse_command_line
 from scheduler.merge_patch import merge_patch
 from scheduler.models import (
     ActionType,
@@ -82,6 +83,19 @@ def _refuse_finished(ref: JobRef, record: JobRecord | None) -> None:
         )
 
 
+def _check_commands(properties: JobProperties) -> None:
+    """A Command action's line must parse now, not fail at 3 a.m."""
+    for action, where in (
+        (properties.action, "properties.action"),
+        (properties.action.error_action, "properties.action.errorAction"),
+    ):
+        if action is not None and action.command is not None:
+            try:
+                parse_command_line(action.command)
+            except ValidationFailed as exc:
+                raise ValidationFailed(f"{where}.command: {exc}", field=f"{where}.command") from exc
+
+
 def _unsupported(properties: JobProperties) -> None:
     kinds = {properties.action.type}
     if properties.action.error_action is not None:
@@ -145,6 +159,7 @@ class JobService:
     ) -> tuple[JobRecord, bool]:
         collection = self.store.get_collection(ref.collection.cid)
         _unsupported(properties)
+        _check_commands(properties)
         check_limits(properties)
         others = self.store.count_jobs(ref.collection.cid) - (existing is not None)
         quota = effective_quota(collection.collection)

@@ -25,6 +25,9 @@ key                                    type    TTL                        writte
                                                                           jid|m|occ|attempt
                                                                           for a long retry,
                                                                           written by workers)
+``{p}:finished``                       zset    none                       worker (score =
+                                                                          finishedAt ms;
+                                                                          read by retention)
 ``{p}:claims``                         stream  entries deleted on ack     beat (claimed,
                                                                           not yet published)
 ``{p}:lease:{jid}:{occ_ms}:{tag}``     string  action timeout + margin,   worker (tag: m0,
@@ -80,6 +83,10 @@ class KeySchema:
     @property
     def due(self) -> str:
         return f"{self._tag}:due"
+
+    @property
+    def finished(self) -> str:
+        return f"{self._tag}:finished"
 
     @property
     def claims(self) -> str:

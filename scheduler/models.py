@@ -87,6 +87,7 @@ class ActionType(AzureEnum):
     SERVICE_BUS_QUEUE = "ServiceBusQueue"
     SERVICE_BUS_TOPIC = "ServiceBusTopic"
     CELERY = "Celery"  # extension: send a Celery task to a queue on the broker
+    COMMAND = "Command"  # extension: run a built-in management command (MailStore)
 
 
 class AuthenticationType(AzureEnum):
@@ -355,6 +356,7 @@ class JobErrorAction(WireModel):
     service_bus_queue_message: ServiceBusMessage | None = None
     service_bus_topic_message: ServiceBusMessage | None = None
     celery_task: CeleryTask | None = None  # extension
+    command: str | None = Field(default=None, min_length=1, max_length=2048)  # extension
     retry_policy: RetryPolicy | None = None
 
     @model_validator(mode="after")
@@ -366,6 +368,7 @@ class JobErrorAction(WireModel):
             ActionType.SERVICE_BUS_QUEUE: "service_bus_queue_message",
             ActionType.SERVICE_BUS_TOPIC: "service_bus_topic_message",
             ActionType.CELERY: "celery_task",
+            ActionType.COMMAND: "command",
         }[self.type]
         if getattr(self, needed) is None:
             raise ValueError(

@@ -46,7 +46,7 @@ return 1
 
 #: Record one attempt of one action: the history entry, the counters, the final state
 #: and the occurrence's lease, all or nothing. Returns 0 when the job no longer exists.
-#: KEYS: job hash, history, due, lease.
+#: KEYS: job hash, history, due, lease, finished index.
 #: ARGV: entry JSON, history cap, counters flags "<first attempt><failed><faulted>"
 #: ('1'/'0' each), last execution ms, final state ('' = none), finished ms, jid,
 #: lease-done TTL ms.
@@ -70,6 +70,7 @@ end
 if ARGV[5] ~= '' and redis.call('HGET', KEYS[1], 'state') == 'Enabled' then
   redis.call('HSET', KEYS[1], 'state', ARGV[5], 'finishedAt', ARGV[6], 'nextExecutionTime', '')
   redis.call('ZREM', KEYS[3], ARGV[7])
+  redis.call('ZADD', KEYS[5], ARGV[6], ARGV[7])
 end
 redis.call('SET', KEYS[4], 'done', 'PX', tonumber(ARGV[8]))
 return 1

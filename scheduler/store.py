@@ -199,6 +199,7 @@ class JobStore:
                 jid = f"{cid}/{name}"
                 pipe.delete(self.keys.job(jid), self.keys.history(jid))
                 pipe.zrem(self.keys.due, jid)
+                pipe.zrem(self.keys.finished, jid)
             pipe.delete(self.keys.jobs(cid), self.keys.collection(cid))
             pipe.zrem(self.keys.collections, cid)
             pipe.execute()
@@ -324,6 +325,7 @@ class JobStore:
             pipe.delete(self.keys.job(jid))
             pipe.delete(self.keys.history(jid))
             pipe.zrem(self.keys.due, jid)
+            pipe.zrem(self.keys.finished, jid)
             pipe.zrem(self.keys.jobs(cid), name)
             deleted = pipe.execute()[0]
         if not deleted:
@@ -356,6 +358,7 @@ class JobStore:
                     self.keys.history(attempt.jid),
                     self.keys.due,
                     self.keys.lease(attempt.jid, attempt.occurrence_ms, attempt.tag),
+                    self.keys.finished,
                 ],
                 args=[
                     entry,
@@ -381,6 +384,37 @@ class JobStore:
                     self.keys.lease(jid, occurrence_ms, tag), "running", nx=True, px=ttl_ms
                 )
             )
+
+    # -- retention ---------------------------------------------------------------------
+
+    def finished_before(self, cutoff_ms: int, limit: int = 1000) -> list[str]:
+        """Ids of jobs that finished (Completed/Faulted) before ``cutoff_ms``."""
+        with redis_errors():
+            ids = self.redis.zrangebyscore(self.keys.finished, "-inf", cutoff_ms, 0, limit)
+        return [str(jid) for jid in ids]
+
+    def trim_history(self, jid: str, cutoff_ms: int) -> int:
+        """Drop the job's history entries that ended before ``cutoff_ms``; returns how many.
+
+        Entries are newest first and ordered by when they were written, so the old ones
+        are a tail of the list.
+        """
+        entries = self.history(jid, skip=0, top=HISTORY_MAX_ENTRIES)
+        keep = next(
+            (i for i, e in enumerate(entries) if to_ms(e.entry.end_time) < cutoff_ms),
+            len(entries),
+        )
+        dropped = len(entries) - keep
+        if dropped == 0:
+            return 0
+        with redis_errors():
+            # Counted from the tail, so entries pushed meanwhile at the head stay.
+            self.redis.ltrim(self.keys.history(jid), 0, -dropped - 1)
+        return dropped
+
+    def all_job_ids(self) -> list[str]:
+        """Every job id, collection by collection (for maintenance, not for hot paths)."""
+        return [f"{cid}/{name}" for cid in self.collection_ids("") for name in self.job_names(cid)]
 
     # -- retries -----------------------------------------------------------------------
 

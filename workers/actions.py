@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from scheduler.clock import from_ms
+from scheduler.clock import from_ms, utcnow
+from scheduler.errors import TaktError
+from scheduler.management import run_command_line
 from scheduler.models import ActionType, CeleryTask, JobErrorAction
 from workers.context import WorkerContext
 from workers.http_action import OccurrenceInfo, Outcome, call_http
@@ -42,6 +44,8 @@ def run_action(
         return call_http(ctx.http, action.request, info, extra_headers=extra)
     if action.type is ActionType.CELERY and action.celery_task is not None:
         return _send_celery_task(ctx, action.celery_task)
+    if action.type is ActionType.COMMAND and action.command is not None:
+        return _run_command(ctx, action.command)
     return Outcome(False, f"{action.type.value} actions are not supported by this worker")
 
 
@@ -53,3 +57,12 @@ def _send_celery_task(ctx: WorkerContext, task: CeleryTask) -> Outcome:
     except Exception as exc:  # kombu raises many kinds; each one is this attempt's failure
         return Outcome(False, f"Celery Action - sending {task.name!r} to {queue!r} failed: {exc}")
     return Outcome(True, f"Celery Action - task {task.name!r} accepted by the broker on {queue!r}")
+
+
+def _run_command(ctx: WorkerContext, line: str) -> Outcome:
+    """A built-in management command, run here against the store."""
+    try:
+        result = run_command_line(ctx.store, line, utcnow())
+    except TaktError as exc:
+        return Outcome(False, f"Command Action - {line}: {exc}")
+    return Outcome(result.ok, f"Command Action - {line}: {result.report}")

@@ -110,21 +110,20 @@ class ActionAuth:
         self, auth: HttpAuthentication | None, default: httpx.Client
     ) -> Iterator[PreparedAuth]:
         """The client and headers for a request with ``auth``; raises ActionAuthFailed."""
-        kind = auth.type if auth is not None else AuthenticationType.NOT_SPECIFIED
-        if auth is not None and kind is AuthenticationType.CLIENT_CERTIFICATE:
+        if auth is not None and auth.type is AuthenticationType.CLIENT_CERTIFICATE:
             with self.certificates.client(auth.pfx, auth.password, default) as client:
                 yield PreparedAuth(client, {})
-            return
-        headers: dict[str, str] = {}
-        if auth is not None and kind is AuthenticationType.ACTIVE_DIRECTORY_OAUTH:
-            headers["Authorization"] = self.tokens.bearer(
+        elif auth is not None and auth.type is AuthenticationType.ACTIVE_DIRECTORY_OAUTH:
+            bearer = self.tokens.bearer(
                 default,
                 tenant=auth.tenant or "",
                 client_id=auth.client_id or "",
                 audience=auth.audience or "",
                 secret=auth.secret,
             )
-        yield PreparedAuth(default, headers)
+            yield PreparedAuth(default, {"Authorization": bearer})
+        else:
+            yield PreparedAuth(default, {})
 
     def close(self) -> None:
         self.certificates.close()
@@ -172,9 +171,8 @@ class ClientCertificates:
     def close(self) -> None:
         """Close every idle client; those in use close when their request ends."""
         with self._lock:
-            leases = list(self._leases.values())
+            idle = _retire(list(self._leases.values()))
             self._leases.clear()
-            idle = [lease for lease in leases if not _evict(lease)]
         for lease in idle:
             lease.client.close()
 
@@ -191,14 +189,12 @@ class ClientCertificates:
         with self._lock:
             lease = self._take(key)
             if lease is None:
-                lease = built
-                lease.users = 1
-                self._leases[key] = lease
-                idle = self._evict_beyond_bound()
-        if lease is not built:  # another thread built the same one meanwhile
-            built.client.close()
-            return lease
-        for stale in idle:
+                lease, built.users = built, 1
+                self._leases[key] = built
+                unused = self._evict_beyond_bound()
+            else:  # another thread built the same one meanwhile
+                unused = [built]
+        for stale in unused:
             stale.client.close()
         return lease
 
@@ -211,12 +207,10 @@ class ClientCertificates:
 
     def _evict_beyond_bound(self) -> list[_Lease]:
         """Drop the least recently used leases; returns those nobody uses, to be closed."""
-        idle = []
+        evicted = []
         while len(self._leases) > self._max:
-            _, lease = self._leases.popitem(last=False)
-            if not _evict(lease):
-                idle.append(lease)
-        return idle
+            evicted.append(self._leases.popitem(last=False)[1])
+        return _retire(evicted)
 
     def _release(self, lease: _Lease) -> None:
         with self._lock:
@@ -226,10 +220,11 @@ class ClientCertificates:
             lease.client.close()
 
 
-def _evict(lease: _Lease) -> bool:
-    """Mark a lease evicted; True while a request still uses it (its release closes it)."""
-    lease.evicted = True
-    return lease.users > 0
+def _retire(leases: list[_Lease]) -> list[_Lease]:
+    """Mark leases evicted; returns the idle ones. The others close on their last release."""
+    for lease in leases:
+        lease.evicted = True
+    return [lease for lease in leases if lease.users == 0]
 
 
 def _digest(*parts: str) -> bytes:

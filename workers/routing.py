@@ -42,6 +42,7 @@ ACTION_ROUTES = {
     ActionType.HTTPS: ActionRoute("takt.action.http", "http"),
     ActionType.STORAGE_QUEUE: ActionRoute("takt.action.storage_queue", "storage"),
     ActionType.CELERY: ActionRoute("takt.action.celery", "celery"),
+    ActionType.COMMAND: ActionRoute("takt.action.command", "command"),
 }
 
 

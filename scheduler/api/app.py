@@ -13,6 +13,8 @@ from scheduler.api.arm import router as arm_router
 from scheduler.api.classic import router as classic_router
 from scheduler.api.errors import install_error_handlers
 from scheduler.api.principals import router as principals_router
+from scheduler.builtin_jobs import ensure_builtin_jobs
+from scheduler.clock import utcnow
 from scheduler.collection_service import CollectionService
 from scheduler.job_service import JobService, Runner
 from scheduler.models import ActionType
@@ -55,6 +57,7 @@ def create_app(
         own_store = store or JobStore.from_url(settings.store_url, settings.key_prefix)
         token, _ = ensure_admin_token(settings)
         ensure_principal_key(own_store, ADMIN_PRINCIPAL, Role.ADMIN, token)
+        ensure_builtin_jobs(own_store, utcnow())
         principals = PrincipalBook(own_store)
         jobs = JobService(own_store, principals, runner or _celery_runner(settings))
         app.state.jobs = jobs
