@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import click
@@ -30,13 +31,14 @@ def cli() -> None:
 
 
 @cli.command(context_settings=_PASS_THROUGH)
+@click.option("--flower/--no-flower", default=True, help="Also run Flower (default: on).")
 @click.argument("worker_args", nargs=-1, type=click.UNPROCESSED)
-def up(worker_args: tuple[str, ...]) -> None:
-    """Run everything in the foreground: embedded Valkey (unless TAKT_REDIS_URL), API, beat,
-    worker. Extra arguments go to the Celery worker."""
+def up(flower: bool, worker_args: tuple[str, ...]) -> None:
+    """Run everything in the foreground: embedded Valkey (unless TAKT_REDIS_URL), API and
+    console, beat, worker and Flower. Extra arguments go to the Celery worker."""
     from scheduler.supervisor import run_group
 
-    sys.exit(run_group(_settings(), worker_args))
+    sys.exit(run_group(_settings(), worker_args, flower=flower))
 
 
 @cli.command()
@@ -72,6 +74,30 @@ def worker(celery_args: tuple[str, ...]) -> None:
     _celery(["worker", *celery_args])
 
 
+@cli.command(context_settings=_PASS_THROUGH)
+@click.argument("flower_args", nargs=-1, type=click.UNPROCESSED)
+def flower(flower_args: tuple[str, ...]) -> None:
+    """Run Flower against Takt's broker (TAKT_FLOWER_HOST:TAKT_FLOWER_PORT). Without
+    FLOWER_BASIC_AUTH it binds to loopback only and its HTTP API is open there."""
+    settings = _settings()
+    if "FLOWER_BASIC_AUTH" not in os.environ:
+        if settings.flower_host not in ("127.0.0.1", "localhost", "::1"):
+            raise click.ClickException(
+                "Flower outside loopback needs FLOWER_BASIC_AUTH=user:password"
+            )
+        # Loopback only, on purpose: Flower's HTTP API answers without a login here.
+        os.environ["FLOWER_UNAUTHENTICATED_API"] = "true"
+    _celery(
+        [
+            "flower",
+            f"--address={settings.flower_host}",
+            f"--port={settings.flower_port}",
+            *flower_args,
+        ],
+        log_level=False,
+    )
+
+
 @cli.command()
 @click.argument("command_line")
 def manage(command_line: str) -> None:
@@ -93,7 +119,7 @@ def manage(command_line: str) -> None:
         sys.exit(1)
 
 
-def _celery(argv: list[str]) -> None:
+def _celery(argv: list[str], *, log_level: bool = True) -> None:
     from workers.app import create_app
 
     settings = _settings()
@@ -102,7 +128,7 @@ def _celery(argv: list[str]) -> None:
     except ConfigurationError as exc:
         raise click.ClickException(str(exc)) from exc
     app = create_app(settings)
-    app.start(argv=[*argv, "--loglevel", settings.log_level])
+    app.start(argv=[*argv, *(["--loglevel", settings.log_level] if log_level else [])])
 
 
 register(cli)

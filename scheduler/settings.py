@@ -35,6 +35,8 @@ class TaktSettings(BaseSettings):
     broker_url: str | None = Field(
         default=None, description="Celery broker; the Redis URL if unset."
     )
+    flower_host: str = "127.0.0.1"
+    flower_port: int = Field(default=5555, ge=0, le=65535)
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65535)
     admin_token: SecretStr | None = Field(

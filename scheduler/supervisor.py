@@ -36,14 +36,17 @@ class Role:
     argv: Sequence[str]
 
 
-def roles_for(worker_args: Sequence[str] = ()) -> list[Role]:
+def roles_for(worker_args: Sequence[str] = (), *, flower: bool = True) -> list[Role]:
     """The processes of a single-machine deployment."""
     takt = [sys.executable, "-m", "scheduler"]
-    return [
+    roles = [
         Role("api", [*takt, "api"]),
         Role("beat", [*takt, "beat"]),
         Role("worker", [*takt, "worker", *worker_args]),
     ]
+    if flower:
+        roles.append(Role("flower", [*takt, "flower"]))
+    return roles
 
 
 def _die_with_parent() -> Callable[[], None] | None:
@@ -85,7 +88,9 @@ def _raise_stop(signum: int, _: FrameType | None) -> None:
     raise _Stop(signal.Signals(signum).name)
 
 
-def run_group(settings: TaktSettings, worker_args: Sequence[str] = ()) -> int:
+def run_group(
+    settings: TaktSettings, worker_args: Sequence[str] = (), *, flower: bool = True
+) -> int:
     """Run every role until Ctrl-C/SIGTERM or until one of them exits; returns an exit code."""
     signal.signal(signal.SIGTERM, _raise_stop)
     signal.signal(signal.SIGINT, _raise_stop)
@@ -101,9 +106,11 @@ def run_group(settings: TaktSettings, worker_args: Sequence[str] = ()) -> int:
                 f"{settings.data_dir / 'valkey'})"
             )
         _, token_path = ensure_admin_token(settings)
-        for role in roles_for(worker_args):
+        for role in roles_for(worker_args, flower=flower):
             children[role.name] = _start(role, env)
-        click.echo(f"takt: API at http://{settings.api_host}:{settings.api_port}/")
+        click.echo(f"takt: API and console at http://{settings.api_host}:{settings.api_port}/")
+        if flower:
+            click.echo(f"takt: Flower at http://{settings.flower_host}:{settings.flower_port}/")
         where = token_path.resolve() if token_path else "TAKT_ADMIN_TOKEN"
         click.echo(f"takt: administrator key in {where}")
         click.echo("takt: Ctrl-C stops everything")

@@ -20,9 +20,15 @@ from tests.processes import alive, descendants
 pytestmark = pytest.mark.e2e
 
 
-def start_up(workdir: Path, port: int) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TAKT_")}
-    env.update({"TAKT_API_PORT": str(port), "TAKT_DATA_DIR": str(workdir / ".takt")})
+def start_up(workdir: Path, port: int, flower_port: int) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TAKT_", "FLOWER_"))}
+    env.update(
+        {
+            "TAKT_API_PORT": str(port),
+            "TAKT_DATA_DIR": str(workdir / ".takt"),
+            "TAKT_FLOWER_PORT": str(flower_port),
+        }
+    )
     with (workdir / "up.log").open("ab") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "scheduler", "up"],
@@ -40,6 +46,14 @@ def readme_curl_example() -> str:
     """The shell block of the README's "Calling the API" section, as written."""
     section = README.read_text().split("## Calling the API", 1)[1]
     return section.split("```sh\n", 1)[1].split("```", 1)[0]
+
+
+def healthy_json(url: str) -> bool:
+    try:
+        response = httpx.get(url, timeout=5)
+    except httpx.TransportError:
+        return False
+    return response.status_code == 200 and bool(response.json())
 
 
 def healthy(url: str) -> bool:
@@ -61,9 +75,9 @@ def test_up_serves_runs_jobs_stops_cleanly_and_keeps_jobs(
     workdir: Path, target: HttpTarget
 ) -> None:
     # Given `takt up` with no Redis configured
-    port = free_port()
+    port, flower_port = free_port(), free_port()
     url = f"http://127.0.0.1:{port}"
-    up = start_up(workdir, port)
+    up = start_up(workdir, port, flower_port)
     wait_until(lambda: healthy(url), timeout=30, message="takt up to be healthy")
 
     # Then the generated admin key sits in the data dir, readable by the owner only
@@ -102,9 +116,13 @@ def test_up_serves_runs_jobs_stops_cleanly_and_keeps_jobs(
     wait_until(lambda: history(http, collection, "hello"), timeout=10)
     assert target.requests_to("/hello")
 
+    # and Flower, alongside, knows the worker
+    flower = f"http://127.0.0.1:{flower_port}/api/workers?refresh=1"
+    wait_until(lambda: healthy_json(flower), timeout=30, message="Flower to list the worker")
+
     # When Ctrl-C reaches takt up
     group = descendants(up.pid)
-    assert len(group) >= 4  # valkey, api, beat, worker
+    assert len(group) >= 5  # valkey, api, beat, worker, flower
     up.send_signal(signal.SIGINT)
     assert up.wait(timeout=30) == 0
 
@@ -114,7 +132,7 @@ def test_up_serves_runs_jobs_stops_cleanly_and_keeps_jobs(
     )
 
     # When it starts again, the job is still there
-    up = start_up(workdir, port)
+    up = start_up(workdir, port, flower_port)
     try:
         wait_until(lambda: healthy(url), timeout=30, message="takt up to be healthy again")
         job = get_job(http, collection, "hello")
