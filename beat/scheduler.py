@@ -131,7 +131,7 @@ class JobScheduler(Scheduler):
             return None  # deleted meanwhile
         properties = _definition(row["def"])
         if claim.retry is not None:
-            self._publish_retry(claim, properties, producer)
+            self._publish_retry(claim, properties, row.get("queue") or None, producer)
             return None
         if row["state"] == JobState.ENABLED.value:
             publish_occurrence(
@@ -140,12 +140,15 @@ class JobScheduler(Scheduler):
                 claim.jid,
                 claim.occurrence_ms,
                 properties.action.type,
+                queue=row.get("queue") or None,
                 producer=producer,
             )
         following = following_fire(properties, from_ms(claim.occurrence_ms), from_ms(now_ms))
         return None if following is None else to_ms(following)
 
-    def _publish_retry(self, claim: Claim, properties: JobProperties, producer: Any) -> None:
+    def _publish_retry(
+        self, claim: Claim, properties: JobProperties, queue: str | None, producer: Any
+    ) -> None:
         """A long retry, due now: publish that attempt of that action (one-shot)."""
         assert claim.retry is not None
         action = properties.action.error_action if claim.retry.error else properties.action
@@ -159,6 +162,7 @@ class JobScheduler(Scheduler):
             action.type,
             error=claim.retry.error,
             attempt=claim.retry.attempt,
+            queue=queue,
             producer=producer,
         )
 

@@ -82,9 +82,10 @@ class ClaimQueue:
         with redis_errors():
             pipe = self.store.redis.pipeline(transaction=False)
             for claim in claims:
-                pipe.hmget(self.store.keys.job(claim.jid), "def", "state", "gen")
+                pipe.hmget(self.store.keys.job(claim.jid), "def", "state", "gen", "queue")
             rows = pipe.execute()
-        return [{"def": row[0], "state": row[1], "gen": row[2]} if row[0] else {} for row in rows]
+        fields = ("def", "state", "gen", "queue")
+        return [dict(zip(fields, row, strict=True)) if row[0] else {} for row in rows]
 
     def advance(self, done: Sequence[tuple[Claim, int | None]]) -> None:
         """Reschedule dispatched jobs at their next occurrence and acknowledge the claims."""

@@ -36,7 +36,15 @@ class CollectionService:
         _refuse_deleted(body)
         clean = body.model_copy(update={"id": None, "type": None, "name": None})
         created = self.store.put_collection(ref.cid, clean)
+        if not created:
+            self._apply_queue(ref, clean.properties.queue if clean.properties else None)
         return self.store.get_collection(ref.cid), created
+
+    def _apply_queue(self, ref: CollectionRef, pool: str | None) -> None:
+        """The collection's worker pool reaches every job that names none of its own."""
+        jobs = self.store.get_jobs([f"{ref.cid}/{name}" for name in self.store.job_names(ref.cid)])
+        for job in jobs:
+            self.store.set_queue([job.jid], job.properties.queue or pool)
 
     def patch(self, ref: CollectionRef, patch: dict[str, Any]) -> CollectionRecord:
         """Merge ``patch`` (RFC 7396) into the collection."""

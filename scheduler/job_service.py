@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from itertools import islice
 from typing import Any, TypeVar
 
@@ -32,8 +32,8 @@ from scheduler.store import JobRecord, JobStore, StoredHistoryEntry
 
 __all__ = ["JobPage", "JobService", "Runner", "parse_filter"]
 
-#: Publishes a manual run of a job now: (job id, action type, occurrence ms).
-Runner = Callable[[str, ActionType, int], None]
+#: Publishes a manual run of a job now: (job id, action type, occurrence ms, worker pool).
+Runner = Callable[[str, ActionType, int, str | None], None]
 
 _E = TypeVar("_E", JobState, JobExecutionStatus)
 _FILTER = re.compile(r"^\s*(\w+)\s+eq\s+'([^']*)'\s*$", re.IGNORECASE)
@@ -110,10 +110,18 @@ def _unsupported(properties: JobProperties) -> None:
 class JobService:
     """Create, change, run, list and delete jobs; every rule of Azure's lives here."""
 
-    def __init__(self, store: JobStore, principals: PrincipalBook, runner: Runner) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        principals: PrincipalBook,
+        runner: Runner,
+        *,
+        max_timeout: timedelta = timedelta(minutes=10),
+    ) -> None:
         self.store = store
         self.principals = principals
         self.runner = runner
+        self.max_timeout = max_timeout
 
     def put(
         self, ref: JobRef, properties: JobProperties, principal: Principal, now: datetime
@@ -165,16 +173,34 @@ class JobService:
         quota = effective_quota(collection.collection)
         check_job_quota(quota, properties, others)
         check_retry_policy(properties.action, allow_short=quota.allows_short_retries)
+        self._check_timeouts(properties)
         owner = self._owner(properties, existing, principal)
         state = properties.state or (existing.state if existing else JobState.ENABLED)
         next_ms = self._next_fire_ms(properties, existing, state, now, keep_next=keep_next)
+        pool = collection.collection.properties.queue if collection.collection.properties else None
         created = self.store.put_job(
             ref.jid,
             properties.model_copy(update={"state": state}),
             owner=owner,
             next_fire_ms=next_ms,
+            queue=properties.queue or pool,
         )
         return self.store.get_job(ref.jid), created
+
+    def _check_timeouts(self, properties: JobProperties) -> None:
+        actions = (
+            (properties.action, "properties.action"),
+            (properties.action.error_action, "properties.action.errorAction"),
+        )
+        for action, where in actions:
+            timeout = action.request.timeout if action and action.request else None
+            if timeout is not None and not timedelta(0) < timeout <= self.max_timeout:
+                field = f"{where}.request.timeout"
+                raise ValidationFailed(
+                    f"{field}: must be positive and at most {self.max_timeout.total_seconds():g} s"
+                    " (TAKT_HTTP_TIMEOUT_MAX_S)",
+                    field=field,
+                )
 
     @staticmethod
     def _next_fire_ms(
@@ -230,7 +256,7 @@ class JobService:
             raise JobDisabled(
                 f"job {ref.name!r} is disabled; a disabled job cannot run, not even by hand"
             )
-        self.runner(ref.jid, record.properties.action.type, to_ms(now))
+        self.runner(ref.jid, record.properties.action.type, to_ms(now), record.queue)
 
     def set_state(self, ref: JobRef, state: JobState, now: datetime) -> None:
         """Enable or disable one job (finished jobs keep their final state)."""

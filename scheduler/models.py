@@ -32,6 +32,7 @@ from pydantic.alias_generators import to_camel
 from scheduler.recurrence import validate_recurrence
 
 __all__ = [
+    "QUEUE_PATTERN",
     "ActionType",
     "AuthenticationType",
     "CeleryTask",
@@ -65,6 +66,10 @@ __all__ = [
     "describe_validation_error",
     "without_secrets",
 ]
+
+
+#: A worker pool's queue name (extension): `takt worker -Q NAME` serves it.
+QUEUE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
 
 
 class AzureEnum(StrEnum):
@@ -292,6 +297,8 @@ class HttpRequest(WireModel):
     body: str | None = None
     headers: dict[str, str] | None = None
     authentication: HttpAuthentication | None = None
+    # extension: this request's timeout (ISO 8601), instead of TAKT_HTTP_TIMEOUT_S
+    timeout: Duration | None = None
 
     @model_validator(mode="after")
     def _absolute_http_uri(self) -> Self:
@@ -430,6 +437,7 @@ class JobProperties(WireModel):
     status: JobStatus | None = None
     display_name: str | None = Field(default=None, max_length=256)  # extension
     owner: str | None = None  # extension: an administrator principal
+    queue: str | None = Field(default=None, pattern=QUEUE_PATTERN)  # extension: worker pool
 
     @model_validator(mode="after")
     def _recurrence_is_computable(self) -> Self:
@@ -470,6 +478,7 @@ class JobCollectionProperties(WireModel):
     sku: Sku | None = None
     state: CollectionState | None = None
     quota: JobCollectionQuota | None = None
+    queue: str | None = Field(default=None, pattern=QUEUE_PATTERN)  # extension: worker pool
 
 
 class JobCollection(WireModel):

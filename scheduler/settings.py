@@ -46,6 +46,9 @@ class TaktSettings(BaseSettings):
     data_dir: Path = Path(".takt")
     key_prefix: str = Field(default="takt", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     http_timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    http_timeout_max_s: float = Field(
+        default=600.0, gt=0, le=3600, description="Longest per-job request timeout allowed."
+    )
     broker_retry_max_s: float = Field(
         default=300.0,
         ge=0,
@@ -81,11 +84,13 @@ class TaktSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _redelivery_after_the_longest_wait(self) -> TaktSettings:
-        needed = self.http_timeout_s + self.broker_retry_max_s + LEASE_MARGIN_S
+        if self.http_timeout_s > self.http_timeout_max_s:
+            raise ValueError("http_timeout_s must not exceed http_timeout_max_s")
+        needed = self.http_timeout_max_s + self.broker_retry_max_s + LEASE_MARGIN_S
         if self.redelivery_timeout_s <= needed:
             raise ValueError(
                 f"redelivery_timeout_s ({self.redelivery_timeout_s:g}) must exceed "
-                f"http_timeout_s + broker_retry_max_s + {LEASE_MARGIN_S:g} ({needed:g}): "
+                f"http_timeout_max_s + broker_retry_max_s + {LEASE_MARGIN_S:g} ({needed:g}): "
                 "a task still running or waiting for its retry would be delivered twice"
             )
         return self

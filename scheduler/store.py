@@ -89,6 +89,7 @@ class JobRecord:
     gen: int
     finished_at_ms: int | None
     last_occurrence_ms: int | None
+    queue: str | None = None  # the job's or its collection's worker pool, if any
 
     @property
     def state(self) -> JobState:
@@ -207,7 +208,13 @@ class JobStore:
     # -- jobs ------------------------------------------------------------------------
 
     def put_job(
-        self, jid: str, properties: JobProperties, *, owner: str, next_fire_ms: int | None
+        self,
+        jid: str,
+        properties: JobProperties,
+        *,
+        owner: str,
+        next_fire_ms: int | None,
+        queue: str | None = None,
     ) -> bool:
         """Create or replace a job and (re)schedule it; True when it was created.
 
@@ -221,7 +228,7 @@ class JobStore:
             mode="json",
             by_alias=True,
             exclude_none=True,
-            include={"start_time", "action", "recurrence"},
+            include={"start_time", "action", "recurrence", "queue"},
         )
         state = (properties.state or JobState.ENABLED).value
         fields: Mapping[Any, str | int] = {
@@ -229,6 +236,7 @@ class JobStore:
             "state": state,
             "owner": owner,
             "displayName": properties.display_name or "",
+            "queue": queue or properties.queue or "",
             "nextExecutionTime": "" if next_fire_ms is None else next_fire_ms,
         }
         with redis_errors():
@@ -297,6 +305,7 @@ class JobStore:
             gen=int(fields.get("gen", 0)),
             finished_at_ms=_optional_ms(fields.get("finishedAt")),
             last_occurrence_ms=_optional_ms(fields.get("lastOccurrence")),
+            queue=fields.get("queue") or None,
         )
 
     def job_names(self, cid: str, *, skip: int = 0, top: int | None = None) -> list[str]:
@@ -304,6 +313,14 @@ class JobStore:
         stop = -1 if top is None else skip + top - 1
         with redis_errors():
             return [str(name) for name in self.redis.zrange(self.keys.jobs(cid), skip, stop)]
+
+    def set_queue(self, jids: list[str], queue: str | None) -> None:
+        """Set the effective worker pool of several jobs (their collection's changed)."""
+        with redis_errors():
+            pipe = self.redis.pipeline(transaction=False)
+            for jid in jids:
+                pipe.hset(self.keys.job(jid), "queue", queue or "")
+            pipe.execute()
 
     def count_jobs(self, cid: str) -> int:
         with redis_errors():

@@ -25,6 +25,7 @@ class Deployment:
                 "TAKT_BROKER_URL": broker_url,
                 "TAKT_KEY_PREFIX": self.prefix,
                 "TAKT_HTTP_TIMEOUT_S": "3",
+                "TAKT_HTTP_TIMEOUT_MAX_S": "3",
                 "TAKT_BROKER_RETRY_MAX_S": "0",
                 "TAKT_REDELIVERY_TIMEOUT_S": "9",
                 "TAKT_BEAT_MAX_INTERVAL_S": "1",

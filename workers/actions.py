@@ -30,6 +30,7 @@ def run_action(
     execution_tag: str,
     *,
     failure: str | None = None,
+    timeout_s: float | None = None,
 ) -> Outcome:
     """Execute ``action`` for one occurrence of job ``jid``."""
     if action.type in (ActionType.HTTP, ActionType.HTTPS) and action.request is not None:
@@ -41,7 +42,7 @@ def run_action(
             execution_tag=execution_tag,
         )
         extra = {FAILURE_HEADER: _header_safe(failure)} if failure else {}
-        return call_http(ctx.http, action.request, info, extra_headers=extra)
+        return call_http(ctx.http, action.request, info, extra_headers=extra, timeout_s=timeout_s)
     if action.type is ActionType.CELERY and action.celery_task is not None:
         return _send_celery_task(ctx, action.celery_task)
     if action.type is ActionType.COMMAND and action.command is not None:

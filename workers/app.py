@@ -45,7 +45,7 @@ class TaktCelery(Celery):
     ) -> None:
         self.send_task(name, args=args, kwargs=kwargs, queue=queue, retry=True)
 
-    def _publish(self, run: RunRequest, action_type: ActionType) -> None:
+    def _publish(self, run: RunRequest, action_type: ActionType, queue: str | None) -> None:
         publish_occurrence(
             self,
             self.settings.key_prefix,
@@ -55,6 +55,7 @@ class TaktCelery(Celery):
             manual=run.manual,
             error=run.error,
             attempt=run.attempt,
+            queue=queue,
         )
 
 

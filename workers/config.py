@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from scheduler.settings import TaktSettings
 from workers.routing import queue_names
@@ -39,7 +39,10 @@ def celery_config(settings: TaktSettings) -> dict[str, Any]:
         "task_ignore_result": True,
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
-        "task_queues": [Queue(name) for name in queues],
+        # Each queue its own direct exchange and routing key: a message reaches one queue.
+        "task_queues": [
+            Queue(name, Exchange(name, type="direct"), routing_key=name) for name in queues
+        ],
         "task_default_queue": queues[0],
         "worker_prefetch_multiplier": 4,
         # HTTP calls wait on the network, not the CPU: threads let one process hold

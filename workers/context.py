@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from workers.execution import RunRequest
 
 #: Publishes a follow-up attempt (the error action) as its own task.
-Publisher = Callable[["RunRequest", ActionType], None]
+Publisher = Callable[["RunRequest", ActionType, str | None], None]
 #: Sends a user's Celery task: (name, args, kwargs, queue).
 TaskSender = Callable[[str, list[Any], dict[str, Any], str | None], None]
 

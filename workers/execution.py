@@ -27,7 +27,7 @@ from workers.context import WorkerContext
 from workers.http_action import Outcome
 from workers.recording import record_attempt
 
-__all__ = ["RunRequest", "Verdict", "execute"]
+__all__ = ["RunRequest", "Verdict", "execute", "timeout_for"]
 
 log = logging.getLogger(__name__)
 
@@ -82,17 +82,30 @@ def execute(ctx: WorkerContext, run: RunRequest) -> Verdict:
     action = record.properties.action.error_action if run.error else record.properties.action
     if action is None:
         return Verdict("no-error-action")
-    ttl_ms = int(ctx.settings.http_timeout_s * 1000) + _LEASE_MARGIN_MS
+    ttl_ms = int(timeout_for(ctx, action) * 1000) + _LEASE_MARGIN_MS
     if not ctx.store.acquire_lease(run.jid, run.occurrence_ms, run.tag, ttl_ms):
         log.info("%s of %s@%s runs or ran elsewhere", run.tag, run.jid, run.occurrence_ms)
         return Verdict("duplicate")
     started = utcnow()
     outcome = run_action(
-        ctx, action, run.jid, run.occurrence_ms, run.execution_tag, failure=_failure_of(ctx, run)
+        ctx,
+        action,
+        run.jid,
+        run.occurrence_ms,
+        run.execution_tag,
+        failure=_failure_of(ctx, run),
+        timeout_s=timeout_for(ctx, action),
     )
     wait = None if outcome.succeeded else retry_plan(action.retry_policy).retry_after(run.attempt)
     record_attempt(ctx.store, record, run, started, outcome, last_try=wait is None)
     return _follow_up(ctx, record, run, action, outcome, wait)
+
+
+def timeout_for(ctx: WorkerContext, action: JobErrorAction) -> float:
+    """The action's timeout in seconds: the job's own, else the default, never over the max."""
+    own = action.request.timeout if action.request is not None else None
+    seconds = own.total_seconds() if own is not None else ctx.settings.http_timeout_s
+    return min(seconds, ctx.settings.http_timeout_max_s)
 
 
 def _runnable_job(ctx: WorkerContext, run: RunRequest) -> JobRecord | None:
@@ -137,6 +150,6 @@ def _follow_up(
         return Verdict("retry-scheduled")
     error_action = record.properties.action.error_action
     if not run.error and error_action is not None:
-        ctx.publish(run.error_action(), error_action.type)
+        ctx.publish(run.error_action(), error_action.type, record.queue)
     del action
     return Verdict("failed")

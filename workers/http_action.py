@@ -61,6 +61,7 @@ def call_http(
     info: OccurrenceInfo,
     *,
     extra_headers: dict[str, str] | None = None,
+    timeout_s: float | None = None,
 ) -> Outcome:
     """Send the request; success is a 2xx answer within the client's timeout."""
     headers = {
@@ -72,7 +73,10 @@ def call_http(
     host = httpx.URL(request.uri).host
     content = request.body.encode() if request.body is not None else None
     try:
-        with client.stream(request.method, request.uri, headers=headers, content=content) as resp:
+        timeout = client.timeout if timeout_s is None else httpx.Timeout(timeout_s)
+        with client.stream(
+            request.method, request.uri, headers=headers, content=content, timeout=timeout
+        ) as resp:
             excerpt = _read_excerpt(resp)
     except httpx.TimeoutException:
         return Outcome(False, f"Http Action - Request to host '{host}' timed out")

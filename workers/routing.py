@@ -73,9 +73,13 @@ def publish_occurrence(
     manual: bool = False,
     error: bool = False,
     attempt: int = 0,
+    queue: str | None = None,
     producer: Any = None,
 ) -> None:
-    """Publish one attempt of an occurrence as a standard Celery task carrying ids only."""
+    """Publish one attempt of an occurrence as a standard Celery task carrying ids only.
+
+    ``queue`` is the job's (or its collection's) worker pool, instead of the kind's queue.
+    """
     route = route_for(action_type)
     flags = {"manual": manual, "error": error, "attempt": attempt}
     app.send_task(
@@ -83,6 +87,6 @@ def publish_occurrence(
         args=[jid, occurrence_ms],
         kwargs={key: value for key, value in flags.items() if value} or None,
         task_id=task_id_for(jid, occurrence_ms, manual=manual, error=error, attempt=attempt),
-        queue=route.queue(prefix),
+        queue=queue or route.queue(prefix),
         producer=producer,
     )

@@ -77,27 +77,31 @@ def put_message(
     if refused := _refusal(account, queue, sas):
         return Outcome(False, _PREFIX + refused)
     endpoint = endpoint_template.replace("{account}", account).rstrip("/")
-    url = f"{endpoint}/{queue}/messages?{sas}"
     text = base64.b64encode(envelope(action.message, info, region).encode()).decode("ascii")
     body = f"<QueueMessage><MessageText>{text}</MessageText></QueueMessage>"
+    where = f"queue '{queue}' of storage account '{account}'"
+    outcome = _post(client, f"{endpoint}/{queue}/messages?{sas}", body, info.execution_tag, where)
+    return Outcome(outcome.succeeded, _redact(outcome.message, sas))
+
+
+def _post(client: httpx.Client, url: str, body: str, request_id: str, where: str) -> Outcome:
     headers = {
         "x-ms-version": _API_VERSION,
-        "x-ms-client-request-id": info.execution_tag,
+        "x-ms-client-request-id": request_id,
         "Content-Type": "application/xml; charset=utf-8",
     }
-    where = f"queue '{queue}' of storage account '{account}'"
     try:
         with client.stream("POST", url, content=body.encode(), headers=headers) as response:
             excerpt = _read_excerpt(response)
     except httpx.TimeoutException:
         return Outcome(False, f"{_PREFIX}Request to {where} timed out")
     except httpx.HTTPError as exc:
-        return Outcome(False, _redact(f"{_PREFIX}Request to {where} failed: {exc}", sas))
+        return Outcome(False, f"{_PREFIX}Request to {where} failed: {exc}")
     message = (
         f"{_PREFIX}Response from {where}: '{response.status_code}' "
         f"{response.reason_phrase}; Body: {excerpt}"
     )
-    return Outcome(response.status_code == 201, _redact(message, sas))
+    return Outcome(response.status_code == 201, message)
 
 
 def _refusal(account: str, queue: str, sas: str) -> str | None:

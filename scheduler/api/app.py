@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI
@@ -39,9 +40,15 @@ def _celery_runner(settings: TaktSettings) -> Runner:
 
     celery_app = create_celery_app(settings)
 
-    def run(jid: str, action_type: ActionType, occurrence_ms: int) -> None:
+    def run(jid: str, action_type: ActionType, occurrence_ms: int, queue: str | None) -> None:
         publish_occurrence(
-            celery_app, settings.key_prefix, jid, occurrence_ms, action_type, manual=True
+            celery_app,
+            settings.key_prefix,
+            jid,
+            occurrence_ms,
+            action_type,
+            manual=True,
+            queue=queue,
         )
 
     return run
@@ -59,7 +66,12 @@ def create_app(
         ensure_principal_key(own_store, ADMIN_PRINCIPAL, Role.ADMIN, token)
         ensure_builtin_jobs(own_store, utcnow())
         principals = PrincipalBook(own_store)
-        jobs = JobService(own_store, principals, runner or _celery_runner(settings))
+        jobs = JobService(
+            own_store,
+            principals,
+            runner or _celery_runner(settings),
+            max_timeout=timedelta(seconds=settings.http_timeout_max_s),
+        )
         app.state.jobs = jobs
         app.state.collections = CollectionService(own_store, jobs)
         app.state.principals = principals
