@@ -49,6 +49,14 @@ class TaktSettings(BaseSettings):
     http_timeout_max_s: float = Field(
         default=600.0, gt=0, le=3600, description="Longest per-job request timeout allowed."
     )
+    oauth_authority: str = Field(
+        default="https://login.microsoftonline.com",
+        description="Token endpoint base of ActiveDirectoryOAuth actions.",
+    )
+    storage_queue_endpoint: str = Field(
+        default="https://{account}.queue.core.windows.net",
+        description="Queue service of StorageQueue actions; {account} is the storage account.",
+    )
     broker_retry_max_s: float = Field(
         default=300.0,
         ge=0,
@@ -73,6 +81,15 @@ class TaktSettings(BaseSettings):
     )
     subscription: str = Field(default="default", description="CLI's default subscription id.")
     resource_group: str = Field(default="default", description="CLI's default resource group.")
+
+    @field_validator("storage_queue_endpoint")
+    @classmethod
+    def _names_the_account(cls, value: str) -> str:
+        if "{account}" not in value:
+            raise ValueError(
+                "must contain {account}, e.g. https://{account}.queue.core.windows.net"
+            )
+        return value.rstrip("/")
 
     @field_validator("log_level")
     @classmethod

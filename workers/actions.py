@@ -6,8 +6,10 @@ from scheduler.clock import from_ms, utcnow
 from scheduler.errors import TaktError
 from scheduler.management import run_command_line
 from scheduler.models import ActionType, CeleryTask, JobErrorAction
+from workers.auth import ActionAuthFailed
 from workers.context import WorkerContext
 from workers.http_action import OccurrenceInfo, Outcome, call_http
+from workers.storage_queue import put_message
 
 __all__ = ["FAILURE_HEADER", "run_action"]
 
@@ -22,6 +24,24 @@ def _header_safe(text: str) -> str:
     return flat.encode("ascii", "replace").decode("ascii")[:_FAILURE_HEADER_CHARS]
 
 
+def _occurrence_info(jid: str, occurrence_ms: int, execution_tag: str) -> OccurrenceInfo:
+    cid, _, name = jid.rpartition("/")
+    return OccurrenceInfo(
+        job_id=name,
+        collection_id=cid.rpartition("/")[2],
+        expected_time=from_ms(occurrence_ms),
+        execution_tag=execution_tag,
+    )
+
+
+def _region(ctx: WorkerContext, jid: str) -> str:
+    """The collection's location, which Azure Scheduler wrote into queue messages."""
+    try:
+        return ctx.store.get_collection(jid.rsplit("/", 1)[0]).collection.location or ""
+    except LookupError:
+        return ""
+
+
 def run_action(
     ctx: WorkerContext,
     action: JobErrorAction,
@@ -34,15 +54,27 @@ def run_action(
 ) -> Outcome:
     """Execute ``action`` for one occurrence of job ``jid``."""
     if action.type in (ActionType.HTTP, ActionType.HTTPS) and action.request is not None:
-        cid, _, name = jid.rpartition("/")
-        info = OccurrenceInfo(
-            job_id=name,
-            collection_id=cid.rpartition("/")[2],
-            expected_time=from_ms(occurrence_ms),
-            execution_tag=execution_tag,
-        )
+        info = _occurrence_info(jid, occurrence_ms, execution_tag)
         extra = {FAILURE_HEADER: _header_safe(failure)} if failure else {}
-        return call_http(ctx.http, action.request, info, extra_headers=extra, timeout_s=timeout_s)
+        try:
+            with ctx.auth.prepare(action.request.authentication, ctx.http) as prepared:
+                return call_http(
+                    prepared.client,
+                    action.request,
+                    info,
+                    extra_headers={**extra, **prepared.headers},
+                    timeout_s=timeout_s,
+                )
+        except ActionAuthFailed as exc:
+            return Outcome(False, f"Http Action - {exc}")
+    if action.type is ActionType.STORAGE_QUEUE and action.queue_message is not None:
+        return put_message(
+            ctx.http,
+            action.queue_message,
+            _occurrence_info(jid, occurrence_ms, execution_tag),
+            endpoint_template=ctx.settings.storage_queue_endpoint,
+            region=_region(ctx, jid),
+        )
     if action.type is ActionType.CELERY and action.celery_task is not None:
         return _send_celery_task(ctx, action.celery_task)
     if action.type is ActionType.COMMAND and action.command is not None:

@@ -8,10 +8,12 @@ settings are read when Celery first needs its configuration (lazily, through
 
 from __future__ import annotations
 
+import sys
 from functools import cached_property
 from typing import Any
 
 from celery import Celery
+from celery.signals import worker_init
 
 from scheduler.models import ActionType
 from scheduler.settings import TaktSettings, load_settings
@@ -57,6 +59,14 @@ class TaktCelery(Celery):
             attempt=run.attempt,
             queue=queue,
         )
+
+
+@worker_init.connect
+def _responsive_consumer(**_: Any) -> None:
+    """With dozens of threads waking on I/O, the consumer thread (which fetches and acks
+    messages and sends task events) waits for the GIL up to the switch interval each
+    time; 1 ms instead of 5 ms keeps message intake ahead of the HTTP calls."""
+    sys.setswitchinterval(0.001)
 
 
 def create_app(settings: TaktSettings | None = None) -> TaktCelery:

@@ -12,6 +12,7 @@ import httpx
 from scheduler.models import ActionType
 from scheduler.settings import TaktSettings
 from scheduler.store import JobStore
+from workers.auth import ActionAuth
 
 if TYPE_CHECKING:
     from workers.execution import RunRequest
@@ -34,6 +35,7 @@ class WorkerContext:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _store: JobStore | None = field(default=None, repr=False)
     _http: httpx.Client | None = field(default=None, repr=False)
+    _auth: ActionAuth | None = field(default=None, repr=False)
 
     @property
     def store(self) -> JobStore:
@@ -54,8 +56,19 @@ class WorkerContext:
                 )
             return self._http
 
+    @property
+    def auth(self) -> ActionAuth:
+        """Client-certificate clients and OAuth tokens, cached per process."""
+        with self._lock:
+            if self._auth is None:
+                self._auth = ActionAuth(oauth_authority=self.settings.oauth_authority)
+            return self._auth
+
     def close(self) -> None:
         with self._lock:
+            if self._auth is not None:
+                self._auth.close()
+                self._auth = None
             if self._http is not None:
                 self._http.close()
                 self._http = None

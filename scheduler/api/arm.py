@@ -39,7 +39,7 @@ ResourceGroup = Annotated[str, Path(alias="resourceGroupName")]
 CollectionName = Annotated[str, Path(alias="jobCollectionName")]
 JobName = Annotated[str, Path(alias="jobName")]
 Top = Annotated[int, Query(alias="$top", ge=1, le=1000)]
-Skip = Annotated[int, Query(alias="$skip", ge=0)]
+Skip = Annotated[int, Query(alias="$skip", ge=0, le=1_000_000_000)]
 Filter = Annotated[str | None, Query(alias="$filter")]
 
 
