@@ -92,18 +92,36 @@ def bench_takt(
     redis_url: str, url: str, n: int, concurrency: int, logs: Path, pool: str = "threads"
 ) -> float:
     prefix = f"bw{pool}"
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("TAKT_")},
-           "TAKT_REDIS_URL": redis_url, "TAKT_KEY_PREFIX": prefix}
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("TAKT_")},
+        "TAKT_REDIS_URL": redis_url,
+        "TAKT_KEY_PREFIX": prefix,
+    }
     store = JobStore.from_url(redis_url, prefix)
     store.put_collection("b/b/c", JobCollection())
-    job = JobProperties.model_validate({"action": {"type": "Http",
-                                                   "request": {"uri": url, "method": "GET"}}})
+    job = JobProperties.model_validate(
+        {"action": {"type": "Http", "request": {"uri": url, "method": "GET"}}}
+    )
     for i in range(n):
         store.put_job(f"b/b/c/j{i}", job, owner="admin", next_fire_ms=None)
-    worker = _spawn([sys.executable, "-m", "scheduler", "worker", "-P", pool,
-                     "-c", str(concurrency),
-                     "--without-mingle", "--without-gossip", "--loglevel", "WARNING"],
-                    env, logs / "takt-worker.log")
+    worker = _spawn(
+        [
+            sys.executable,
+            "-m",
+            "scheduler",
+            "worker",
+            "-P",
+            pool,
+            "-c",
+            str(concurrency),
+            "--without-mingle",
+            "--without-gossip",
+            "--loglevel",
+            "WARNING",
+        ],
+        env,
+        logs / "takt-worker.log",
+    )
     app = create_app(load_settings({}, redis_url=redis_url, key_prefix=prefix))
     time.sleep(3)  # let the worker connect before the clock starts (startup is not measured)
     now = to_ms(utcnow())
@@ -126,9 +144,26 @@ def bench_takt(
 def bench_peer(redis_url: str, url: str, n: int, logs: Path) -> float:
     broker = f"{redis_url}/1"
     env = {**os.environ, "PEER_BROKER_URL": broker, "PYTHONPATH": str(ROOT)}
-    worker = _spawn([sys.executable, "-m", "celery", "-A", "bench.peer_app", "worker",
-                     "-P", "prefork", "-c", str(os.cpu_count() or 2), "--loglevel", "WARNING",
-                     "--without-mingle", "--without-gossip"], env, logs / "peer-worker.log")
+    worker = _spawn(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "bench.peer_app",
+            "worker",
+            "-P",
+            "prefork",
+            "-c",
+            str(os.cpu_count() or 2),
+            "--loglevel",
+            "WARNING",
+            "--without-mingle",
+            "--without-gossip",
+        ],
+        env,
+        logs / "peer-worker.log",
+    )
     os.environ["PEER_BROKER_URL"] = broker
     from bench.peer_app import call
 
@@ -157,8 +192,14 @@ def main() -> None:
     finally:
         endpoint.shutdown()
         server.stop()
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text()
-                .splitlines() if line.startswith("model name")), platform.processor())
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
     print(f"machine: {cpu}, {os.cpu_count()} cores, Python {platform.python_version()}")
     print(f"endpoint latency: {LATENCY_S * 1000:.0f} ms; one worker process each\n")
     print("| worker | calls | actions/s | most calls in flight |")

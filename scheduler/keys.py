@@ -37,6 +37,8 @@ key                                    type    TTL                        writte
                                                                           key hash)
 ``{p}:principals``                     zset    none (score 0, lex order)  API, CLI
 ``{p}:apikey:{sha256}``                string  none                       API, CLI (name)
+``{p}:session:{id}``                   hash    8 h                        console (principal,
+                                                                          csrf token)
 ``{p}:wake``                           pubsub  --                         API (a job fires
                                                                           earlier: beats
                                                                           wake up)

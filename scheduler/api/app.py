@@ -14,9 +14,11 @@ from scheduler.api.arm import router as arm_router
 from scheduler.api.classic import router as classic_router
 from scheduler.api.errors import install_error_handlers
 from scheduler.api.principals import router as principals_router
+from scheduler.api.templates import router as templates_router
 from scheduler.builtin_jobs import ensure_builtin_jobs
 from scheduler.clock import utcnow
 from scheduler.collection_service import CollectionService
+from scheduler.console import router as console_router
 from scheduler.job_service import JobService, Runner
 from scheduler.models import ActionType
 from scheduler.principals import (
@@ -75,6 +77,7 @@ def create_app(
         app.state.jobs = jobs
         app.state.collections = CollectionService(own_store, jobs)
         app.state.principals = principals
+        app.state.settings = settings
         yield
         if store is None:
             own_store.close()
@@ -89,6 +92,8 @@ def create_app(
     app.include_router(arm_router)
     app.include_router(classic_router)
     app.include_router(principals_router)
+    app.include_router(templates_router)
+    app.include_router(console_router)
 
     @app.get("/healthz", tags=["Operations"])
     def healthz() -> JSONResponse:

@@ -1,0 +1,273 @@
+"""The console's routes: ``/`` (sign-in or collections) and everything under ``/console``.
+
+Handlers that read a form body are ``async``; the work (Redis, rendering) runs in the
+thread pool, as FastAPI runs plain ``def`` handlers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from scheduler.clock import utcnow
+from scheduler.console.actions import JOB_OPERATIONS, create_job, job_operation, save_job
+from scheduler.console.forms import FormData, schedule_from_form
+from scheduler.console.pages import (
+    PREVIEW_COUNT,
+    collections_page,
+    job_form_page,
+    jobs_page,
+    preview,
+    result_page,
+    results_page,
+)
+from scheduler.console.rendering import (
+    error_page,
+    error_status,
+    page,
+    session_of,
+    sessions,
+    to_sign_in,
+)
+from scheduler.console.sessions import COOKIE, SESSION_TTL, ConsoleSession
+from scheduler.errors import AuthenticationFailed, TaktError, ValidationFailed
+from scheduler.refs import CollectionRef, JobRef
+
+__all__ = ["router"]
+
+router = APIRouter(include_in_schema=False)
+
+_STATIC = Path(__file__).parent / "static"
+_MEDIA_TYPES = {".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml"}
+_COLLECTION = "/console/c/{sub}/{rg}/{coll}"
+_JOB = _COLLECTION + "/jobs/{job}"
+
+
+def _signed_in(request: Request, render: Callable[[ConsoleSession], Response]) -> Response:
+    """``render`` for the signed-in session; the sign-in page otherwise; a refusal as a page."""
+    session = session_of(request)
+    if session is None:
+        return to_sign_in()
+    try:
+        return render(session)
+    except TaktError as exc:
+        return error_page(request, session, exc)
+
+
+async def _form(request: Request) -> FormData:
+    return FormData.parse(await request.body())
+
+
+# -- signing in and out --------------------------------------------------------------------
+
+
+@router.get("/")
+def home(request: Request) -> Response:
+    session = session_of(request)
+    if session is None:
+        return page(request, "signin.html", None)
+    return collections_page(request, session)
+
+
+def _sign_in(request: Request, form: FormData) -> Response:
+    try:
+        session = sessions(request).sign_in(form.get("key"))
+    except AuthenticationFailed:
+        return page(request, "signin.html", None, 401, error="That API key is not valid.")
+    response = to_sign_in()
+    response.set_cookie(
+        COOKIE,
+        session.sid,
+        max_age=int(SESSION_TTL.total_seconds()),
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    return response
+
+
+@router.post("/console/signin")
+async def sign_in(request: Request) -> Response:
+    return await run_in_threadpool(_sign_in, request, await _form(request))
+
+
+def _sign_out(request: Request, form: FormData) -> Response:
+    session = session_of(request)
+    if session is not None and session.csrf_matches(form.get("csrf")):
+        sessions(request).sign_out(session.sid)
+    response = to_sign_in()
+    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
+    return response
+
+
+@router.post("/console/signout")
+async def sign_out(request: Request) -> Response:
+    return await run_in_threadpool(_sign_out, request, await _form(request))
+
+
+@router.get("/console/static/{name}")
+def static(name: str) -> Response:
+    """The console's CSS and JavaScript (shipped in the package; no CDN)."""
+    path = _STATIC / name
+    if name not in {p.name for p in _STATIC.iterdir()} or path.suffix not in _MEDIA_TYPES:
+        return JSONResponse({"error": {"code": "NotFound", "message": "no such file"}}, 404)
+    return FileResponse(
+        path, media_type=_MEDIA_TYPES[path.suffix], headers={"Cache-Control": "no-cache"}
+    )
+
+
+# -- pages ---------------------------------------------------------------------------------
+
+
+@router.get("/console/go")
+def go(to: str = "") -> Response:
+    """The collection picker without JavaScript: only console pages are destinations."""
+    safe = to.startswith("/console/c/") and "//" not in to and "\\" not in to
+    return RedirectResponse(to if safe else "/", status_code=303)
+
+
+@router.get(_COLLECTION)
+def jobs(
+    request: Request,
+    sub: str,
+    rg: str,
+    coll: str,
+    job: str | None = None,
+    done: str | None = None,
+) -> Response:
+    return _signed_in(
+        request,
+        lambda s: jobs_page(request, s, CollectionRef(sub, rg, coll), selected=job, note=done),
+    )
+
+
+@router.get(_COLLECTION + "/new")
+def new_job(
+    request: Request, sub: str, rg: str, coll: str, template: str | None = None
+) -> Response:
+    return _signed_in(
+        request,
+        lambda s: job_form_page(request, s, CollectionRef(sub, rg, coll), template=template),
+    )
+
+
+@router.get(_JOB)
+def job_properties(request: Request, sub: str, rg: str, coll: str, job: str) -> Response:
+    return _signed_in(
+        request, lambda s: job_form_page(request, s, CollectionRef(sub, rg, coll), job=job)
+    )
+
+
+@router.get(_JOB + "/results")
+def job_results(
+    request: Request, sub: str, rg: str, coll: str, job: str, status: str | None = None
+) -> Response:
+    return _signed_in(
+        request,
+        lambda s: results_page(request, s, JobRef(CollectionRef(sub, rg, coll), job), status),
+    )
+
+
+@router.get(_JOB + "/results/{entry}")
+def job_result(request: Request, sub: str, rg: str, coll: str, job: str, entry: str) -> Response:
+    return _signed_in(
+        request,
+        lambda s: result_page(request, s, JobRef(CollectionRef(sub, rg, coll), job), entry),
+    )
+
+
+# -- actions -------------------------------------------------------------------------------
+
+
+@router.post(_COLLECTION + "/new")
+async def create(request: Request, sub: str, rg: str, coll: str) -> Response:
+    form = await _form(request)
+    return await run_in_threadpool(
+        _signed_in,
+        request,
+        lambda s: create_job(request, s, CollectionRef(sub, rg, coll), form),
+    )
+
+
+@router.post(_JOB)
+async def save(request: Request, sub: str, rg: str, coll: str, job: str) -> Response:
+    form = await _form(request)
+    return await run_in_threadpool(
+        _signed_in,
+        request,
+        lambda s: save_job(request, s, JobRef(CollectionRef(sub, rg, coll), job), form),
+    )
+
+
+@router.post(_JOB + "/{operation}")
+async def operate(
+    request: Request, sub: str, rg: str, coll: str, job: str, operation: str
+) -> Response:
+    if operation not in JOB_OPERATIONS:
+        return JSONResponse({"error": {"code": "NotFound", "message": "no such action"}}, 404)
+    form = await _form(request)
+    return await run_in_threadpool(
+        _signed_in,
+        request,
+        lambda s: job_operation(
+            request, s, JobRef(CollectionRef(sub, rg, coll), job), operation, form
+        ),
+    )
+
+
+# -- schedule preview ----------------------------------------------------------------------
+
+
+def _preview(request: Request, body: bytes, content_type: str, count: int) -> JSONResponse:
+    session = session_of(request)
+    if session is None:
+        return _json_error(AuthenticationFailed("sign in to the console first"))
+    if not session.csrf_matches(request.headers.get("x-csrf-token")):
+        return JSONResponse(
+            {"error": {"code": "AuthorizationFailed", "message": "missing or stale CSRF token"}},
+            403,
+        )
+    try:
+        schedule = _schedule_of(body, content_type)
+        return JSONResponse(preview(schedule, utcnow(), count))
+    except TaktError as exc:
+        return _json_error(exc)
+
+
+def _schedule_of(body: bytes, content_type: str) -> dict[str, Any]:
+    if content_type.startswith("application/json"):
+        try:
+            document = json.loads(body or b"{}")
+        except ValueError as exc:
+            raise ValidationFailed(f"body: not JSON ({exc})") from exc
+        if not isinstance(document, dict):
+            raise ValidationFailed("body: a JSON object with startTime and recurrence")
+        return {k: document[k] for k in ("startTime", "recurrence") if document.get(k)}
+    return schedule_from_form(FormData.parse(body))
+
+
+def _json_error(exc: TaktError) -> JSONResponse:
+    code = {400: "BadRequest", 401: "AuthenticationFailed", 404: "NotFound"}
+    status = error_status(exc)
+    return JSONResponse({"error": {"code": code.get(status, "Error"), "message": str(exc)}}, status)
+
+
+@router.post("/console/preview")
+async def schedule_preview(
+    request: Request, count: Annotated[int, Query(ge=1, le=100)] = PREVIEW_COUNT
+) -> JSONResponse:
+    """The next ``count`` occurrences of an unsaved schedule, from now on.
+
+    Body: JSON ``{"startTime": ..., "recurrence": ...}`` (wire form), or the job form's
+    fields (urlencoded). Needs the console session and its CSRF token in ``X-CSRF-Token``.
+    """
+    body = await request.body()
+    content_type = request.headers.get("content-type", "")
+    return await run_in_threadpool(_preview, request, body, content_type, count)

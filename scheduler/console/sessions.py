@@ -1,0 +1,73 @@
+"""Console sessions: kept server-side in Redis, named by a random id in an HttpOnly cookie.
+
+``{prefix}:session:{id}`` is a hash (``principal``, ``csrf``) that expires
+:data:`SESSION_TTL` after sign-in. The session names the principal only: its role is read
+on every request, so revoking a principal ends its console sessions at once. Each session
+has its own CSRF token, which every form and the preview send back.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from scheduler.principals import Principal, PrincipalBook, authenticate
+from scheduler.store import JobStore, redis_errors
+
+__all__ = ["COOKIE", "SESSION_TTL", "ConsoleSession", "SessionBook"]
+
+COOKIE = "takt_session"
+SESSION_TTL = timedelta(hours=8)
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleSession:
+    sid: str
+    principal: Principal
+    csrf: str
+
+    def csrf_matches(self, token: str | None) -> bool:
+        return token is not None and hmac.compare_digest(token, self.csrf)
+
+
+class SessionBook:
+    """Sign in with an API key, look a session up by its cookie, sign out."""
+
+    def __init__(self, store: JobStore, principals: PrincipalBook) -> None:
+        self.store = store
+        self.principals = principals
+
+    def _key(self, sid: str) -> str:
+        return "{" + self.store.keys.prefix + "}:session:" + sid
+
+    def sign_in(self, api_key: str) -> ConsoleSession:
+        """A new session for the key's principal.
+
+        Raises:
+            AuthenticationFailed: no key or an unknown key.
+        """
+        principal = authenticate(self.store, api_key.strip())
+        sid, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+        with redis_errors():
+            pipe = self.store.redis.pipeline(transaction=True)
+            pipe.hset(self._key(sid), mapping={"principal": principal.name, "csrf": csrf})
+            pipe.expire(self._key(sid), SESSION_TTL)
+            pipe.execute()
+        return ConsoleSession(sid, principal, csrf)
+
+    def find(self, sid: str | None) -> ConsoleSession | None:
+        """The live session of cookie value ``sid`` (None: none, expired or revoked)."""
+        if not sid or len(sid) > 100:
+            return None
+        with redis_errors():
+            fields = self.store.redis.hgetall(self._key(sid))
+        principal = self.principals.get(str(fields["principal"])) if fields else None
+        if principal is None:
+            return None
+        return ConsoleSession(sid, principal, str(fields["csrf"]))
+
+    def sign_out(self, sid: str) -> None:
+        with redis_errors():
+            self.store.redis.delete(self._key(sid))

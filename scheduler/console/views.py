@@ -1,0 +1,156 @@
+"""What the console's pages show, computed from the services' records (no rules here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from scheduler.console.words import describe_schedule
+from scheduler.job_service import JobService
+from scheduler.models import JobAction, JobExecutionStatus, JobState
+from scheduler.refs import CollectionRef, JobRef
+from scheduler.store import JobRecord, StoredHistoryEntry
+
+__all__ = [
+    "JobRow",
+    "ResultRow",
+    "action_summary",
+    "flower_task_id",
+    "job_row",
+    "result_row",
+    "when",
+    "when_short",
+]
+
+
+def when(moment: datetime | None) -> str:
+    """A timestamp for people: UTC, to the second."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if moment else ""
+
+
+def when_short(moment: datetime | None) -> str:
+    """A timestamp for a table cell: UTC (the column says so), to the minute."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if moment else ""
+
+
+def action_summary(action: JobAction) -> str:
+    """One line that says what the job does."""
+    if action.request is not None:
+        return f"{action.request.method} {action.request.uri}"
+    if action.queue_message is not None:
+        message = action.queue_message
+        return f"Storage queue {message.storage_account}/{message.queue_name}"
+    if action.celery_task is not None:
+        return f"Celery task {action.celery_task.name}"
+    if action.command is not None:
+        return f"Command: {action.command}"
+    return action.type.value
+
+
+@dataclass(frozen=True, slots=True)
+class ResultRow:
+    entry_id: str
+    status: str
+    at: str
+    action_name: str
+    expected: str
+    started: str
+    ended: str
+    duration: str
+    retry_count: int
+    repeat_count: int
+    message: str
+
+    @property
+    def summary(self) -> str:
+        first = self.message.splitlines()[0] if self.message else ""
+        return first if len(first) <= 120 else first[:119] + "…"
+
+
+def result_row(stored: StoredHistoryEntry) -> ResultRow:
+    entry = stored.entry
+    seconds = (entry.end_time - entry.start_time).total_seconds()
+    return ResultRow(
+        entry_id=stored.entry_id,
+        status=entry.status.value,
+        at=when_short(entry.start_time),
+        action_name=entry.action_name.value,
+        expected=when(entry.expected_execution_time),
+        started=when(entry.start_time),
+        ended=when(entry.end_time),
+        duration=f"{seconds:.3f} s",
+        retry_count=entry.retry_count,
+        repeat_count=entry.repeat_count,
+        message=entry.message,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class JobRow:
+    """One line of the Jobs table, and what its menu and side panel need."""
+
+    name: str
+    title: str
+    state: str
+    owner: str
+    action: str
+    schedule: str
+    next_run: str
+    last: ResultRow | None
+    executions: int
+    failures: int
+
+    @property
+    def final(self) -> bool:
+        return JobState(self.state).is_final
+
+    @property
+    def enabled(self) -> bool:
+        return self.state == JobState.ENABLED.value
+
+    @property
+    def last_ok(self) -> bool:
+        return self.last is not None and self.last.status == JobExecutionStatus.COMPLETED.value
+
+
+def job_row(jobs: JobService, collection: CollectionRef, record: JobRecord) -> JobRow:
+    """The row of one job; its last result is the newest history entry."""
+    name = record.jid.rsplit("/", 1)[1]
+    properties = record.properties
+    recurrence: dict[str, Any] | None = (
+        properties.recurrence.to_wire() if properties.recurrence else None
+    )
+    try:
+        entries, _ = jobs.history(JobRef(collection, name), skip=0, top=1)
+    except LookupError:
+        entries = []  # deleted while the page was built
+    status = properties.status
+    return JobRow(
+        name=name,
+        title=properties.display_name or name,
+        state=record.state.value,
+        owner=properties.owner or "",
+        action=action_summary(properties.action),
+        schedule=describe_schedule(recurrence, properties.start_time),
+        next_run=when_short(status.next_execution_time if status else None),
+        last=result_row(entries[0]) if entries else None,
+        executions=status.execution_count if status else 0,
+        failures=status.failure_count if status else 0,
+    )
+
+
+def flower_task_id(jid: str, entry_id: str) -> str | None:
+    """The Celery task id of the occurrence a history entry belongs to, for Flower.
+
+    History ids are ``{occurrence ms}-{m|e}{attempt}[-manual]``; retries that wait in the
+    broker keep the first attempt's task id, so the link goes to that task.
+    """
+    from workers.routing import task_id_for  # the API imports workers late, as app.py does
+
+    parts = entry_id.split("-")
+    if len(parts) < 2 or not parts[0].isdigit() or parts[1][:1] not in ("m", "e"):
+        return None
+    return task_id_for(
+        jid, int(parts[0]), manual=parts[-1] == "manual", error=parts[1].startswith("e")
+    )
