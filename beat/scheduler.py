@@ -17,20 +17,23 @@ import socket
 import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
 from celery import Celery
 from celery.beat import Scheduler
 
+from beat.publisher import Outgoing, Publisher, publisher_for
 from scheduler.builtin_jobs import ensure_builtin_jobs
 from scheduler.claims import Claim, ClaimQueue
 from scheduler.clock import from_ms, to_ms, utcnow
 from scheduler.models import JobProperties, JobState
-from scheduler.planning import following_fire
+from scheduler.planning import NextAfter, plan_dispatch
+from scheduler.recurrence import compile_recurrence
 from scheduler.settings import TaktSettings, load_settings
 from scheduler.store import JobStore
-from workers.routing import publish_occurrence
 
 __all__ = ["JobScheduler"]
 
@@ -41,11 +44,25 @@ _RECOVER_IDLE_MS = 10_000
 _RECOVER_EVERY_S = 5.0
 
 
-@lru_cache(maxsize=65_536)
-def _definition(raw: str) -> JobProperties:
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """A job definition as the beat needs it: parsed once, its rule compiled once."""
+
+    properties: JobProperties
+    next_after: NextAfter | None
+
+
+#: Bounded, so a beat's memory does not grow with the number of jobs it serves.
+@lru_cache(maxsize=4096)
+def _plan(raw: str) -> _Plan:
     payload = json.loads(raw)
     payload.pop("sv", None)
-    return JobProperties.model_validate(payload)
+    properties = JobProperties.model_validate(payload)
+    recurrence = properties.recurrence
+    if recurrence is None:
+        return _Plan(properties, None)
+    start = properties.start_time or utcnow()
+    return _Plan(properties, compile_recurrence(recurrence, start).next_after)
 
 
 class JobScheduler(Scheduler):
@@ -59,6 +76,9 @@ class JobScheduler(Scheduler):
         self._pubsub: Any = None
         self._last_recovery = 0.0
         self.dispatched = 0
+        self.publisher: Publisher = publisher_for(
+            app, self.settings.celery_broker_url, self.settings.key_prefix
+        )
         super().__init__(app, *args, **kwargs)
 
     # -- celery.beat.Scheduler interface ------------------------------------------------
@@ -85,6 +105,7 @@ class JobScheduler(Scheduler):
     def close(self) -> None:
         if self._pubsub is not None:
             self._pubsub.close()
+        self.publisher.close()
         self.store.close()
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
@@ -115,56 +136,50 @@ class JobScheduler(Scheduler):
             self._dispatch(claims, self.store.time_ms())
 
     def _dispatch(self, claims: Sequence[Claim], now_ms: int) -> None:
+        """Publish the batch in one go, then put each job back at its next fire time."""
         rows = self.claims.load_for_dispatch(claims)
+        now = from_ms(now_ms)
+        outgoing: list[Outgoing] = []
         done: list[tuple[Claim, int | None]] = []
-        with self.app.producer_or_acquire() as producer:
-            for claim, row in zip(claims, rows, strict=True):
-                done.append((claim, self._dispatch_one(claim, row, now_ms, producer)))
+        for claim, row in zip(claims, rows, strict=True):
+            done.append((claim, self._plan_one(claim, row, now, outgoing)))
+        if outgoing:
+            self.publisher.publish(outgoing)
         self.claims.advance(done)
-        self.dispatched += len(claims)
+        self.dispatched += len(outgoing)
 
-    def _dispatch_one(
-        self, claim: Claim, row: dict[str, str], now_ms: int, producer: Any
+    def _plan_one(
+        self, claim: Claim, row: dict[str, str], now: datetime, outgoing: list[Outgoing]
     ) -> int | None:
-        """Publish one occurrence; returns the job's next fire time (ms) or None."""
+        """Queue this occurrence for publishing if it runs; returns the next fire ms."""
         if not row:
             return None  # deleted meanwhile
-        properties = _definition(row["def"])
+        plan = _plan(row["def"])
+        queue = row.get("queue") or None
         if claim.retry is not None:
-            self._publish_retry(claim, properties, row.get("queue") or None, producer)
-            return None
-        if row["state"] == JobState.ENABLED.value:
-            publish_occurrence(
-                self.app,
-                self.settings.key_prefix,
-                claim.jid,
-                claim.occurrence_ms,
-                properties.action.type,
-                queue=row.get("queue") or None,
-                producer=producer,
+            action = plan.properties.action
+            kind = action.error_action.type if claim.retry.error and action.error_action else None
+            outgoing.append(
+                Outgoing(
+                    claim.jid,
+                    claim.occurrence_ms,
+                    kind or action.type,
+                    queue,
+                    claim.retry.attempt,
+                    claim.retry.error,
+                )
             )
-        following = following_fire(properties, from_ms(claim.occurrence_ms), from_ms(now_ms))
-        return None if following is None else to_ms(following)
-
-    def _publish_retry(
-        self, claim: Claim, properties: JobProperties, queue: str | None, producer: Any
-    ) -> None:
-        """A long retry, due now: publish that attempt of that action (one-shot)."""
-        assert claim.retry is not None
-        action = properties.action.error_action if claim.retry.error else properties.action
-        if action is None:
-            return
-        publish_occurrence(
-            self.app,
-            self.settings.key_prefix,
-            claim.jid,
-            claim.occurrence_ms,
-            action.type,
-            error=claim.retry.error,
-            attempt=claim.retry.attempt,
-            queue=queue,
-            producer=producer,
+            return None
+        decision = plan_dispatch(
+            plan.properties, from_ms(claim.occurrence_ms), now, plan.next_after
         )
+        if decision.run and row["state"] == JobState.ENABLED.value:
+            outgoing.append(
+                Outgoing(claim.jid, claim.occurrence_ms, plan.properties.action.type, queue)
+            )
+        elif not decision.run:
+            log.info("%s@%s missed (missedRunPolicy); not run", claim.jid, claim.occurrence_ms)
+        return None if decision.next_fire is None else to_ms(decision.next_fire)
 
     def _wait_for_work(self) -> None:
         """Block until the earliest due time (capped), or until a writer wakes us."""

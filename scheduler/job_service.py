@@ -130,6 +130,10 @@ class JobService:
         _refuse_server_fields(properties)
         existing = self._existing(ref)
         _refuse_finished(ref, existing)
+        if properties.start_time is None:
+            # Azure's default: a job starts when it is created; recurrences anchor there.
+            start = now.replace(microsecond=now.microsecond // 1000 * 1000)
+            properties = properties.model_copy(update={"start_time": start})
         return self._save(ref, properties, existing, principal, now, keep_next=False)
 
     def patch(

@@ -37,6 +37,12 @@ key                                    type    TTL                        writte
                                                                           key hash)
 ``{p}:principals``                     zset    none (score 0, lex order)  API, CLI
 ``{p}:apikey:{sha256}``                string  none                       API, CLI (name)
+``{p}:running:{jid}``                  string  action timeout + margin    worker (the running
+                                                                          occurrence; overlap
+                                                                          policies)
+``{p}:cancelled:{jid}:{occ_ms}``       string  action timeout + margin    worker (Replace: the
+                                                                          occurrence that
+                                                                          replaced this one)
 ``{p}:session:{id}``                   hash    8 h                        console (principal,
                                                                           csrf token)
 ``{p}:wake``                           pubsub  --                         API (a job fires
@@ -96,6 +102,12 @@ class KeySchema:
 
     def lease(self, jid: str, occurrence_ms: int, tag: str) -> str:
         return f"{self._tag}:lease:{jid}:{occurrence_ms}:{tag}"
+
+    def running(self, jid: str) -> str:
+        return f"{self._tag}:running:{jid}"
+
+    def cancelled_prefix(self, jid: str) -> str:
+        return f"{self._tag}:cancelled:{jid}:"
 
     @staticmethod
     def retry_member(jid: str, occurrence_ms: int, attempt: int, error: bool) -> str:

@@ -37,6 +37,7 @@ __all__ = [
     "AuthenticationType",
     "CeleryTask",
     "CollectionState",
+    "ConcurrencyPolicy",
     "HistoryEntry",
     "HttpAuthentication",
     "HttpRequest",
@@ -53,6 +54,7 @@ __all__ = [
     "JobRecurrenceSchedule",
     "JobState",
     "JobStatus",
+    "MissedRunPolicy",
     "MonthlyOccurrence",
     "RecurrenceFrequency",
     "RetryPolicy",
@@ -122,6 +124,22 @@ class RecurrenceFrequency(AzureEnum):
     WEEK = "Week"
     MONTH = "Month"
     YEAR = "Year"  # the seed document lists it; the 2016-03-01 spec omits it
+
+
+class MissedRunPolicy(AzureEnum):
+    """What a job does about occurrences that came due while no beat ran (extension)."""
+
+    RUN_ONCE = "RunOnce"  # one catch-up run, then the normal schedule (the default)
+    SKIP = "Skip"  # none: the normal schedule resumes
+    RUN_ALL = "RunAll"  # every missed occurrence, oldest first
+
+
+class ConcurrencyPolicy(AzureEnum):
+    """What a job does when an occurrence comes due while the previous one runs (extension)."""
+
+    ALLOW = "Allow"  # both run (the default)
+    FORBID = "Forbid"  # the new one is skipped and recorded as Postponed
+    REPLACE = "Replace"  # the running one is cancelled and the new one runs
 
 
 class WeekDay(AzureEnum):
@@ -438,6 +456,9 @@ class JobProperties(WireModel):
     display_name: str | None = Field(default=None, max_length=256)  # extension
     owner: str | None = None  # extension: an administrator principal
     queue: str | None = Field(default=None, pattern=QUEUE_PATTERN)  # extension: worker pool
+    missed_run_policy: MissedRunPolicy | None = None  # extension
+    starting_deadline: Duration | None = None  # extension: older occurrences never run
+    concurrency_policy: ConcurrencyPolicy | None = None  # extension
 
     @model_validator(mode="after")
     def _recurrence_is_computable(self) -> Self:

@@ -2,20 +2,74 @@
 
 The recurrence engine answers "which instants does this rule produce"; this module adds
 the policy of a running scheduler on top: a job created with a start time in the past
-fires at its first occurrence from now on (a one-shot job fires at once), and after a
-late dispatch (the beats were down) one catch-up run is made, then the normal schedule
-resumes from ``now``.
+fires at its first occurrence from now on (a one-shot job fires at once), and an
+occurrence dispatched late (all beats were down) follows the job's ``missedRunPolicy``:
+
+==========  ==========================================================================
+RunOnce     the default: run the late occurrence once, then resume the schedule from now
+Skip        do not run occurrences more than ``startingDeadline`` late (10 s if unset)
+RunAll      run every missed occurrence, oldest first, back to back
+==========  ==========================================================================
+
+Whatever the policy, an occurrence more than ``startingDeadline`` late never runs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from scheduler.models import JobProperties, JobRecurrence
+from scheduler.models import JobProperties, JobRecurrence, MissedRunPolicy
 from scheduler.recurrence import next_occurrence
 
-__all__ = ["first_fire", "following_fire", "is_last_occurrence", "upcoming"]
+__all__ = [
+    "SKIP_TOLERANCE",
+    "Dispatch",
+    "NextAfter",
+    "first_fire",
+    "is_last_occurrence",
+    "plan_dispatch",
+    "upcoming",
+]
+
+#: How late an occurrence may be before ``Skip`` treats it as missed (without a deadline).
+SKIP_TOLERANCE = timedelta(seconds=10)
+
+#: The rule's first occurrence strictly after an instant (a compiled Rule's next_after).
+NextAfter = Callable[[datetime], datetime | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Dispatch:
+    """A beat's decision for one due occurrence: run it or not, and when the job fires next."""
+
+    run: bool
+    next_fire: datetime | None
+
+
+def plan_dispatch(
+    properties: JobProperties, occurrence: datetime, now: datetime, next_after: NextAfter | None
+) -> Dispatch:
+    """Apply the missed-run policy to an occurrence dispatched at ``now``.
+
+    ``next_after`` is None for a one-shot job.
+    """
+    late = now - occurrence
+    deadline = properties.starting_deadline
+    policy = properties.missed_run_policy or MissedRunPolicy.RUN_ONCE
+    if next_after is None:
+        return Dispatch(run=deadline is None or late <= deadline, next_fire=None)
+    if deadline is not None and late > deadline:
+        # Too old to run: the oldest occurrence still within the deadline comes next.
+        oldest_allowed = now - deadline - _EPSILON
+        return Dispatch(run=False, next_fire=next_after(max(occurrence, oldest_allowed)))
+    if policy is MissedRunPolicy.SKIP and late > (deadline or SKIP_TOLERANCE):
+        return Dispatch(run=False, next_fire=next_after(now))
+    if policy is MissedRunPolicy.RUN_ALL:
+        return Dispatch(run=True, next_fire=next_after(occurrence))
+    return Dispatch(run=True, next_fire=next_after(max(occurrence, now)))
+
 
 _EPSILON = timedelta(microseconds=1)
 
@@ -27,16 +81,6 @@ def first_fire(properties: JobProperties, now: datetime) -> datetime | None:
         return max(start, now)
     after = max(start, now) - _EPSILON
     return next_occurrence(properties.recurrence, start, after)
-
-
-def following_fire(
-    properties: JobProperties, occurrence: datetime, now: datetime
-) -> datetime | None:
-    """The next instant after the dispatched ``occurrence`` (None: that was the last)."""
-    if properties.recurrence is None:
-        return None
-    start = properties.start_time or occurrence
-    return next_occurrence(properties.recurrence, start, max(occurrence, now))
 
 
 def is_last_occurrence(

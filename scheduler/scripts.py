@@ -6,7 +6,7 @@ job hashes are addressed from a key prefix plus a job id, so they are in the sam
 
 from __future__ import annotations
 
-__all__ = ["ADVANCE", "CLAIM_DUE", "RECORD_ATTEMPT"]
+__all__ = ["ADVANCE", "CLAIM_DUE", "CLAIM_RUNNING", "RECORD_ATTEMPT", "RELEASE_RUNNING"]
 
 #: Claim up to ARGV[1] due occurrences, by Redis's clock, exactly once across beats.
 #: They move from the due set into the claims stream and straight into this beat's
@@ -73,5 +73,26 @@ if ARGV[5] ~= '' and redis.call('HGET', KEYS[1], 'state') == 'Enabled' then
   redis.call('ZADD', KEYS[5], ARGV[6], ARGV[7])
 end
 redis.call('SET', KEYS[4], 'done', 'PX', tonumber(ARGV[8]))
+return 1
+"""
+
+#: Mark an occurrence as the job's running one (concurrencyPolicy Forbid/Replace).
+#: Forbid: refused while another occurrence runs (returns it). Replace: takes over and
+#: flags the other one cancelled (returns it). Returns false when nothing else ran.
+#: KEYS: running marker. ARGV: occurrence ms, ttl ms, mode, cancelled-flag key prefix.
+CLAIM_RUNNING = """
+local current = redis.call('GET', KEYS[1])
+if current and current ~= ARGV[1] then
+  if ARGV[3] == 'Forbid' then return current end
+  redis.call('SET', ARGV[4] .. current, ARGV[1], 'PX', tonumber(ARGV[2]))
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', tonumber(ARGV[2]))
+if current and current ~= ARGV[1] then return current end
+return false
+"""
+
+#: Clear the running marker if it still names this occurrence. KEYS: marker. ARGV: occ ms.
+RELEASE_RUNNING = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 1
 """

@@ -27,7 +27,7 @@ from scheduler.models import (
     JobState,
     JobStatus,
 )
-from scheduler.scripts import RECORD_ATTEMPT
+from scheduler.scripts import CLAIM_RUNNING, RECORD_ATTEMPT, RELEASE_RUNNING
 
 __all__ = [
     "HISTORY_MAX_ENTRIES",
@@ -125,6 +125,8 @@ class JobStore:
         self.redis = client
         self.keys = keys
         self._record = client.register_script(RECORD_ATTEMPT)
+        self._claim_running = client.register_script(CLAIM_RUNNING)
+        self._release_running = client.register_script(RELEASE_RUNNING)
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "takt") -> JobStore:
@@ -228,7 +230,8 @@ class JobStore:
             mode="json",
             by_alias=True,
             exclude_none=True,
-            include={"start_time", "action", "recurrence", "queue"},
+            # Everything but what lives in hash fields of its own (so new fields persist).
+            exclude={"state", "status", "owner", "display_name"},
         )
         state = (properties.state or JobState.ENABLED).value
         fields: Mapping[Any, str | int] = {
@@ -401,6 +404,28 @@ class JobStore:
                     self.keys.lease(jid, occurrence_ms, tag), "running", nx=True, px=ttl_ms
                 )
             )
+
+    # -- overlap (concurrencyPolicy) ---------------------------------------------------
+
+    def claim_running(self, jid: str, occurrence_ms: int, ttl_ms: int, mode: str) -> int | None:
+        """Make this occurrence the job's running one; returns the other running occurrence
+        (Forbid: which blocks this one; Replace: which this one cancelled), or None."""
+        with redis_errors():
+            other = self._claim_running(
+                keys=[self.keys.running(jid)],
+                args=[occurrence_ms, ttl_ms, mode, self.keys.cancelled_prefix(jid)],
+            )
+        return int(other) if other else None
+
+    def release_running(self, jid: str, occurrence_ms: int) -> None:
+        with redis_errors():
+            self._release_running(keys=[self.keys.running(jid)], args=[occurrence_ms])
+
+    def replaced_by(self, jid: str, occurrence_ms: int) -> int | None:
+        """The occurrence that replaced this one while it ran (Replace), if any."""
+        with redis_errors():
+            raw = self.redis.get(f"{self.keys.cancelled_prefix(jid)}{occurrence_ms}")
+        return int(str(raw)) if raw else None
 
     # -- retention ---------------------------------------------------------------------
 

@@ -16,16 +16,16 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
-from scheduler.clock import to_ms, utcnow
+from scheduler.clock import from_ms, to_ms, utcnow
 from scheduler.errors import JobNotFound
-from scheduler.models import JobErrorAction, JobState
+from scheduler.models import ConcurrencyPolicy, JobErrorAction, JobState
 from scheduler.retries import retry_plan
 from scheduler.settings import LEASE_MARGIN_S
 from scheduler.store import JobRecord
 from workers.actions import run_action
 from workers.context import WorkerContext
 from workers.http_action import Outcome
-from workers.recording import record_attempt
+from workers.recording import record_attempt, record_postponed
 
 __all__ = ["RunRequest", "Verdict", "execute", "timeout_for"]
 
@@ -86,16 +86,36 @@ def execute(ctx: WorkerContext, run: RunRequest) -> Verdict:
     if not ctx.store.acquire_lease(run.jid, run.occurrence_ms, run.tag, ttl_ms):
         log.info("%s of %s@%s runs or ran elsewhere", run.tag, run.jid, run.occurrence_ms)
         return Verdict("duplicate")
+    policy = None if run.error else record.properties.concurrency_policy
+    if policy in (ConcurrencyPolicy.FORBID, ConcurrencyPolicy.REPLACE):
+        assert policy is not None
+        other = ctx.store.claim_running(run.jid, run.occurrence_ms, ttl_ms, policy.value)
+        if policy is ConcurrencyPolicy.FORBID and other is not None:
+            record_postponed(ctx.store, run, other)
+            return Verdict("postponed")
     started = utcnow()
-    outcome = run_action(
-        ctx,
-        action,
-        run.jid,
-        run.occurrence_ms,
-        run.execution_tag,
-        failure=_failure_of(ctx, run),
-        timeout_s=timeout_for(ctx, action),
-    )
+    try:
+        outcome = run_action(
+            ctx,
+            action,
+            run.jid,
+            run.occurrence_ms,
+            run.execution_tag,
+            failure=_failure_of(ctx, run),
+            timeout_s=timeout_for(ctx, action),
+        )
+    finally:
+        if policy is not None:
+            ctx.store.release_running(run.jid, run.occurrence_ms)
+    replaced = _replaced(ctx, run, policy)
+    if replaced is not None:
+        outcome = Outcome(
+            False,
+            f"Cancelled: replaced by the occurrence of "
+            f"{from_ms(replaced).isoformat()} (concurrencyPolicy Replace)",
+        )
+        record_attempt(ctx.store, record, run, started, outcome, last_try=True)
+        return Verdict("cancelled")
     wait = None if outcome.succeeded else retry_plan(action.retry_policy).retry_after(run.attempt)
     record_attempt(ctx.store, record, run, started, outcome, last_try=wait is None)
     return _follow_up(ctx, record, run, action, outcome, wait)
@@ -123,6 +143,13 @@ def _runnable_job(ctx: WorkerContext, run: RunRequest) -> JobRecord | None:
         log.info("collection of %s is %s; its jobs do not run", run.jid, collection_state)
         return None
     return record
+
+
+def _replaced(ctx: WorkerContext, run: RunRequest, policy: ConcurrencyPolicy | None) -> int | None:
+    """Under Replace: the occurrence that took over while this one ran, if any."""
+    if policy is not ConcurrencyPolicy.REPLACE:
+        return None
+    return ctx.store.replaced_by(run.jid, run.occurrence_ms)
 
 
 def _failure_of(ctx: WorkerContext, run: RunRequest) -> str | None:

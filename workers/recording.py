@@ -14,7 +14,7 @@ from workers.http_action import Outcome
 if TYPE_CHECKING:
     from workers.execution import RunRequest
 
-__all__ = ["record_attempt"]
+__all__ = ["record_attempt", "record_postponed"]
 
 
 def _final_state(
@@ -75,5 +75,36 @@ def record_attempt(
             faulted=main and failed and last_try,
             final_state=final,
             finished_ms=to_ms(finished) if final else None,
+        )
+    )
+
+
+def record_postponed(store: JobStore, run: RunRequest, blocking_ms: int) -> None:
+    """An occurrence skipped by concurrencyPolicy Forbid: a Postponed entry, no counters."""
+    now = utcnow()
+    entry = HistoryEntry(
+        start_time=now,
+        end_time=now,
+        expected_execution_time=from_ms(run.occurrence_ms),
+        action_name=JobHistoryActionName.MAIN_ACTION,
+        status=JobExecutionStatus.POSTPONED,
+        message=(
+            f"Postponed: the occurrence of {from_ms(blocking_ms).isoformat()} was still "
+            "running (concurrencyPolicy Forbid)"
+        ),
+        retry_count=run.attempt,
+    )
+    store.record_attempt(
+        Attempt(
+            jid=run.jid,
+            occurrence_ms=run.occurrence_ms,
+            tag=run.tag,
+            entry_id=f"{run.occurrence_ms}-{run.tag}-postponed",
+            entry=entry,
+            first_attempt=False,
+            failed=False,
+            faulted=False,
+            final_state=None,
+            finished_ms=None,
         )
     )

@@ -1,0 +1,151 @@
+"""How a beat publishes a batch of occurrences.
+
+On a Redis broker, :class:`PipelinePublisher` writes standard Celery protocol-2 messages
+(the exact JSON kombu's Redis transport writes: headers, properties, base64 body) and
+LPUSHes a whole batch in one pipeline, instead of one ``send_task`` round trip and the
+per-message Python of kombu's producer each. Any unmodified Celery worker consumes them
+and Flower shows them once a worker receives them (no ``task-sent`` event is sent). On
+any other broker (RabbitMQ), :class:`CeleryPublisher` uses Celery's own publisher.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import redis
+from celery import Celery
+
+from scheduler.models import ActionType
+from workers.routing import publish_occurrence, route_for, task_id_for
+
+__all__ = ["CeleryPublisher", "Outgoing", "PipelinePublisher", "Publisher", "publisher_for"]
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One attempt of one occurrence to publish."""
+
+    jid: str
+    occurrence_ms: int
+    action_type: ActionType
+    queue: str | None = None
+    attempt: int = 0
+    error: bool = False
+
+
+class Publisher(Protocol):
+    def publish(self, batch: Sequence[Outgoing]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class CeleryPublisher:
+    """Celery's own publisher, one message at a time over one producer (any broker)."""
+
+    def __init__(self, app: Celery, prefix: str) -> None:
+        self.app = app
+        self.prefix = prefix
+
+    def publish(self, batch: Sequence[Outgoing]) -> None:
+        with self.app.producer_or_acquire() as producer:
+            for item in batch:
+                publish_occurrence(
+                    self.app,
+                    self.prefix,
+                    item.jid,
+                    item.occurrence_ms,
+                    item.action_type,
+                    error=item.error,
+                    attempt=item.attempt,
+                    queue=item.queue,
+                    producer=producer,
+                )
+
+    def close(self) -> None:
+        """Celery's connection pool belongs to the app."""
+
+
+class PipelinePublisher:
+    """Protocol-2 messages, LPUSHed into the queue lists in one pipeline per batch."""
+
+    def __init__(self, broker_url: str, prefix: str) -> None:
+        self.redis = redis.Redis.from_url(broker_url)
+        self.prefix = prefix
+        self.origin = f"gen{os.getpid()}@{socket.gethostname()}"
+        self.reply_to = str(uuid.uuid4())
+
+    def publish(self, batch: Sequence[Outgoing]) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        for item in batch:
+            queue, payload = self.message(item)
+            pipe.lpush(queue, payload)
+        pipe.execute()
+
+    def message(self, item: Outgoing) -> tuple[str, bytes]:
+        """The queue and the exact JSON kombu's Redis transport would have written."""
+        route = route_for(item.action_type)
+        queue = item.queue or route.queue(self.prefix)
+        task_id = task_id_for(item.jid, item.occurrence_ms, error=item.error, attempt=item.attempt)
+        args = [item.jid, item.occurrence_ms]
+        kwargs: dict[str, Any] = {}
+        if item.error:
+            kwargs["error"] = True
+        if item.attempt:
+            kwargs["attempt"] = item.attempt
+        body = json.dumps(
+            [args, kwargs, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}],
+            separators=(", ", ": "),
+        ).encode()
+        message = {
+            "body": base64.b64encode(body).decode("ascii"),
+            "content-encoding": "utf-8",
+            "content-type": "application/json",
+            "headers": {
+                "lang": "py",
+                "task": route.task,
+                "id": task_id,
+                "shadow": None,
+                "eta": None,
+                "expires": None,
+                "group": None,
+                "group_index": None,
+                "retries": 0,
+                "timelimit": [None, None],
+                "root_id": task_id,
+                "parent_id": None,
+                "argsrepr": repr(args),
+                "kwargsrepr": repr(kwargs),
+                "origin": self.origin,
+                "ignore_result": None,
+                "replaced_task_nesting": 0,
+                "stamped_headers": None,
+                "stamps": {},
+            },
+            "properties": {
+                "correlation_id": task_id,
+                "reply_to": self.reply_to,
+                "delivery_mode": 2,
+                "delivery_info": {"exchange": "", "routing_key": queue},
+                "priority": 0,
+                "body_encoding": "base64",
+                "delivery_tag": str(uuid.uuid4()),
+            },
+        }
+        return queue, json.dumps(message, separators=(",", ":")).encode()
+
+    def close(self) -> None:
+        self.redis.close()
+
+
+def publisher_for(app: Celery, broker_url: str, prefix: str) -> Publisher:
+    """The pipelined publisher on a Redis broker, Celery's own on any other."""
+    if broker_url.startswith(("redis://", "rediss://", "unix://", "valkey://")):
+        return PipelinePublisher(broker_url, prefix)
+    return CeleryPublisher(app, prefix)
