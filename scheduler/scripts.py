@@ -6,7 +6,14 @@ job hashes are addressed from a key prefix plus a job id, so they are in the sam
 
 from __future__ import annotations
 
-__all__ = ["ADVANCE", "CLAIM_DUE", "CLAIM_RUNNING", "RECORD_ATTEMPT", "RELEASE_RUNNING"]
+__all__ = [
+    "ADVANCE",
+    "CLAIM_DUE",
+    "CLAIM_RUNNING",
+    "PUT_JOB",
+    "RECORD_ATTEMPT",
+    "RELEASE_RUNNING",
+]
 
 #: Claim up to ARGV[1] due occurrences, by Redis's clock, exactly once across beats.
 #: They move from the due set into the claims stream and straight into this beat's
@@ -95,4 +102,22 @@ return false
 RELEASE_RUNNING = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 1
+"""
+
+#: Create or replace one job: its fields, a new generation, its collection index entry and
+#: its place in the due set. Returns 1 when it existed before.
+#: KEYS: job hash, collection's job index, due. ARGV: jid, name, next ms ('' = not
+#: scheduled), then field/value pairs.
+PUT_JOB = """
+local existed = redis.call('EXISTS', KEYS[1])
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+redis.call('HINCRBY', KEYS[1], 'gen', 1)
+redis.call('HDEL', KEYS[1], 'finishedAt')
+redis.call('ZADD', KEYS[2], 0, ARGV[2])
+if ARGV[3] ~= '' then
+  redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
+else
+  redis.call('ZREM', KEYS[3], ARGV[1])
+end
+return existed
 """

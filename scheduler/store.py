@@ -8,7 +8,7 @@ or one of the Lua scripts in :mod:`scheduler.scripts`. Redis errors are translat
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, cast
@@ -27,7 +27,7 @@ from scheduler.models import (
     JobState,
     JobStatus,
 )
-from scheduler.scripts import CLAIM_RUNNING, RECORD_ATTEMPT, RELEASE_RUNNING
+from scheduler.scripts import CLAIM_RUNNING, PUT_JOB, RECORD_ATTEMPT, RELEASE_RUNNING
 
 __all__ = [
     "HISTORY_MAX_ENTRIES",
@@ -36,6 +36,7 @@ __all__ = [
     "CollectionRecord",
     "JobRecord",
     "JobStore",
+    "NewJob",
     "StoredHistoryEntry",
     "redis_errors",
 ]
@@ -97,6 +98,23 @@ class JobRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class NewJob:
+    """One job for :meth:`JobStore.put_jobs`."""
+
+    jid: str
+    properties: JobProperties
+    owner: str
+    next_fire_ms: int | None
+    queue: str | None = None
+
+
+def _scheduled(job: NewJob) -> bool:
+    return job.next_fire_ms is not None and (job.properties.state or JobState.ENABLED) is (
+        JobState.ENABLED
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class StoredHistoryEntry:
     entry_id: str
     entry: HistoryEntry
@@ -125,6 +143,7 @@ class JobStore:
         self.redis = client
         self.keys = keys
         self._record = client.register_script(RECORD_ATTEMPT)
+        self._put = client.register_script(PUT_JOB)
         self._claim_running = client.register_script(CLAIM_RUNNING)
         self._release_running = client.register_script(RELEASE_RUNNING)
 
@@ -223,39 +242,51 @@ class JobStore:
         The server-controlled counters survive a replace; ``gen`` rises so that a beat
         holding a claim of the old definition does not reschedule it.
         """
-        cid = jid.rsplit("/", 1)[0]
-        name = jid.rsplit("/", 1)[1]
-        key = self.keys.job(jid)
-        definition = properties.model_dump(
+        return self.put_jobs([NewJob(jid, properties, owner, next_fire_ms, queue)])[0]
+
+    def put_jobs(self, jobs: Sequence[NewJob]) -> list[bool]:
+        """Create or replace many jobs, each atomically, in one round trip and one wake-up.
+
+        This is how producers create jobs by the hundred thousand (see bench/).
+        """
+        with redis_errors():
+            pipe = self.redis.pipeline(transaction=False)
+            for job in jobs:
+                self._queue_put(pipe, job)
+            earliest = min(
+                (j.next_fire_ms for j in jobs if j.next_fire_ms is not None and _scheduled(j)),
+                default=None,
+            )
+            if earliest is not None:
+                pipe.publish(self.keys.wake, earliest)
+            replies = pipe.execute()
+        return [not existed for existed in replies[: len(jobs)]]
+
+    def _queue_put(self, pipe: Any, job: NewJob) -> None:
+        cid, name = job.jid.rsplit("/", 1)
+        key = self.keys.job(job.jid)
+        definition = job.properties.model_dump(
             mode="json",
             by_alias=True,
             exclude_none=True,
             # Everything but what lives in hash fields of its own (so new fields persist).
             exclude={"state", "status", "owner", "display_name"},
         )
-        state = (properties.state or JobState.ENABLED).value
         fields: Mapping[Any, str | int] = {
             "def": _dump(definition),
-            "state": state,
-            "owner": owner,
-            "displayName": properties.display_name or "",
-            "queue": queue or properties.queue or "",
-            "nextExecutionTime": "" if next_fire_ms is None else next_fire_ms,
+            "state": (job.properties.state or JobState.ENABLED).value,
+            "owner": job.owner,
+            "displayName": job.properties.display_name or "",
+            "queue": job.queue or job.properties.queue or "",
+            "nextExecutionTime": "" if job.next_fire_ms is None else job.next_fire_ms,
         }
-        with redis_errors():
-            pipe = self.redis.pipeline(transaction=True)
-            pipe.exists(key)
-            pipe.hset(key, mapping=fields)
-            pipe.hincrby(key, "gen", 1)
-            pipe.hdel(key, "finishedAt")
-            pipe.zadd(self.keys.jobs(cid), {name: 0})
-            if next_fire_ms is not None and state == JobState.ENABLED.value:
-                pipe.zadd(self.keys.due, {jid: next_fire_ms})
-                pipe.publish(self.keys.wake, next_fire_ms)
-            else:
-                pipe.zrem(self.keys.due, jid)
-            existed = pipe.execute()[0]
-        return not existed
+        next_ms: int | str = job.next_fire_ms if job.next_fire_ms and _scheduled(job) else ""
+        pairs = [item for pair in fields.items() for item in pair]
+        self._put(
+            keys=[key, self.keys.jobs(cid), self.keys.due],
+            args=[job.jid, name, next_ms, *pairs],
+            client=pipe,
+        )
 
     def set_job_state(self, jid: str, state: JobState, next_fire_ms: int | None) -> None:
         """Enable or disable a job without touching its definition."""

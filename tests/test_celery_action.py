@@ -22,10 +22,24 @@ def test_a_celery_action_sends_a_standard_task_message_to_its_queue(
     # Given a job whose action is a Celery task for a team's own queue
     queue = f"team-{uuid.uuid4().hex[:8]}"
     collection = new_collection(stack.http)
-    put_job(stack.http, collection, "celery", {"properties": {"action": {
-        "type": "celery",
-        "celeryTask": {"name": "billing.tasks.close_day", "args": [2026, 11],
-                       "kwargs": {"dry_run": False}, "queue": queue}}}})
+    put_job(
+        stack.http,
+        collection,
+        "celery",
+        {
+            "properties": {
+                "action": {
+                    "type": "celery",
+                    "celeryTask": {
+                        "name": "billing.tasks.close_day",
+                        "args": [2026, 11],
+                        "kwargs": {"dry_run": False},
+                        "queue": queue,
+                    },
+                }
+            }
+        },
+    )
 
     # When it has run
     entries = wait_until(lambda: history(stack.http, collection, "celery"), timeout=5)

@@ -18,7 +18,8 @@ from scheduler.models import (
     JobProperties,
     JobState,
 )
-from scheduler.store import HISTORY_MAX_ENTRIES, Attempt, JobStore
+from scheduler.store import HISTORY_MAX_ENTRIES, Attempt, JobStore, NewJob
+from tests.helpers import wait_until
 
 CID = "sub/rg/coll"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -212,3 +213,28 @@ def test_deleting_a_job_removes_it_everywhere(store: JobStore) -> None:
     assert store.redis.zscore(store.keys.due, jid) is None
     assert store.redis.exists(store.keys.history(jid)) == 0
     assert store.job_names(CID) == []
+
+
+def test_put_jobs_creates_many_in_one_round_trip_and_wakes_the_beats_once(
+    store: JobStore,
+) -> None:
+    # Given a beat-side listener on the wake-up channel
+    store.put_collection(CID, JobCollection())
+    listener = store.redis.pubsub(ignore_subscribe_messages=True)
+    listener.subscribe(store.keys.wake)
+
+    # When 1,000 jobs are created in one call, one of them disabled
+    jobs = [NewJob(f"{CID}/bulk{i}", job(), "admin", 10_000 + i) for i in range(999)]
+    disabled = job().model_copy(update={"state": JobState.DISABLED})
+    jobs.append(NewJob(f"{CID}/bulk-off", disabled, "admin", 5))
+    created = store.put_jobs(jobs)
+
+    # Then all exist, the enabled ones are due, and beats were woken once with the earliest
+    assert created == [True] * 1000
+    assert store.count_jobs(CID) == 1000
+    assert store.redis.zcard(store.keys.due) == 999
+    assert store.redis.zscore(store.keys.due, f"{CID}/bulk-off") is None
+    wake = wait_until(lambda: listener.get_message(timeout=0.1), timeout=2)
+    assert wake["data"] == "10000"
+    assert listener.get_message(timeout=0.1) is None
+    listener.close()
