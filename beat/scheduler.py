@@ -22,6 +22,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
+import redis
 from celery import Celery
 from celery.beat import Scheduler
 
@@ -29,6 +30,7 @@ from beat.publisher import Outgoing, Publisher, publisher_for
 from scheduler.builtin_jobs import ensure_builtin_jobs
 from scheduler.claims import Claim, ClaimQueue
 from scheduler.clock import from_ms, to_ms, utcnow
+from scheduler.errors import StoreError
 from scheduler.models import JobProperties, JobState
 from scheduler.planning import NextAfter, plan_dispatch
 from scheduler.recurrence import compile_recurrence
@@ -40,8 +42,12 @@ __all__ = ["JobScheduler"]
 log = logging.getLogger(__name__)
 
 #: A claim not acknowledged for this long belongs to a dead beat; another takes it over.
-_RECOVER_IDLE_MS = 10_000
-_RECOVER_EVERY_S = 5.0
+#: A live beat holds a claim for milliseconds (claim, publish, acknowledge in one batch);
+#: a slow one that loses a claim only causes a duplicate publish, which workers drop.
+_RECOVER_IDLE_MS = 3_000
+_RECOVER_EVERY_S = 1.0
+#: How long a beat waits before trying again when Redis does not answer.
+_STORE_RETRY_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,10 +116,16 @@ class JobScheduler(Scheduler):
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
         """Dispatch everything due, then wait for the next due time or a wake-up."""
-        self._recover_orphans()
-        while self._dispatch_batch() >= self.settings.beat_batch_size:
-            pass
-        self._wait_for_work()
+        try:
+            self._recover_orphans()
+            while self._dispatch_batch() >= self.settings.beat_batch_size:
+                pass
+            self._wait_for_work()
+        except (StoreError, redis.RedisError) as exc:
+            # Redis restarting or unreachable: nothing claimed is lost (claims wait in the
+            # stream); try again shortly rather than let Celery's beat loop die.
+            log.warning("job store unavailable (%s); retrying in %s s", exc, _STORE_RETRY_S)
+            return _STORE_RETRY_S
         return 0.0
 
     # -- the work ----------------------------------------------------------------------

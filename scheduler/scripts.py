@@ -7,6 +7,7 @@ job hashes are addressed from a key prefix plus a job id, so they are in the sam
 from __future__ import annotations
 
 __all__ = [
+    "ACQUIRE_LEASE",
     "ADVANCE",
     "CLAIM_DUE",
     "CLAIM_RUNNING",
@@ -120,4 +121,14 @@ else
   redis.call('ZREM', KEYS[3], ARGV[1])
 end
 return existed
+"""
+
+#: Take an attempt's lease. Returns {1} when taken, {0, 'done'} when the attempt was
+#: recorded already, {0, 'running', pttl} when another worker holds it.
+#: KEYS: lease. ARGV: ttl ms.
+ACQUIRE_LEASE = """
+if redis.call('SET', KEYS[1], 'running', 'NX', 'PX', tonumber(ARGV[1])) then return {1} end
+local value = redis.call('GET', KEYS[1])
+if value == 'done' then return {0, 'done'} end
+return {0, 'running', redis.call('PTTL', KEYS[1])}
 """

@@ -27,7 +27,13 @@ from scheduler.models import (
     JobState,
     JobStatus,
 )
-from scheduler.scripts import CLAIM_RUNNING, PUT_JOB, RECORD_ATTEMPT, RELEASE_RUNNING
+from scheduler.scripts import (
+    ACQUIRE_LEASE,
+    CLAIM_RUNNING,
+    PUT_JOB,
+    RECORD_ATTEMPT,
+    RELEASE_RUNNING,
+)
 
 __all__ = [
     "HISTORY_MAX_ENTRIES",
@@ -36,6 +42,7 @@ __all__ = [
     "CollectionRecord",
     "JobRecord",
     "JobStore",
+    "Lease",
     "NewJob",
     "StoredHistoryEntry",
     "redis_errors",
@@ -98,6 +105,15 @@ class JobRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class Lease:
+    """An attempt's lease: taken by us, or recorded already (done), or held elsewhere."""
+
+    taken: bool
+    done: bool = False
+    busy_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class NewJob:
     """One job for :meth:`JobStore.put_jobs`."""
 
@@ -144,6 +160,7 @@ class JobStore:
         self.keys = keys
         self._record = client.register_script(RECORD_ATTEMPT)
         self._put = client.register_script(PUT_JOB)
+        self._lease = client.register_script(ACQUIRE_LEASE)
         self._claim_running = client.register_script(CLAIM_RUNNING)
         self._release_running = client.register_script(RELEASE_RUNNING)
 
@@ -426,15 +443,20 @@ class JobStore:
 
     # -- leases ------------------------------------------------------------------------
 
-    def acquire_lease(self, jid: str, occurrence_ms: int, tag: str, ttl_ms: int) -> bool:
-        """Take the lease of one attempt (``tag``: m0, m1, e0 ...); False if it runs
-        elsewhere or already ran."""
+    def acquire_lease(self, jid: str, occurrence_ms: int, tag: str, ttl_ms: int) -> Lease:
+        """Take the lease of one attempt (``tag``: m0, m1, e0 ...)."""
         with redis_errors():
-            return bool(
-                self.redis.set(
-                    self.keys.lease(jid, occurrence_ms, tag), "running", nx=True, px=ttl_ms
-                )
-            )
+            reply = self._lease(keys=[self.keys.lease(jid, occurrence_ms, tag)], args=[ttl_ms])
+        if int(reply[0]) == 1:
+            return Lease(taken=True)
+        if reply[1] == "done":
+            return Lease(taken=False, done=True)
+        return Lease(taken=False, busy_ms=max(int(reply[2]), 0))
+
+    def release_lease(self, jid: str, occurrence_ms: int, tag: str) -> None:
+        """Give back a lease whose attempt did not happen (the store failed meanwhile)."""
+        with redis_errors():
+            self.redis.delete(self.keys.lease(jid, occurrence_ms, tag))
 
     # -- overlap (concurrencyPolicy) ---------------------------------------------------
 

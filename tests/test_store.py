@@ -197,11 +197,13 @@ def test_a_record_written_by_a_newer_takt_is_refused(store: JobStore) -> None:
 
 def test_a_lease_is_taken_once_and_an_attempt_once_recorded_stays_taken(store: JobStore) -> None:
     [jid] = add_jobs(store, 1)
-    assert store.acquire_lease(jid, 5, "m0", ttl_ms=60_000)
-    assert not store.acquire_lease(jid, 5, "m0", ttl_ms=60_000)
+    assert store.acquire_lease(jid, 5, "m0", ttl_ms=60_000).taken
+    busy = store.acquire_lease(jid, 5, "m0", ttl_ms=60_000)
+    assert (busy.taken, busy.done) == (False, False)
+    assert 59_000 < busy.busy_ms <= 60_000
     store.record_attempt(attempt(jid, 5, failed=False))
-    assert not store.acquire_lease(jid, 5, "m0", ttl_ms=60_000)
-    assert store.acquire_lease(jid, 5, "m1", ttl_ms=60_000)
+    assert store.acquire_lease(jid, 5, "m0", ttl_ms=60_000).done
+    assert store.acquire_lease(jid, 5, "m1", ttl_ms=60_000).taken
 
 
 def test_deleting_a_job_removes_it_everywhere(store: JobStore) -> None:

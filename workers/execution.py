@@ -72,6 +72,7 @@ class Verdict:
 
     word: str
     retry_in: timedelta | None = None
+    again: bool = False  # retry the same attempt, not the next one
 
 
 def execute(ctx: WorkerContext, run: RunRequest) -> Verdict:
@@ -83,9 +84,14 @@ def execute(ctx: WorkerContext, run: RunRequest) -> Verdict:
     if action is None:
         return Verdict("no-error-action")
     ttl_ms = int(timeout_for(ctx, action) * 1000) + _LEASE_MARGIN_MS
-    if not ctx.store.acquire_lease(run.jid, run.occurrence_ms, run.tag, ttl_ms):
-        log.info("%s of %s@%s runs or ran elsewhere", run.tag, run.jid, run.occurrence_ms)
+    lease = ctx.store.acquire_lease(run.jid, run.occurrence_ms, run.tag, ttl_ms)
+    if lease.done:
+        log.info("%s of %s@%s ran already", run.tag, run.jid, run.occurrence_ms)
         return Verdict("duplicate")
+    if not lease.taken:
+        # Another worker holds it: if that one dies, this copy must still run, so look
+        # again once its lease has expired (by then it is done, or free).
+        return Verdict("busy", retry_in=timedelta(milliseconds=lease.busy_ms + 100), again=True)
     policy = None if run.error else record.properties.concurrency_policy
     if policy in (ConcurrencyPolicy.FORBID, ConcurrencyPolicy.REPLACE):
         assert policy is not None

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from typing import TYPE_CHECKING, Any
 
 from celery import Task
 
+from scheduler.errors import StoreError
 from workers.execution import RunRequest, execute
 from workers.routing import ACTION_ROUTES
 
@@ -13,6 +16,16 @@ if TYPE_CHECKING:
     from workers.app import TaktCelery
 
 __all__ = ["register_tasks"]
+
+log = logging.getLogger(__name__)
+
+_STORE_RETRY_S = 2.0
+
+
+def _release_quietly(app: TaktCelery, run: RunRequest) -> None:
+    # Still away: the lease expires by itself, and the retry waits for that.
+    with contextlib.suppress(StoreError):
+        app.context.store.release_lease(run.jid, run.occurrence_ms, run.tag)
 
 
 def register_tasks(app: TaktCelery) -> None:
@@ -40,12 +53,21 @@ def _register(app: TaktCelery, name: str) -> None:
         error: bool = False,
     ) -> str:
         run = RunRequest(jid, occurrence_ms, attempt, manual, error)
-        verdict = execute(app.context, run)
+        try:
+            verdict = execute(app.context, run)
+        except StoreError as exc:
+            # The store is away (restarting?): this attempt has not happened; try it again.
+            log.warning("job store unavailable for %s@%s: %s", jid, occurrence_ms, exc)
+            _release_quietly(app, run)
+            raise task.retry(
+                args=(jid, occurrence_ms), kwargs=run.task_kwargs(), countdown=_STORE_RETRY_S
+            ) from exc
         if verdict.retry_in is not None:
             # A short retry waits in the broker (Celery's countdown), carrying the attempt.
+            follow = run if verdict.again else run.next_attempt()
             raise task.retry(
                 args=(jid, occurrence_ms),
-                kwargs=run.next_attempt().task_kwargs(),
+                kwargs=follow.task_kwargs(),
                 countdown=verdict.retry_in.total_seconds(),
             )
         return verdict.word
