@@ -10,8 +10,6 @@ any other broker (RabbitMQ), :class:`CeleryPublisher` uses Celery's own publishe
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 import socket
 import uuid
@@ -23,9 +21,16 @@ import redis
 from celery import Celery
 
 from scheduler.models import ActionType
+from workers.messages import is_redis_url, protocol2_message
 from workers.routing import publish_occurrence, route_for, task_id_for
 
-__all__ = ["CeleryPublisher", "Outgoing", "PipelinePublisher", "Publisher", "publisher_for"]
+__all__ = [
+    "CeleryPublisher",
+    "Outgoing",
+    "PipelinePublisher",
+    "Publisher",
+    "publisher_for",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,52 +98,21 @@ class PipelinePublisher:
         route = route_for(item.action_type)
         queue = item.queue or route.queue(self.prefix)
         task_id = task_id_for(item.jid, item.occurrence_ms, error=item.error, attempt=item.attempt)
-        args = [item.jid, item.occurrence_ms]
         kwargs: dict[str, Any] = {}
         if item.error:
             kwargs["error"] = True
         if item.attempt:
             kwargs["attempt"] = item.attempt
-        body = json.dumps(
-            [args, kwargs, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}],
-            separators=(", ", ": "),
-        ).encode()
-        message = {
-            "body": base64.b64encode(body).decode("ascii"),
-            "content-encoding": "utf-8",
-            "content-type": "application/json",
-            "headers": {
-                "lang": "py",
-                "task": route.task,
-                "id": task_id,
-                "shadow": None,
-                "eta": None,
-                "expires": None,
-                "group": None,
-                "group_index": None,
-                "retries": 0,
-                "timelimit": [None, None],
-                "root_id": task_id,
-                "parent_id": None,
-                "argsrepr": repr(args),
-                "kwargsrepr": repr(kwargs),
-                "origin": self.origin,
-                "ignore_result": None,
-                "replaced_task_nesting": 0,
-                "stamped_headers": None,
-                "stamps": {},
-            },
-            "properties": {
-                "correlation_id": task_id,
-                "reply_to": self.reply_to,
-                "delivery_mode": 2,
-                "delivery_info": {"exchange": "", "routing_key": queue},
-                "priority": 0,
-                "body_encoding": "base64",
-                "delivery_tag": str(uuid.uuid4()),
-            },
-        }
-        return queue, json.dumps(message, separators=(",", ":")).encode()
+        payload = protocol2_message(
+            route.task,
+            task_id,
+            [item.jid, item.occurrence_ms],
+            kwargs,
+            queue,
+            origin=self.origin,
+            reply_to=self.reply_to,
+        )
+        return queue, payload
 
     def close(self) -> None:
         self.redis.close()
@@ -146,6 +120,6 @@ class PipelinePublisher:
 
 def publisher_for(app: Celery, broker_url: str, prefix: str) -> Publisher:
     """The pipelined publisher on a Redis broker, Celery's own on any other."""
-    if broker_url.startswith(("redis://", "rediss://", "unix://", "valkey://")):
+    if is_redis_url(broker_url):
         return PipelinePublisher(broker_url, prefix)
     return CeleryPublisher(app, prefix)

@@ -8,10 +8,14 @@ settings are read when Celery first needs its configuration (lazily, through
 
 from __future__ import annotations
 
+import os
+import socket
 import sys
+import uuid
 from functools import cached_property
 from typing import Any
 
+import redis
 from celery import Celery
 from celery.signals import worker_init
 
@@ -20,6 +24,7 @@ from scheduler.settings import TaktSettings, load_settings
 from workers.config import celery_config
 from workers.context import WorkerContext
 from workers.execution import RunRequest
+from workers.messages import is_redis_url, protocol2_message
 from workers.routing import publish_occurrence
 from workers.tasks import register_tasks
 
@@ -45,7 +50,30 @@ class TaktCelery(Celery):
     def _send_user_task(
         self, name: str, args: list[Any], kwargs: dict[str, Any], queue: str | None
     ) -> None:
-        self.send_task(name, args=args, kwargs=kwargs, queue=queue, retry=True)
+        """On a Redis broker one LPUSH of a standard message on a kept connection (kombu's
+        producer builds a client per publish); elsewhere Celery's publisher with confirms."""
+        if not is_redis_url(self.settings.celery_broker_url):
+            self.send_task(name, args=args, kwargs=kwargs, queue=queue, retry=True)
+            return
+        target = queue or "celery"
+        message = protocol2_message(
+            name,
+            str(uuid.uuid4()),
+            args,
+            kwargs,
+            target,
+            origin=self._origin,
+            reply_to=self._origin,
+        )
+        self._broker.lpush(target, message)
+
+    @cached_property
+    def _broker(self) -> redis.Redis:
+        return redis.Redis.from_url(self.settings.celery_broker_url)
+
+    @cached_property
+    def _origin(self) -> str:
+        return f"gen{os.getpid()}@{socket.gethostname()}"
 
     def _publish(self, run: RunRequest, action_type: ActionType, queue: str | None) -> None:
         publish_occurrence(
