@@ -271,15 +271,45 @@ def show_job(client: SchedulerClient, collection: str, job: str, as_json: bool) 
     "--file",
     "source",
     type=click.File("r"),
-    required=True,
     help="The job's JSON: {\"properties\": {...}} or the properties ('-': stdin).",
+)
+@click.option("--template", help="Make the job from a template (see GET .../templates).")
+@click.option(
+    "--set",
+    "settings_",
+    multiple=True,
+    metavar="FIELD=VALUE",
+    help="A template field's value (repeatable).",
 )
 @_connected()
 def create_job(
-    client: SchedulerClient, collection: str, job: str, source: TextIO, as_json: bool
+    client: SchedulerClient,
+    collection: str,
+    job: str,
+    source: TextIO | None,
+    template: str | None,
+    settings_: tuple[str, ...],
+    as_json: bool,
 ) -> None:
-    """Create JOB in COLLECTION from a JSON file, or replace it."""
-    _emit_job(as_json, client.create_job(collection, job, _read_job_file(source)))
+    """Create JOB in COLLECTION from a JSON file or a template, or replace it."""
+    if (source is None) == (template is None):
+        raise click.UsageError("give exactly one of -f/--file and --template")
+    if template is not None:
+        from scheduler.templates_catalog import render_template
+
+        values = dict(_field_value(item) for item in settings_)
+        properties = render_template(template, values)
+    else:
+        assert source is not None
+        properties = _read_job_file(source)
+    _emit_job(as_json, client.create_job(collection, job, properties))
+
+
+def _field_value(item: str) -> tuple[str, str]:
+    field, sep, value = item.partition("=")
+    if not sep or not field:
+        raise click.BadParameter(f"{item!r} is not FIELD=VALUE", param_hint="--set")
+    return field, value
 
 
 @jobs.command("run")

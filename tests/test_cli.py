@@ -335,3 +335,39 @@ def test_users_add_as_json_holds_the_key(takt: Takt) -> None:
     assert added["role"] == "admin"
     assert added["key"].startswith("takt_")
     takt("users", "revoke", name)
+
+
+@pytest.mark.e2e
+def test_jobs_create_from_a_template(stack: Stack) -> None:
+    # Given a collection in a subscription of this test's own
+    takt = Takt(
+        [
+            "--url",
+            stack.api_url,
+            "--key",
+            stack.token,
+            "--subscription",
+            f"tpl{uuid.uuid4().hex[:6]}",
+        ]
+    )
+    takt("collections", "create", "tpl")
+
+    # When a job is created from the HTTP template with its fields set
+    job = takt.json(
+        "jobs",
+        "create",
+        "tpl",
+        "from-template",
+        "--template",
+        "http-request",
+        "--set",
+        "uri=http://127.0.0.1:9/hook",
+        "--set",
+        "method=POST",
+    )
+
+    # Then the job has them, and a bad template is a one-line error
+    request = job["properties"]["action"]["request"]
+    assert (request["uri"], request["method"]) == ("http://127.0.0.1:9/hook", "POST")
+    bad = takt("jobs", "create", "tpl", "x", "--template", "nope", ok=False)
+    assert "nope" in bad.output
