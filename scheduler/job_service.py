@@ -173,8 +173,10 @@ class JobService:
         _unsupported(properties)
         _check_commands(properties)
         check_limits(properties)
-        others = self.store.count_jobs(ref.collection.cid) - (existing is not None)
         quota = effective_quota(collection.collection)
+        others = 0
+        if quota.max_job_count is not None:  # counting costs a round trip; only when needed
+            others = self.store.count_jobs(ref.collection.cid) - (existing is not None)
         check_job_quota(quota, properties, others)
         check_retry_policy(properties.action, allow_short=quota.allows_short_retries)
         self._check_timeouts(properties)
@@ -233,7 +235,6 @@ class JobService:
         return principal.name
 
     def _existing(self, ref: JobRef) -> JobRecord | None:
-        self.store.get_collection(ref.collection.cid)
         try:
             return self.store.get_job(ref.jid)
         except JobNotFound:

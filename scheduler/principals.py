@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -20,6 +22,7 @@ from scheduler.store import JobStore
 
 __all__ = [
     "ADMIN_PRINCIPAL",
+    "KeyCache",
     "Principal",
     "PrincipalBook",
     "Role",
@@ -101,11 +104,40 @@ def ensure_admin_token(settings: TaktSettings) -> tuple[str, Path | None]:
     return token, path
 
 
+class KeyCache:
+    """Which principal a key belongs to, remembered for ``ttl_s`` in one API process.
+
+    A revoke in this process forgets at once; other API processes stop accepting a
+    revoked key within ``ttl_s``.
+    """
+
+    def __init__(self, ttl_s: float = 2.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl_s = ttl_s
+        self.clock = clock
+        self._known: dict[str, tuple[float, Principal]] = {}
+
+    def principal(self, key: str | None, look_up: Callable[[], Principal]) -> Principal:
+        if key:
+            hit = self._known.get(key)
+            if hit is not None and hit[0] > self.clock():
+                return hit[1]
+        principal = look_up()  # raises AuthenticationFailed for a bad key
+        if key:
+            if len(self._known) > 10_000:
+                self._known.clear()
+            self._known[key] = (self.clock() + self.ttl_s, principal)
+        return principal
+
+    def forget(self, name: str) -> None:
+        self._known = {k: v for k, v in self._known.items() if v[1].name != name}
+
+
 class PrincipalBook:
     """Principals and their keys: add (the key is shown once), list, revoke, look up."""
 
-    def __init__(self, store: JobStore) -> None:
+    def __init__(self, store: JobStore, keys: KeyCache | None = None) -> None:
         self.store = store
+        self.keys = keys or KeyCache()
 
     def get(self, name: str) -> Principal | None:
         fields = self.store.redis.hgetall(self.store.keys.principal(name))
@@ -140,6 +172,7 @@ class PrincipalBook:
         if digest:
             pipe.delete(keys.api_key(str(digest)))
         pipe.execute()
+        self.keys.forget(name)
 
     def require_admin(self, name: str, field: str) -> str:
         """``name`` if it is an administrator principal; a 400 naming ``field`` otherwise."""

@@ -68,6 +68,11 @@ class TaktSettings(BaseSettings):
         gt=0,
         description="An unacknowledged task is delivered again after this long (Redis broker).",
     )
+    task_events: bool = Field(
+        default=True,
+        description="Workers send task events (Flower's task view needs them; each costs "
+        "three Redis round trips per task).",
+    )
     beat_batch_size: int = Field(default=500, ge=1, le=10_000)
     beat_max_interval_s: float = Field(default=5.0, gt=0, le=300)
     log_level: str = "INFO"

@@ -49,8 +49,8 @@ def celery_config(settings: TaktSettings) -> dict[str, Any]:
         # many calls at once without a process per request.
         "worker_pool": "threads",
         "worker_concurrency": 64,
-        "worker_send_task_events": True,
-        "task_send_sent_event": True,
+        "worker_send_task_events": settings.task_events,
+        "task_send_sent_event": settings.task_events,
         "beat_scheduler": "beat:JobScheduler",
         "beat_max_loop_interval": settings.beat_max_interval_s,
         "enable_utc": True,

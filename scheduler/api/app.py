@@ -23,6 +23,7 @@ from scheduler.job_service import JobService, Runner
 from scheduler.models import ActionType
 from scheduler.principals import (
     ADMIN_PRINCIPAL,
+    KeyCache,
     PrincipalBook,
     Role,
     ensure_admin_token,
@@ -67,7 +68,9 @@ def create_app(
         token, _ = ensure_admin_token(settings)
         ensure_principal_key(own_store, ADMIN_PRINCIPAL, Role.ADMIN, token)
         ensure_builtin_jobs(own_store, utcnow())
-        principals = PrincipalBook(own_store)
+        keys = KeyCache()
+        principals = PrincipalBook(own_store, keys)
+        app.state.keys = keys
         jobs = JobService(
             own_store,
             principals,
