@@ -216,3 +216,70 @@ def test_the_retention_jobs_are_built_in_and_visible(stack: Stack) -> None:
     )
     assert jobs["purge-history"]["status"]["nextExecutionTime"].endswith("T03:00:00Z")
     assert jobs["delete-finished-jobs"]["status"]["nextExecutionTime"].endswith("T03:30:00Z")
+
+
+def _lines(tmp_path: Path) -> dict[str, str]:
+    export = tmp_path / "export.json"
+    return {
+        "PurgeHistory": "PurgeHistory --older-than P3650D",
+        "DeleteFinishedJobs": "DeleteFinishedJobs --older-than P3650D",
+        "ExportJobs": f"ExportJobs --collection coll --to {export}",
+        "ImportJobs": f"ImportJobs --from {export}",
+        "VerifyStore": "VerifyStore",
+    }
+
+
+@pytest.mark.parametrize(
+    "command", ["PurgeHistory", "DeleteFinishedJobs", "ExportJobs", "ImportJobs", "VerifyStore"]
+)
+def test_every_command_runs_from_the_cli(
+    filled: JobStore, settings: TaktSettings, tmp_path: Path, command: str
+) -> None:
+    env = {"TAKT_REDIS_URL": settings.store_url, "TAKT_KEY_PREFIX": settings.key_prefix}
+    lines = _lines(tmp_path)
+    if command == "ImportJobs":
+        CliRunner().invoke(cli, ["manage", lines["ExportJobs"]], env=env)
+    result = CliRunner().invoke(cli, ["manage", lines[command]], env=env)
+    assert result.exit_code == 0, result.output
+    assert result.output.strip()
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(
+    "command", ["PurgeHistory", "DeleteFinishedJobs", "ExportJobs", "ImportJobs", "VerifyStore"]
+)
+def test_every_command_runs_as_a_job(stack: Stack, tmp_path: Path, command: str) -> None:
+    # Given a Command job far in the future (ExportJobs/ImportJobs use a collection "coll"
+    # and a file in this test's directory, which the worker shares here)
+    collection = new_collection(stack.http)
+    coll = collection.rsplit("/", 1)[0] + "/coll"
+    stack.http.put(coll, params=API_VERSION, json={"location": "l"})
+    lines = {**_lines(tmp_path)}
+    lines["ExportJobs"] = lines["ExportJobs"].replace(
+        "--collection coll", "--collection sub1/rg1/coll"
+    )
+    if command == "ImportJobs":
+        (tmp_path / "export.json").write_text(
+            '{"collection": "sub1/rg1/imported", "definition": {}, "jobs": []}'
+        )
+    put_job(
+        stack.http,
+        collection,
+        "cmd",
+        {
+            "properties": {
+                "startTime": "2099-01-01T00:00:00Z",
+                "action": {"type": "Command", "command": lines[command]},
+            }
+        },
+    )
+
+    # When it is started by hand
+    assert stack.http.post(f"{collection}/jobs/cmd/run", params=API_VERSION).status_code == 200
+
+    # Then it ran and reported (VerifyStore may find other tests' work in flight)
+    [entry] = wait_until(lambda: history(stack.http, collection, "cmd"), timeout=10)
+    message = entry["properties"]["message"]
+    assert message.startswith(f"Command Action - {lines[command]}: ")
+    if command != "VerifyStore":
+        assert entry["properties"]["status"] == "Completed", message
