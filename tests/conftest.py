@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import uuid
@@ -25,6 +26,7 @@ from tests.helpers import HttpTarget, free_port, start_target, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN_TOKEN = "takt_test_admin_token"
+AMQP_URL = os.environ.get("TAKT_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
 
 
 @pytest.fixture(scope="session")
@@ -110,9 +112,9 @@ def stop_process(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) ->
             process.wait()
 
 
-@pytest.fixture(scope="session")
-def stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    log_dir = tmp_path_factory.mktemp("stack-logs")
+def _start_stack(
+    redis_url: str, log_dir: Path, broker_url: str | None = None
+) -> tuple[Stack, list[subprocess.Popen[bytes]]]:
     port = free_port()
     prefix = f"e2e-{uuid.uuid4().hex[:8]}"
     env = {key: value for key, value in os.environ.items() if not key.startswith("TAKT_")}
@@ -127,6 +129,8 @@ def stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             "PYTHONUNBUFFERED": "1",
         }
     )
+    if broker_url:
+        env["TAKT_BROKER_URL"] = broker_url
     processes = {
         "api": _spawn(["api"], env, log_dir / "api.log"),
         "beat": _spawn(["beat"], env, log_dir / "beat.log"),
@@ -141,6 +145,7 @@ def stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         timeout=10,
         headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
     )
+    stack = Stack(f"http://127.0.0.1:{port}", ADMIN_TOKEN, prefix, env, processes, http, log_dir)
     try:
         wait_until(lambda: _healthy(http), timeout=30, message="the API to answer /healthz")
         wait_until(
@@ -148,11 +153,50 @@ def stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             timeout=30,
             message="the worker to be ready",
         )
-        yield Stack(f"http://127.0.0.1:{port}", ADMIN_TOKEN, prefix, env, processes, http, log_dir)
-    finally:
-        http.close()
-        for process in processes.values():
-            stop_process(process)
+    except AssertionError:
+        _stop_stack(stack)
+        raise
+    return stack, list(processes.values())
+
+
+def _stop_stack(stack: Stack) -> None:
+    stack.http.close()
+    for process in stack.processes.values():
+        stop_process(process)
+
+
+@pytest.fixture(scope="session")
+def redis_stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """API, beat and worker on the session's Valkey (store and broker)."""
+    stack, _ = _start_stack(redis_url, tmp_path_factory.mktemp("stack-logs"))
+    yield stack
+    _stop_stack(stack)
+
+
+@pytest.fixture(scope="session")
+def amqp_stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The same with RabbitMQ as the broker (skipped locally without it; CI has it)."""
+    if not rabbitmq_answers():
+        if os.environ.get("CI") == "true":
+            pytest.fail("RabbitMQ is not running at 127.0.0.1:5672, and CI needs it")
+        pytest.skip("RabbitMQ is not running at 127.0.0.1:5672")
+    stack, _ = _start_stack(redis_url, tmp_path_factory.mktemp("amqp-stack-logs"), AMQP_URL)
+    yield stack
+    _stop_stack(stack)
+
+
+@pytest.fixture
+def stack(redis_stack: Stack) -> Stack:
+    """The Redis stack; modules that run on both brokers override this fixture."""
+    return redis_stack
+
+
+def rabbitmq_answers() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 5672), timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 def _healthy(http: httpx.Client) -> bool:

@@ -47,7 +47,7 @@ class Deployment:
         self.processes.append(process)
         wait_until(
             lambda: "ready" in log.read_text() or "Starting" in log.read_text(),
-            timeout=20,
+            timeout=60,
             message=f"{role} to start",
         )
         return process

@@ -13,6 +13,14 @@ from tests.helpers import HttpTarget, wait_until
 pytestmark = pytest.mark.e2e
 
 
+@pytest.fixture(params=["redis", "rabbitmq"])
+def stack(request: pytest.FixtureRequest) -> Stack:
+    """This module's tests run once with each broker."""
+    name = "redis_stack" if request.param == "redis" else "amqp_stack"
+    found: Stack = request.getfixturevalue(name)
+    return found
+
+
 def test_a_one_shot_job_calls_the_target_exactly_and_completes(
     stack: Stack, target: HttpTarget
 ) -> None:

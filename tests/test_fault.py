@@ -62,9 +62,9 @@ class Fleet:
                 "TAKT_BEAT_MAX_INTERVAL_S": "1",
                 "TAKT_DATA_DIR": str(workdir),
                 "TAKT_LOG_LEVEL": "WARNING",
-            # No Flower here: without task events a worker does three round trips less
-            # per task, which this test's 30,000 tasks on two cores need.
-            "TAKT_TASK_EVENTS": "false",
+                # No Flower here: without task events a worker does three round trips less
+                # per task, which this test's 30,000 tasks on two cores need.
+                "TAKT_TASK_EVENTS": "false",
             }
         )
         self.beats: list[subprocess.Popen[bytes]] = []

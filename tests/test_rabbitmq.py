@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,20 +11,11 @@ import pytest
 from scheduler.clock import to_ms, utcnow
 from scheduler.models import JobCollection, JobProperties
 from scheduler.store import JobStore
+from tests.conftest import AMQP_URL, rabbitmq_answers
 from tests.deployments import Deployment
 from tests.helpers import HttpTarget, wait_until
 
 pytestmark = pytest.mark.e2e
-
-AMQP_URL = os.environ.get("TAKT_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
-
-
-def rabbitmq_answers() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 5672), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 @pytest.fixture

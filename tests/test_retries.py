@@ -16,6 +16,14 @@ from tests.helpers import HttpTarget, wait_until
 pytestmark = pytest.mark.e2e
 
 
+@pytest.fixture(params=["redis", "rabbitmq"])
+def stack(request: pytest.FixtureRequest) -> Stack:
+    """This module's tests run once with each broker."""
+    name = "redis_stack" if request.param == "redis" else "amqp_stack"
+    found: Stack = request.getfixturevalue(name)
+    return found
+
+
 def with_retries(body: dict[str, Any], count: int, interval: str = "PT1S") -> dict[str, Any]:
     body["properties"]["action"]["retryPolicy"] = {
         "retryType": "Fixed",
@@ -139,7 +147,8 @@ def test_a_long_retry_interval_waits_in_the_due_set_not_in_a_worker(
     ]
     assert member.endswith("|1")
     assert 590_000 < score - store.time_ms() <= 600_000
-    assert store.redis.hlen("unacked") == 0
+    if "TAKT_BROKER_URL" not in stack.env:  # the Redis broker: nothing held unacknowledged
+        assert store.redis.hlen("unacked") == 0
 
     # When its time comes (moved forward here instead of waiting ten minutes)
     store.redis.zadd(keys.due, {member: store.time_ms()})
