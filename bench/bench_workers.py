@@ -7,6 +7,7 @@ on the same machine. Run: python bench/bench_workers.py [N]
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import subprocess
@@ -178,7 +179,14 @@ def bench_peer(redis_url: str, url: str, n: int, logs: Path) -> float:
 
 
 def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
+    global LATENCY_S
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("calls", type=int, nargs="?", default=2000)
+    parser.add_argument("--latency-s", type=float, default=LATENCY_S)
+    parser.add_argument("--no-peer", action="store_true", help="measure Takt only")
+    options = parser.parse_args()
+    LATENCY_S = options.latency_s
+    n = options.calls
     peer_n = max(100, n // 20)
     logs = Path(tempfile.mkdtemp(prefix="bench-workers-"))
     server = ValkeyServer(data_dir=logs / "valkey", config={"appendonly": "no", "save": ""})
@@ -187,8 +195,10 @@ def main() -> None:
     try:
         takt = bench_takt(server.connection_url, url, n, 200, logs)
         takt_peak, _InFlight.peak = _InFlight.peak, 0
-        peer = bench_peer(server.connection_url, url, peer_n, logs)
-        peer_peak = _InFlight.peak
+        peer, peer_peak = 0.0, 0
+        if not options.no_peer:
+            peer = bench_peer(server.connection_url, url, peer_n, logs)
+            peer_peak = _InFlight.peak
     finally:
         endpoint.shutdown()
         server.stop()
@@ -205,6 +215,8 @@ def main() -> None:
     print("| worker | calls | actions/s | most calls in flight |")
     print("|---|---:|---:|---:|")
     print(f"| Takt, thread pool -c 200, httpx keep-alive | {n} | {takt:.0f} | {takt_peak} |")
+    if options.no_peer:
+        return
     print(f"| Celery prefork -c {os.cpu_count()}, requests | {peer_n} | {peer:.1f} | {peer_peak} |")
     print(f"\nratio: {takt / peer:.1f}x")
 
