@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from celery import Task
@@ -20,6 +21,14 @@ __all__ = ["register_tasks"]
 log = logging.getLogger(__name__)
 
 _STORE_RETRY_S = 2.0
+_STORE_POLL_S = 0.5
+
+
+def _await_store(app: TaktCelery) -> None:
+    """Wait (bounded by half the redelivery timeout) until the store answers a PING."""
+    deadline = time.monotonic() + app.settings.redelivery_timeout_s / 2
+    while not app.context.store.ping() and time.monotonic() < deadline:
+        time.sleep(_STORE_POLL_S)
 
 
 def _release_quietly(app: TaktCelery, run: RunRequest) -> None:
