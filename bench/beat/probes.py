@@ -1,0 +1,82 @@
+"""What the benchmark reads besides the queues: Redis's counters, a process's memory,
+the machine, and percentiles."""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+
+__all__ = ["RedisCounters", "machine", "percentile", "rss_mib"]
+
+#: Commands the benchmark itself sends while it measures (the recorder and these probes).
+_OURS = frozenset({"blmpop", "info", "llen"})
+
+
+@dataclass(frozen=True, slots=True)
+class RedisCounters:
+    """Commands Redis ran, by name (INFO commandstats): what the commands a Lua script
+    runs count as well as the script call itself (so does CLIENT LIST's ``tot-cmds``)."""
+
+    executed: dict[str, int]
+
+    @classmethod
+    def read(cls, client: redis.Redis) -> RedisCounters:
+        stats = client.info("commandstats")
+        return cls(
+            {name.removeprefix("cmdstat_"): int(fields["calls"]) for name, fields in stats.items()}
+        )
+
+    def since(self, before: RedisCounters) -> RedisCounters:
+        return RedisCounters(
+            {
+                name: calls - before.executed.get(name, 0)
+                for name, calls in self.executed.items()
+                if name not in _OURS and calls > before.executed.get(name, 0)
+            }
+        )
+
+    @property
+    def total(self) -> int:
+        return sum(self.executed.values())
+
+    def top(self, per: int, count: int = 6) -> str:
+        """The most frequent commands, per ``per`` (firings), e.g. ``lpush 1.00``."""
+        ranked = sorted(self.executed.items(), key=lambda item: -item[1])[:count]
+        return ", ".join(f"{name} {calls / max(per, 1):.2f}" for name, calls in ranked)
+
+
+def rss_mib(pid: int) -> float | None:
+    """VmRSS of a live process, in MiB (None once it is gone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return None
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The nearest-rank ``q`` percentile (0 < q <= 100) of sorted ``values``."""
+    rank = max(1, math.ceil(q / 100 * len(values)))
+    return values[rank - 1]
+
+
+def machine() -> str:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, load average {load}"

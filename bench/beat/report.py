@@ -1,0 +1,226 @@
+"""The beat benchmark's one table, the ratios and the issue's targets, as Markdown."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bench.beat.scenarios import Burst, Lateness, Sustained
+
+__all__ = ["Results", "report"]
+
+TAKT = "Takt"
+
+
+@dataclass
+class Results:
+    machine_before: str
+    machine_after: str = ""
+    sustained: list[Sustained] = field(default_factory=list)
+    bursts: list[Burst] = field(default_factory=list)
+
+    def rate(self, scheduler: str, n: int, beats: int = 1) -> float | None:
+        return next(
+            (
+                s.firings_per_s
+                for s in self.sustained
+                if (s.scheduler, s.n, s.beats) == (scheduler, n, beats)
+            ),
+            None,
+        )
+
+    def run(self, scheduler: str, n: int, beats: int = 1) -> Sustained | None:
+        return next(
+            (s for s in self.sustained if (s.scheduler, s.n, s.beats) == (scheduler, n, beats)),
+            None,
+        )
+
+
+def _duration(ms: float) -> str:
+    if ms < 10:
+        return f"{ms:.1f} ms"
+    if ms < 1000:
+        return f"{ms:.0f} ms"
+    return f"{ms / 1000:.1f} s"
+
+
+def _lateness(lateness: Lateness | None) -> str:
+    if lateness is None:
+        return "–"
+    return " / ".join(_duration(v) for v in (lateness.p50_ms, lateness.p99_ms, lateness.max_ms))
+
+
+def _burst(burst: Burst | None) -> str:
+    if burst is None:
+        return "–"
+    if burst.started_after_s is None:
+        return f"capped at {burst.elapsed_s:.0f} s: none fired"
+    if burst.drain_s is not None:
+        rate = burst.n / burst.drain_s if burst.drain_s > 0 else float("inf")
+        return f"{burst.drain_s:.2f} s ({rate:,.0f}/s)"
+    firing_s = max(burst.elapsed_s - burst.started_after_s, 1e-3)
+    return (
+        f"capped at {burst.elapsed_s:.0f} s: {burst.fired:,} of {burst.n:,} "
+        f"({burst.fired / firing_s:,.0f}/s)"
+    )
+
+
+def _started(seconds: float | None) -> str:
+    return "–" if seconds is None else f"{seconds:.1f} s"
+
+
+def _commands(run: Sustained) -> str:
+    if run.commands is None or not run.firings:
+        return "–"
+    return f"{run.commands.total / run.firings:.1f}"
+
+
+def _row(run: Sustained, burst: Burst | None) -> str:
+    name = run.scheduler if run.beats == 1 else f"{run.scheduler}, {run.beats} beats"
+    rate = "none fired" if run.firings_per_s is None else f"{run.firings_per_s:,.0f}"
+    rss = " + ".join(f"{v:.0f}" for v in run.rss_mib) or "–"
+    cells = [
+        name,
+        f"{run.n:,}",
+        rate,
+        _started(run.started_after_s),
+        _lateness(run.lateness),
+        _burst(burst),
+        _started(burst.started_after_s if burst else None),
+        rss,
+        _commands(run),
+    ]
+    return "| " + " | ".join(cells) + " |"
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    return "–" if not a or not b else f"{a / b:.1f}×"
+
+
+def _ratios(results: Results) -> list[str]:
+    lines = []
+    for peer in sorted({s.scheduler for s in results.sustained} - {TAKT}):
+        parts = [
+            f"N={s.n:,}: {_ratio(results.rate(TAKT, s.n), s.firings_per_s)}"
+            for s in results.sustained
+            if s.scheduler == peer
+        ]
+        lines.append(f"- Takt ÷ {peer}, firings/s sustained: " + ", ".join(parts))
+        burst_parts = []
+        for burst in results.bursts:
+            takt = next((b for b in results.bursts if (b.scheduler, b.n) == (TAKT, burst.n)), None)
+            if burst.scheduler == peer and takt is not None:
+                burst_parts.append(
+                    f"N={burst.n:,}: {_ratio(_drain_rate(takt), _drain_rate(burst))}"
+                )
+        lines.append(f"- Takt ÷ {peer}, burst drain rate: " + ", ".join(burst_parts))
+    lines.append(
+        "- at N = 1,000 Takt fires everything due (1,000/s), so the ratio there is a floor"
+    )
+    for two in (s for s in results.sustained if s.beats == 2):
+        lines.append(
+            f"- two Takt beats ÷ one at N={two.n:,}: "
+            f"{_ratio(two.firings_per_s, results.rate(TAKT, two.n))}"
+        )
+    return lines
+
+
+def _drain_rate(burst: Burst) -> float | None:
+    if burst.started_after_s is None:
+        return None
+    firing_s = (
+        burst.drain_s if burst.drain_s is not None else burst.elapsed_s - burst.started_after_s
+    )
+    return burst.fired / firing_s if firing_s > 0 else None
+
+
+def _target(
+    label: str, value: float | None, unit: str, target: float, higher_is_better: bool = True
+) -> str:
+    """One target line: the value and whether it is met, or by how much it is missed."""
+    if value is None:
+        return f"- {label}: not measured"
+    met = value >= target if higher_is_better else value <= target
+    shown = unit.format(value)
+    if met:
+        return f"- {label}: {shown} → met"
+    short = (1 - value / target) if higher_is_better else (value / target - 1)
+    return f"- {label}: {shown} → missed by {short * 100:.0f} %"
+
+
+def _targets(results: Results) -> list[str]:
+    takt = [s for s in results.sustained if s.scheduler == TAKT and s.beats == 1]
+    best = max((s.firings_per_s or 0 for s in takt if s.n >= 10_000), default=None)
+    redbeat = [s for s in results.sustained if s.scheduler.startswith("redbeat")]
+    ratios = [
+        (results.rate(TAKT, s.n) or 0) / s.firings_per_s
+        for s in redbeat
+        if s.firings_per_s and s.n >= 10_000  # at 1,000 jobs Takt fires all that is due
+    ]
+    two = next((s for s in results.sustained if s.beats == 2), None)
+    one = results.rate(TAKT, two.n) if two is not None else None
+    scaling = two.firings_per_s / one if two is not None and two.firings_per_s and one else None
+    at_1k = results.run(TAKT, 1_000)
+    p99 = at_1k.lateness.p99_ms if at_1k is not None and at_1k.lateness is not None else None
+    small, big = results.run(TAKT, 10_000), results.run(TAKT, 1_000_000)
+    growth = None
+    if small is not None and big is not None and small.rss_mib and big.rss_mib:
+        growth = big.rss_mib[0] / small.rss_mib[0]
+    return [
+        _target(
+            "≥ 5,000 firings/s sustained from one beat (best N ≥ 10k)", best, "{:,.0f}/s", 5000
+        ),
+        _target(
+            "≥ 20× redbeat (lowest ratio at N ≥ 10k)", min(ratios, default=None), "{:.1f}×", 20
+        ),
+        _target("two beats ≥ 1.7× one", scaling, "{:.2f}×", 1.7),
+        _target("lateness p99 ≤ 50 ms at 1,000 firings/s", p99, "{:.1f} ms", 50, False),
+        _target("RSS with 1M jobs ≤ 1.2 × RSS with 10k", growth, "{:.2f}×", 1.2, False),
+    ]
+
+
+def _command_mix(results: Results) -> list[str]:
+    lines = []
+    for run in results.sustained:
+        if (
+            run.commands is not None
+            and run.firings
+            and run.n == max(s.n for s in results.sustained if s.scheduler == run.scheduler)
+        ):
+            beats = "" if run.beats == 1 else f", {run.beats} beats"
+            lines.append(f"- {run.scheduler}{beats}, N={run.n:,}: {run.commands.top(run.firings)}")
+    return lines
+
+
+def report(results: Results) -> str:
+    bursts = {(b.scheduler, b.n): b for b in results.bursts}
+    header = (
+        "| beat | jobs | firings/s sustained | first firing after | lateness p50 / p99 / max "
+        "| burst: first → last firing | burst: first firing after | beat RSS (MiB) "
+        "| Redis commands per firing |"
+    )
+    notes = [
+        f"- {run.scheduler} N={run.n:,}: {note}" for run in results.sustained for note in run.notes
+    ]
+    return "\n".join(
+        [
+            f"machine: {results.machine_before}",
+            f"at the end: load average {results.machine_after.rsplit('load average ', 1)[-1]}",
+            "",
+            header,
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+            *(
+                _row(run, bursts.get((run.scheduler, run.n)) if run.beats == 1 else None)
+                for run in results.sustained
+            ),
+            "",
+            "Ratios:",
+            *_ratios(results),
+            "",
+            "Targets (Takt):",
+            *_targets(results),
+            "",
+            "Redis commands run per firing, most frequent (Lua scripts' own calls included):",
+            *_command_mix(results),
+            *(["", "Notes:", *notes] if notes else []),
+        ]
+    )
