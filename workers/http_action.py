@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -10,7 +11,14 @@ import httpx
 
 from scheduler.models import HttpRequest
 
-__all__ = ["BODY_EXCERPT_BYTES", "OccurrenceInfo", "Outcome", "call_http", "scheduler_headers"]
+__all__ = [
+    "BODY_EXCERPT_BYTES",
+    "OccurrenceInfo",
+    "Outcome",
+    "call_http",
+    "exchange",
+    "scheduler_headers",
+]
 
 #: The history message keeps at most this much of the response body (DESIGN.md).
 BODY_EXCERPT_BYTES = 2048
@@ -70,23 +78,45 @@ def call_http(
         **_basic_auth(request),
         **(request.headers or {}),
     }
-    host = httpx.URL(request.uri).host
     content = request.body.encode() if request.body is not None else None
-    try:
-        timeout = client.timeout if timeout_s is None else httpx.Timeout(timeout_s)
-        with client.stream(
+    timeout = client.timeout if timeout_s is None else httpx.Timeout(timeout_s)
+    return exchange(
+        client,
+        client.build_request(
             request.method, request.uri, headers=headers, content=content, timeout=timeout
-        ) as resp:
-            excerpt = _read_excerpt(resp)
-    except httpx.TimeoutException:
-        return Outcome(False, f"Http Action - Request to host '{host}' timed out")
-    except httpx.HTTPError as exc:
-        return Outcome(False, f"Http Action - Request to host '{host}' failed: {exc}")
-    message = (
-        f"Http Action - Response from host '{host}': '{resp.status_code}' "
-        f"{resp.reason_phrase}; Body: {excerpt}"
+        ),
+        prefix="Http Action - ",
+        where=f"host '{httpx.URL(request.uri).host}'",
+        succeeded=lambda status: 200 <= status < 300,
     )
-    return Outcome(resp.is_success, message)
+
+
+def exchange(
+    client: httpx.Client,
+    request: httpx.Request,
+    *,
+    prefix: str,
+    where: str,
+    succeeded: Callable[[int], bool],
+) -> Outcome:
+    """Send ``request`` (made with ``client.build_request``, so the client's timeout
+    applies) and describe the answer as Azure Scheduler's history did: the status code and
+    at most BODY_EXCERPT_BYTES of the body (never read further)."""
+    try:
+        response = client.send(request, stream=True)
+        try:
+            excerpt = _read_excerpt(response)
+        finally:
+            response.close()
+    except httpx.TimeoutException:
+        return Outcome(False, f"{prefix}Request to {where} timed out")
+    except httpx.HTTPError as exc:
+        return Outcome(False, f"{prefix}Request to {where} failed: {exc}")
+    message = (
+        f"{prefix}Response from {where}: '{response.status_code}' "
+        f"{response.reason_phrase}; Body: {excerpt}"
+    )
+    return Outcome(succeeded(response.status_code), message)
 
 
 def _read_excerpt(response: httpx.Response) -> str:

@@ -27,7 +27,7 @@ from xml.sax.saxutils import escape
 import httpx
 
 from scheduler.models import StorageQueueMessage
-from workers.http_action import BODY_EXCERPT_BYTES, OccurrenceInfo, Outcome
+from workers.http_action import OccurrenceInfo, Outcome, exchange
 
 __all__ = ["DEFAULT_ENDPOINT_TEMPLATE", "envelope", "put_message"]
 
@@ -90,18 +90,13 @@ def _post(client: httpx.Client, url: str, body: str, request_id: str, where: str
         "x-ms-client-request-id": request_id,
         "Content-Type": "application/xml; charset=utf-8",
     }
-    try:
-        with client.stream("POST", url, content=body.encode(), headers=headers) as response:
-            excerpt = _read_excerpt(response)
-    except httpx.TimeoutException:
-        return Outcome(False, f"{_PREFIX}Request to {where} timed out")
-    except httpx.HTTPError as exc:
-        return Outcome(False, f"{_PREFIX}Request to {where} failed: {exc}")
-    message = (
-        f"{_PREFIX}Response from {where}: '{response.status_code}' "
-        f"{response.reason_phrase}; Body: {excerpt}"
+    return exchange(
+        client,
+        client.build_request("POST", url, content=body.encode(), headers=headers),
+        prefix=_PREFIX,
+        where=where,
+        succeeded=lambda status: status == 201,
     )
-    return Outcome(response.status_code == 201, message)
 
 
 def _refusal(account: str, queue: str, sas: str) -> str | None:
@@ -116,16 +111,6 @@ def _refusal(account: str, queue: str, sas: str) -> str | None:
     if not sas:
         return "sasToken is required"
     return None
-
-
-def _read_excerpt(response: httpx.Response) -> str:
-    """At most BODY_EXCERPT_BYTES of the body; the rest is never read into memory."""
-    kept = bytearray()
-    for chunk in response.iter_bytes():
-        kept.extend(chunk)
-        if len(kept) >= BODY_EXCERPT_BYTES:
-            break
-    return bytes(kept[:BODY_EXCERPT_BYTES]).decode("utf-8", errors="replace")
 
 
 def _redact(text: str, sas: str) -> str:
