@@ -135,7 +135,15 @@ def _start_stack(
         "api": _spawn(["api"], env, log_dir / "api.log"),
         "beat": _spawn(["beat"], env, log_dir / "beat.log"),
         "worker": _spawn(
-            ["worker", "-c", "16", "--without-mingle", "--without-gossip"],
+            [
+                "worker",
+                "-c",
+                "16",
+                "--without-mingle",
+                "--without-gossip",
+                "-n",
+                f"w{uuid.uuid4().hex[:8]}@%h",
+            ],
             env,
             log_dir / "worker.log",
         ),
@@ -147,10 +155,10 @@ def _start_stack(
     )
     stack = Stack(f"http://127.0.0.1:{port}", ADMIN_TOKEN, prefix, env, processes, http, log_dir)
     try:
-        wait_until(lambda: _healthy(http), timeout=30, message="the API to answer /healthz")
+        wait_until(lambda: _healthy(http), timeout=60, message="the API to answer /healthz")
         wait_until(
             lambda: "ready." in (log_dir / "worker.log").read_text(),
-            timeout=30,
+            timeout=60,
             message="the worker to be ready",
         )
     except AssertionError:

@@ -35,6 +35,9 @@ class Deployment:
         self.processes: list[subprocess.Popen[bytes]] = []
 
     def spawn(self, role: str, *args: str) -> subprocess.Popen[bytes]:
+        if role == "worker":
+            # Each worker its own node name: on RabbitMQ two "celery@host" collide.
+            args = (*args, "-n", f"w{uuid.uuid4().hex[:8]}@%h")
         log = self.logs / f"{role}-{len(self.processes)}.log"
         with log.open("ab") as out:
             process = subprocess.Popen(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import itertools
 
 import pytest
@@ -145,3 +146,20 @@ def test_disabled_and_deleted_jobs_do_not_fire(stack: Stack, target: HttpTarget)
     off = get_job(stack.http, collection, "off")
     assert off["properties"]["state"] == "Disabled"
     assert "nextExecutionTime" not in off["properties"]["status"]
+
+
+def test_basic_authentication_reaches_the_target(stack: Stack, target: HttpTarget) -> None:
+    # Given a job whose request authenticates with Basic
+    collection = new_collection(stack.http)
+    body = http_job(f"{target.url}/basic")
+    body["properties"]["action"]["request"]["authentication"] = {
+        "type": "Basic",
+        "username": "scheduler",
+        "password": "s3cret:with colon",
+    }
+    put_job(stack.http, collection, "basic", body)
+
+    # When it runs, then the target gets the credentials the job stored (and never returned)
+    [received] = wait_until(lambda: target.requests_to("/basic"), timeout=5)
+    expected = base64.b64encode(b"scheduler:s3cret:with colon").decode()
+    assert received.headers["Authorization"] == f"Basic {expected}"

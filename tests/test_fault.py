@@ -28,6 +28,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -97,7 +98,18 @@ class Fleet:
         self.redis.start(timeout=15)
 
     def spawn(self, role: str) -> subprocess.Popen[bytes]:
-        args = ["-c", "16", "--without-mingle", "--without-gossip"] if role == "worker" else []
+        args = (
+            [
+                "-c",
+                "16",
+                "--without-mingle",
+                "--without-gossip",
+                "-n",
+                f"w{uuid.uuid4().hex[:8]}@%h",
+            ]
+            if role == "worker"
+            else []
+        )
         self.spawned += 1
         with (self.workdir / f"{role}-{self.spawned}.log").open("ab") as log:
             process = subprocess.Popen(
