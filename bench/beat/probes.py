@@ -4,13 +4,13 @@ the machine, and percentiles."""
 from __future__ import annotations
 
 import math
-import os
-import platform
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import redis
+
+from bench.machine import describe
 
 __all__ = ["RedisCounters", "machine", "percentile", "rss_mib"]
 
@@ -70,13 +70,4 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 def machine() -> str:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, load average {load}"
+    return describe()
