@@ -81,7 +81,6 @@ class JobScheduler(Scheduler):
         self.consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._pubsub: Any = None
         self._last_recovery = 0.0
-        self.dispatched = 0
         self.publisher: Publisher = publisher_for(
             app, self.settings.celery_broker_url, self.settings.key_prefix
         )
@@ -158,7 +157,6 @@ class JobScheduler(Scheduler):
         if outgoing:
             self.publisher.publish(outgoing)
         self.claims.advance(done)
-        self.dispatched += len(outgoing)
 
     def _plan_one(
         self, claim: Claim, row: dict[str, str], now: datetime, outgoing: list[Outgoing]

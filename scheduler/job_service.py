@@ -250,8 +250,13 @@ class JobService:
 
     def run(self, ref: JobRef, now: datetime) -> None:
         """Run an enabled job now, outside its schedule (MailStore's "Start")."""
-        record = self.get(ref)
-        state = self.store.collection_state(ref.collection.cid)
+        collection = self.store.get_collection(ref.collection.cid).collection
+        record = self.store.get_job(ref.jid)
+        state = (
+            collection.properties.state.value
+            if collection.properties and collection.properties.state
+            else None
+        )
         if state != "Enabled":
             raise JobDisabled(
                 f"job collection {ref.collection.name!r} is {state}; its jobs cannot run"

@@ -332,6 +332,17 @@ class JobStore:
             raise JobNotFound(f"job {jid.rsplit('/', 1)[-1]!r} not found")
         return self._job_from_fields(jid, fields)
 
+    def get_job_to_run(self, jid: str) -> tuple[JobRecord, str | None]:
+        """A job and its collection's state in one round trip (a worker's first read)."""
+        with redis_errors():
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.hgetall(self.keys.job(jid))
+            pipe.hget(self.keys.collection(jid.rsplit("/", 1)[0]), "state")
+            fields, collection_state = pipe.execute()
+        if not fields:
+            raise JobNotFound(f"job {jid.rsplit('/', 1)[-1]!r} not found")
+        return self._job_from_fields(jid, fields), collection_state
+
     def _job_from_fields(self, jid: str, fields: dict[str, str]) -> JobRecord:
         definition = _load(fields["def"], f"job {jid}")
         status = JobStatus(

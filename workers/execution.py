@@ -137,14 +137,13 @@ def timeout_for(ctx: WorkerContext, action: JobErrorAction) -> float:
 def _runnable_job(ctx: WorkerContext, run: RunRequest) -> JobRecord | None:
     """The job, if it still exists and may run (a disabled job never runs)."""
     try:
-        record = ctx.store.get_job(run.jid)
+        record, collection_state = ctx.store.get_job_to_run(run.jid)
     except JobNotFound:
         log.info("job %s was deleted; occurrence %s dropped", run.jid, run.occurrence_ms)
         return None
     if record.state is not JobState.ENABLED and not (run.error and record.state.is_final):
         log.info("job %s is %s; it does not run", run.jid, record.state.value)
         return None
-    collection_state = ctx.store.collection_state(run.jid.rsplit("/", 1)[0])
     if collection_state != "Enabled":
         log.info("collection of %s is %s; its jobs do not run", run.jid, collection_state)
         return None
