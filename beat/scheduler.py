@@ -27,10 +27,12 @@ from celery import Celery
 from celery.beat import Scheduler
 
 from beat.publisher import Outgoing, Publisher, publisher_for
+from beat.redelivery import Redelivery
 from scheduler.builtin_jobs import ensure_builtin_jobs
 from scheduler.claims import Claim, ClaimQueue
 from scheduler.clock import from_ms, to_ms, utcnow
 from scheduler.errors import StoreError
+from scheduler.ledger import Ledger
 from scheduler.models import JobProperties, JobState
 from scheduler.planning import NextAfter, plan_dispatch
 from scheduler.recurrence import compile_recurrence
@@ -77,7 +79,11 @@ class JobScheduler(Scheduler):
     def __init__(self, app: Celery, *args: Any, **kwargs: Any) -> None:
         self.settings: TaktSettings = getattr(app, "settings", None) or load_settings()
         self.store = JobStore.from_url(self.settings.store_url, self.settings.key_prefix)
-        self.claims = ClaimQueue(self.store)
+        redelivery_ms = int(self.settings.redelivery_timeout_s * 1000)
+        self.claims = ClaimQueue(self.store, redelivery_ms)
+        self.redelivery = Redelivery(
+            app, self.store, Ledger(self.store, redelivery_ms), self.settings.beat_batch_size
+        )
         self.consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._pubsub: Any = None
         self._last_recovery = 0.0
@@ -145,6 +151,7 @@ class JobScheduler(Scheduler):
         if claims:
             log.warning("recovered %d occurrence(s) claimed by a stopped beat", len(claims))
             self._dispatch(claims, self.store.time_ms())
+        self.redelivery.run()
 
     def _dispatch(self, claims: Sequence[Claim], now_ms: int) -> None:
         """Publish the batch in one go, then put each job back at its next fire time."""
@@ -152,11 +159,15 @@ class JobScheduler(Scheduler):
         now = from_ms(now_ms)
         outgoing: list[Outgoing] = []
         done: list[tuple[Claim, int | None]] = []
+        unpublished: list[Claim] = []  # not run: they leave the execution ledger
         for claim, row in zip(claims, rows, strict=True):
+            queued = len(outgoing)
             done.append((claim, self._plan_one(claim, row, now, outgoing)))
+            if len(outgoing) == queued:
+                unpublished.append(claim)
         if outgoing:
             self.publisher.publish(outgoing)
-        self.claims.advance(done)
+        self.claims.advance(done, unpublished)
 
     def _plan_one(
         self, claim: Claim, row: dict[str, str], now: datetime, outgoing: list[Outgoing]

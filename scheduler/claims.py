@@ -12,7 +12,7 @@ from typing import Any
 
 import redis
 
-from scheduler.keys import CLAIM_GROUP
+from scheduler.keys import CLAIM_GROUP, KeySchema
 from scheduler.scripts import ADVANCE, CLAIM_DUE
 from scheduler.store import JobStore, redis_errors
 
@@ -41,12 +41,21 @@ class Claim:
     gen: str
     retry: Retry | None = None
 
+    @property
+    def ledger_member(self) -> str:
+        """The attempt this claim enters in the execution ledger (see CLAIM_DUE)."""
+        attempt, error = (self.retry.attempt, self.retry.error) if self.retry else (0, False)
+        return KeySchema.ledger_member(
+            self.jid, self.occurrence_ms, attempt, error=error, manual=False
+        )
+
 
 class ClaimQueue:
     """Due occurrences, claimed exactly once across any number of beats."""
 
-    def __init__(self, store: JobStore) -> None:
+    def __init__(self, store: JobStore, redelivery_ms: int) -> None:
         self.store = store
+        self.redelivery_ms = redelivery_ms
         self._claim = store.redis.register_script(CLAIM_DUE)
         self._advance = store.redis.register_script(ADVANCE)
 
@@ -64,8 +73,14 @@ class ClaimQueue:
         """Atomically claim up to ``batch`` due occurrences; returns (Redis now ms, claims)."""
         with redis_errors():
             now_ms, entries = self._claim(
-                keys=[self.store.keys.due, self.store.keys.claims],
-                args=[batch, CLAIM_GROUP, consumer, self.store.keys.job_prefix],
+                keys=[self.store.keys.due, self.store.keys.claims, self.store.keys.ledger],
+                args=[
+                    batch,
+                    CLAIM_GROUP,
+                    consumer,
+                    self.store.keys.job_prefix,
+                    self.redelivery_ms,
+                ],
             )
         return int(now_ms), [_claim(entry) for entry in entries]
 
@@ -87,12 +102,17 @@ class ClaimQueue:
         fields = ("def", "state", "gen", "queue")
         return [dict(zip(fields, row, strict=True)) if row[0] else {} for row in rows]
 
-    def advance(self, done: Sequence[tuple[Claim, int | None]]) -> None:
-        """Reschedule dispatched jobs at their next occurrence and acknowledge the claims."""
+    def advance(
+        self, done: Sequence[tuple[Claim, int | None]], unpublished: Sequence[Claim] = ()
+    ) -> None:
+        """Reschedule dispatched jobs at their next occurrence and acknowledge the claims;
+        the ``unpublished`` ones (not run: disabled, deleted, missed) leave the ledger."""
         if not done:
             return
         with redis_errors():
             pipe = self.store.redis.pipeline(transaction=False)
+            if unpublished:
+                pipe.zrem(self.store.keys.ledger, *(claim.ledger_member for claim in unpublished))
             for claim, next_ms in done:
                 if claim.retry is not None:
                     continue  # one-shot: nothing to reschedule

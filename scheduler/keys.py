@@ -30,6 +30,14 @@ key                                    type    TTL                        writte
                                                                           read by retention)
 ``{p}:claims``                         stream  entries deleted on ack     beat (claimed,
                                                                           not yet published)
+``{p}:ledger``                         zset    none; members removed      beat, API, worker
+                                               when their attempt is      (score = when to
+                                               recorded                   deliver again, ms;
+                                                                          member = an attempt:
+                                                                          jid|m|occ|attempt|s,
+                                                                          e for the error
+                                                                          action, r for a
+                                                                          manual run)
 ``{p}:lease:{jid}:{occ_ms}:{tag}``     string  action timeout + margin,   worker (tag: m0,
                                                                           m1.. e0..)
                                                then 1 day once done
@@ -100,6 +108,10 @@ class KeySchema:
     def claims(self) -> str:
         return f"{self._tag}:claims"
 
+    @property
+    def ledger(self) -> str:
+        return f"{self._tag}:ledger"
+
     def lease(self, jid: str, occurrence_ms: int, tag: str) -> str:
         return f"{self._tag}:lease:{jid}:{occurrence_ms}:{tag}"
 
@@ -113,6 +125,15 @@ class KeySchema:
     def retry_member(jid: str, occurrence_ms: int, attempt: int, error: bool) -> str:
         """A due-set member for a one-shot retry (job names never contain ``|``)."""
         return f"{jid}|{'e' if error else 'm'}|{occurrence_ms}|{attempt}"
+
+    @staticmethod
+    def ledger_member(
+        jid: str, occurrence_ms: int, attempt: int, *, error: bool, manual: bool
+    ) -> str:
+        """A ledger member: one attempt of one action of one occurrence; a retry member of
+        the due set plus ``|s`` (scheduled) or ``|r`` (a manual run)."""
+        retry = KeySchema.retry_member(jid, occurrence_ms, attempt, error)
+        return f"{retry}|{'r' if manual else 's'}"
 
     def principal(self, name: str) -> str:
         return f"{self._tag}:principal:{name}"

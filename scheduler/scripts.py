@@ -13,14 +13,17 @@ __all__ = [
     "CLAIM_RUNNING",
     "PUT_JOB",
     "RECORD_ATTEMPT",
+    "REDELIVER",
     "RELEASE_RUNNING",
 ]
 
 #: Claim up to ARGV[1] due occurrences, by Redis's clock, exactly once across beats.
 #: They move from the due set into the claims stream and straight into this beat's
 #: pending list (XREADGROUP in the same script), so a beat killed before it published
-#: them leaves them pending for another beat's XAUTOCLAIM.
-#: KEYS: due, claims. ARGV: batch, group, consumer, job key prefix.
+#: them leaves them pending for another beat's XAUTOCLAIM. Each one's first attempt is
+#: entered in the execution ledger, to be delivered again at now + ARGV[5] ms unless a
+#: worker records it first (the beat removes the ones it decides not to run).
+#: KEYS: due, claims, ledger. ARGV: batch, group, consumer, job key prefix, redelivery ms.
 #: Returns {now_ms, entries}; an entry is {stream id, {"j", jid, "t", due ms, "g", gen}}.
 CLAIM_DUE = """
 local t = redis.call('TIME')
@@ -28,11 +31,20 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES', 'LIMIT', 0,
                        tonumber(ARGV[1]))
 if #due == 0 then return {now, {}} end
+local again = now + tonumber(ARGV[5])
 for i = 1, #due, 2 do
-  local jid = due[i]
-  redis.call('ZREM', KEYS[1], jid)
+  local member = due[i]
+  redis.call('ZREM', KEYS[1], member)
+  local jid, attempt = member, member
+  local bar = string.find(member, '|', 1, true)
+  if bar then
+    jid = string.sub(member, 1, bar - 1)
+  else
+    attempt = member .. '|m|' .. string.format('%d', tonumber(due[i + 1])) .. '|0'
+  end
   local gen = redis.call('HGET', ARGV[4] .. jid, 'gen') or '0'
-  redis.call('XADD', KEYS[2], '*', 'j', jid, 't', due[i + 1], 'g', gen)
+  redis.call('XADD', KEYS[2], '*', 'j', member, 't', due[i + 1], 'g', gen)
+  redis.call('ZADD', KEYS[3], again, attempt .. '|s')
 end
 local read = redis.call('XREADGROUP', 'GROUP', ARGV[2], ARGV[3], 'COUNT', #due / 2,
                         'STREAMS', KEYS[2], '>')
@@ -52,14 +64,18 @@ end
 return 1
 """
 
-#: Record one attempt of one action: the history entry, the counters, the final state
-#: and the occurrence's lease, all or nothing. Returns 0 when the job no longer exists.
-#: KEYS: job hash, history, due, lease, finished index.
+#: Record one attempt of one action: the history entry, the counters, the final state,
+#: the occurrence's lease and the execution ledger (this attempt leaves it; the one that
+#: follows, a retry or the error action, enters it), all or nothing. Returns 0 when the
+#: job no longer exists.
+#: KEYS: job hash, history, due, lease, finished index, ledger.
 #: ARGV: entry JSON, history cap, counters flags "<first attempt><failed><faulted>"
 #: ('1'/'0' each), last execution ms, final state ('' = none), finished ms, jid,
-#: lease-done TTL ms.
+#: lease-done TTL ms, ledger member, follow-up ledger member ('' = none), its due ms.
 RECORD_ATTEMPT = """
+redis.call('ZREM', KEYS[6], ARGV[9])
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if ARGV[10] ~= '' then redis.call('ZADD', KEYS[6], ARGV[11], ARGV[10]) end
 redis.call('LPUSH', KEYS[2], ARGV[1])
 redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[2]) - 1)
 local flags = ARGV[3]
@@ -131,4 +147,21 @@ if redis.call('SET', KEYS[1], 'running', 'NX', 'PX', tonumber(ARGV[1])) then ret
 local value = redis.call('GET', KEYS[1])
 if value == 'done' then return {0, 'done'} end
 return {0, 'running', redis.call('PTTL', KEYS[1])}
+"""
+
+
+#: Take up to ARGV[1] ledger entries whose time has come (attempts published but never
+#: recorded: their message was lost), by Redis's clock, and push each one's next time to
+#: now + ARGV[2] ms, so exactly one beat delivers each again per period.
+#: KEYS: ledger. Returns the members.
+REDELIVER = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local members = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0,
+                           tonumber(ARGV[1]))
+local again = now + tonumber(ARGV[2])
+for _, member in ipairs(members) do
+  redis.call('ZADD', KEYS[1], again, member)
+end
+return members
 """

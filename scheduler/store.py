@@ -150,6 +150,10 @@ class Attempt:
     faulted: bool
     final_state: JobState | None
     finished_ms: int | None
+    #: This attempt's execution-ledger member, and the one that follows it (a retry or
+    #: the error action) with the time to deliver it again (see scheduler.ledger).
+    ledger_member: str = ""
+    follow_up: tuple[str, int] | None = None
 
 
 class JobStore:
@@ -438,6 +442,7 @@ class JobStore:
                     self.keys.due,
                     self.keys.lease(attempt.jid, attempt.occurrence_ms, attempt.tag),
                     self.keys.finished,
+                    self.keys.ledger,
                 ],
                 args=[
                     entry,
@@ -448,6 +453,8 @@ class JobStore:
                     attempt.finished_ms or "",
                     attempt.jid,
                     _LEASE_DONE_TTL_MS,
+                    attempt.ledger_member,
+                    *(attempt.follow_up or ("", "")),
                 ],
             )
         return bool(result)

@@ -1,17 +1,17 @@
 """The fault tests: beats and workers killed with SIGKILL, and Redis restarted, mid-run.
 
 3 beats and 2 workers serve 1,000 jobs that fire every second for 30 s (30,000
-occurrences). Every 4 s a beat is killed with SIGKILL and started again. Afterwards every
-occurrence of the window has exactly one Completed history entry (dispatched once,
-executed at least once, recorded once). The issue's full version kills a worker too; it
-loses a few messages to a gap of the Redis transport (below) and is kept as a strict
-expected failure until Takt's own execution ledger closes it.
+occurrences). Every 4 s a beat is killed with SIGKILL and started again, and in the
+issue's full version a worker too. Afterwards every occurrence of the window has exactly
+one Completed history entry (dispatched once, executed at least once, recorded once).
+A worker SIGKILLed between kombu's BRPOP and its unacknowledged bookkeeping takes a
+message with it; the execution ledger (scheduler.ledger) has a beat deliver that attempt
+again once its redelivery timeout (9 s here) has passed.
 
 A second test restarts Redis from its append-only file while jobs fire: no job
 definition is lost and the schedule goes on. It does not claim that every occurrence in
-flight at that moment runs: kombu's Redis transport pops a message and books it as
-unacknowledged in two commands, so a message popped just before Redis stops lives only in
-that worker's memory (docs/operations.md).
+flight at that moment runs: with ``appendfsync everysec`` the last second of writes before
+the stop (claims, ledger entries, records) may be gone after it (docs/operations.md).
 
 The jobs use missedRunPolicy RunAll: occurrences a killed beat had claimed come back late
 (when another beat takes its claims over), and RunAll is the policy that promises to run
@@ -185,23 +185,11 @@ def _wait_for_all(
         time.sleep(2)  # polling 1,000 histories is itself load; every 2 s is enough
 
 
-KOMBU_REDIS_GAP = (
-    "known gap: kombu's Redis transport pops a message (BRPOP) and books it as unacknowledged "
-    "in a second command; a worker SIGKILLed between the two loses that message (a few per "
-    "kill at 1,000 tasks/s; a restart with SIGTERM can lose one in flight too). Fix planned: "
-    "an execution ledger the beats re-publish from (docs/operations.md)."
-)
-
-
 @pytest.mark.parametrize(
     "worker_signal",
     [
         pytest.param(None, id="beats-sigkill"),
-        pytest.param(
-            signal.SIGKILL,
-            id="beats-and-workers-sigkill",
-            marks=pytest.mark.xfail(reason=KOMBU_REDIS_GAP, strict=True),
-        ),
+        pytest.param(signal.SIGKILL, id="beats-and-workers-sigkill"),
     ],
 )
 def test_nothing_is_lost_or_doubled_when_beats_and_workers_die(

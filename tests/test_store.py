@@ -27,7 +27,7 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 @pytest.fixture
 def claims(store: JobStore) -> ClaimQueue:
-    queue = ClaimQueue(store)
+    queue = ClaimQueue(store, 60_000)
     queue.ensure_claim_group()
     return queue
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from scheduler.ledger import Ledger
 from scheduler.models import ActionType
 from scheduler.settings import TaktSettings
 from scheduler.store import JobStore
@@ -34,6 +35,7 @@ class WorkerContext:
     send_task: TaskSender
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _store: JobStore | None = field(default=None, repr=False)
+    _ledger: Ledger | None = field(default=None, repr=False)
     _http: httpx.Client | None = field(default=None, repr=False)
     _auth: ActionAuth | None = field(default=None, repr=False)
 
@@ -43,6 +45,14 @@ class WorkerContext:
             if self._store is None:
                 self._store = JobStore.from_url(self.settings.store_url, self.settings.key_prefix)
             return self._store
+
+    @property
+    def ledger(self) -> Ledger:
+        store = self.store
+        with self._lock:
+            if self._ledger is None:
+                self._ledger = Ledger(store, int(self.settings.redelivery_timeout_s * 1000))
+            return self._ledger
 
     @property
     def http(self) -> httpx.Client:
@@ -75,3 +85,4 @@ class WorkerContext:
             if self._store is not None:
                 self._store.close()
                 self._store = None
+                self._ledger = None

@@ -18,6 +18,7 @@ from typing import Any
 
 from scheduler.clock import from_ms, to_ms, utcnow
 from scheduler.errors import JobNotFound
+from scheduler.ledger import LedgerEntry
 from scheduler.models import ConcurrencyPolicy, JobErrorAction, JobState
 from scheduler.retries import retry_plan
 from scheduler.settings import LEASE_MARGIN_S
@@ -56,6 +57,12 @@ class RunRequest:
         """Stable across retries of one occurrence, so receivers can deduplicate."""
         return str(uuid.uuid5(uuid.NAMESPACE_URL, f"takt:{self.jid}@{self.occurrence_ms}"))
 
+    @property
+    def ledger_entry(self) -> LedgerEntry:
+        return LedgerEntry(
+            self.jid, self.occurrence_ms, self.attempt, error=self.error, manual=self.manual
+        )
+
     def task_kwargs(self) -> dict[str, Any]:
         return {"attempt": self.attempt, "manual": self.manual, "error": self.error}
 
@@ -77,6 +84,17 @@ class Verdict:
 
 def execute(ctx: WorkerContext, run: RunRequest) -> Verdict:
     """Run one attempt and arrange what follows it."""
+    verdict = _execute(ctx, run)
+    if verdict.word in _NOT_OWED:
+        ctx.ledger.forget([run.ledger_entry])
+    return verdict
+
+
+#: Verdicts after which the attempt is no longer owed, though nothing was recorded.
+_NOT_OWED = frozenset({"not-run", "no-error-action", "duplicate"})
+
+
+def _execute(ctx: WorkerContext, run: RunRequest) -> Verdict:
     record = _runnable_job(ctx, run)
     if record is None:
         return Verdict("not-run")
@@ -123,8 +141,37 @@ def execute(ctx: WorkerContext, run: RunRequest) -> Verdict:
         record_attempt(ctx.store, record, run, started, outcome, last_try=True)
         return Verdict("cancelled")
     wait = None if outcome.succeeded else retry_plan(action.retry_policy).retry_after(run.attempt)
-    record_attempt(ctx.store, record, run, started, outcome, last_try=wait is None)
+    record_attempt(
+        ctx.store,
+        record,
+        run,
+        started,
+        outcome,
+        last_try=wait is None,
+        follow_up=_owed_next(ctx, record, run, outcome, wait),
+    )
     return _follow_up(ctx, record, run, action, outcome, wait)
+
+
+def _owed_next(
+    ctx: WorkerContext,
+    record: JobRecord,
+    run: RunRequest,
+    outcome: Outcome,
+    wait: timedelta | None,
+) -> tuple[str, int] | None:
+    """The attempt that follows this one (if any) as it enters the execution ledger: its
+    member and when to deliver it again should its message be lost."""
+    if outcome.succeeded:
+        return None
+    if wait is not None:
+        follow, after = run.next_attempt(), wait
+    elif not run.error and record.properties.action.error_action is not None:
+        follow, after = run.error_action(), timedelta(0)
+    else:
+        return None
+    due = utcnow() + after + timedelta(seconds=ctx.settings.redelivery_timeout_s)
+    return follow.ledger_entry.member, to_ms(due)
 
 
 def timeout_for(ctx: WorkerContext, action: JobErrorAction) -> float:

@@ -42,12 +42,15 @@ def record_attempt(
     outcome: Outcome,
     *,
     last_try: bool,
+    follow_up: tuple[str, int] | None = None,
 ) -> None:
     """Write the attempt to history and update the job's status, atomically.
 
     ``executionCount`` counts occurrences (first attempts of the main action),
     ``failureCount`` occurrences whose first attempt failed, ``faultedCount`` occurrences
-    whose last attempt failed. Error-action attempts only add history.
+    whose last attempt failed. Error-action attempts only add history. The attempt leaves
+    the execution ledger and ``follow_up`` (the retry or error action it leads to, as a
+    ledger member and time) enters it, in the same script.
     """
     finished = utcnow()
     final = _final_state(record, run, outcome, last_try)
@@ -75,6 +78,8 @@ def record_attempt(
             faulted=main and failed and last_try,
             final_state=final,
             finished_ms=to_ms(finished) if final else None,
+            ledger_member=run.ledger_entry.member,
+            follow_up=follow_up,
         )
     )
 
@@ -106,5 +111,6 @@ def record_postponed(store: JobStore, run: RunRequest, blocking_ms: int) -> None
             faulted=False,
             final_state=None,
             finished_ms=None,
+            ledger_member=run.ledger_entry.member,
         )
     )

@@ -20,6 +20,7 @@ from scheduler.clock import utcnow
 from scheduler.collection_service import CollectionService
 from scheduler.console import router as console_router
 from scheduler.job_service import JobService, Runner
+from scheduler.ledger import Ledger, LedgerEntry
 from scheduler.models import ActionType
 from scheduler.principals import (
     ADMIN_PRINCIPAL,
@@ -35,15 +36,17 @@ from scheduler.store import JobStore
 __all__ = ["create_app"]
 
 
-def _celery_runner(settings: TaktSettings) -> Runner:
-    """Manual runs go through the broker like scheduled ones (imported late: the API
-    process needs Celery only to publish)."""
+def _celery_runner(settings: TaktSettings, store: JobStore) -> Runner:
+    """Manual runs go through the broker like scheduled ones, entered in the execution
+    ledger first (imported late: the API process needs Celery only to publish)."""
     from workers.app import create_app as create_celery_app
     from workers.routing import publish_occurrence
 
     celery_app = create_celery_app(settings)
+    ledger = Ledger(store, int(settings.redelivery_timeout_s * 1000))
 
     def run(jid: str, action_type: ActionType, occurrence_ms: int, queue: str | None) -> None:
+        ledger.expect(LedgerEntry(jid, occurrence_ms, manual=True), occurrence_ms)
         publish_occurrence(
             celery_app,
             settings.key_prefix,
@@ -74,7 +77,7 @@ def create_app(
         jobs = JobService(
             own_store,
             principals,
-            runner or _celery_runner(settings),
+            runner or _celery_runner(settings, own_store),
             max_timeout=timedelta(seconds=settings.http_timeout_max_s),
         )
         app.state.jobs = jobs

@@ -1,0 +1,102 @@
+"""A beat's second duty: deliver again the attempts whose message was lost.
+
+The execution ledger (:mod:`scheduler.ledger`) holds every attempt handed to the broker
+and not yet recorded. When an entry's time comes, a beat takes it (exactly once across
+beats) and publishes the attempt again, with the same task id, through Celery's own
+publisher (this is the rare path; any broker).
+
+An overdue attempt whose queue still holds messages may simply be waiting its turn
+behind a backlog; delivering it again would only add to that backlog, so it waits
+another period. Once its queue is empty it is either in a worker's hands (running, or
+prefetched, and then its lease lets only one delivery run) or lost, and it is sent.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from celery import Celery
+from kombu.exceptions import ChannelError
+
+from scheduler.ledger import Ledger, LedgerEntry
+from scheduler.models import ActionType
+from scheduler.store import JobRecord, JobStore
+from workers.routing import publish_occurrence, route_for
+
+__all__ = ["Redelivery"]
+
+log = logging.getLogger(__name__)
+
+
+class Redelivery:
+    """Publishes overdue ledger entries again, a batch at a time."""
+
+    def __init__(self, app: Celery, store: JobStore, ledger: Ledger, batch: int) -> None:
+        self.app = app
+        self.store = store
+        self.ledger = ledger
+        self.batch = batch
+
+    def run(self) -> int:
+        """Deliver one batch of overdue attempts again; returns how many were sent."""
+        entries = self.ledger.overdue(self.batch)
+        if not entries:
+            return 0
+        records = self._records(entries)
+        busy: dict[str, bool] = {}
+        gone: list[LedgerEntry] = []
+        sent = 0
+        for entry in entries:
+            record = records.get(entry.jid)
+            action = self._action_type(record, entry)
+            if record is None or action is None:
+                gone.append(entry)  # deleted, or no error action any more: nothing owed
+                continue
+            queue = record.queue or route_for(action).queue(self.store.keys.prefix)
+            if busy.setdefault(queue, self._has_backlog(queue)):
+                continue  # perhaps still waiting its turn; looked at again next period
+            publish_occurrence(
+                self.app,
+                self.store.keys.prefix,
+                entry.jid,
+                entry.occurrence_ms,
+                action,
+                manual=entry.manual,
+                error=entry.error,
+                attempt=entry.attempt,
+                queue=queue,
+            )
+            sent += 1
+        self.ledger.forget(gone)
+        if sent:
+            log.warning("delivered %d attempt(s) again: published, never recorded", sent)
+        return sent
+
+    def _records(self, entries: Sequence[LedgerEntry]) -> dict[str, JobRecord]:
+        """The entries' jobs, in one round trip (deleted ones are left out)."""
+        jids = sorted({entry.jid for entry in entries})
+        return {record.jid: record for record in self.store.get_jobs(jids)}
+
+    @staticmethod
+    def _action_type(record: JobRecord | None, entry: LedgerEntry) -> ActionType | None:
+        if record is None:
+            return None
+        action = record.properties.action
+        if entry.error:
+            return action.error_action.type if action.error_action else None
+        return action.type
+
+    def _has_backlog(self, queue: str) -> bool:
+        """Whether ``queue`` holds messages waiting for a worker (a passive declare: the
+        broker's own count, on Redis and on RabbitMQ alike)."""
+        with self.app.connection_for_write() as connection:
+            channel: Any = connection.channel()  # kombu's channels are untyped
+            try:
+                _, count, _ = channel.queue_declare(queue=queue, passive=True)
+            except ChannelError:
+                return False  # no such queue (Redis deletes an empty list): nothing waits
+            finally:
+                channel.close()
+        return int(count) > 0
