@@ -11,8 +11,9 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
+from scheduler.async_store import AsyncJobStore
 from scheduler.clock import to_ms
-from scheduler.errors import JobDisabled, JobFinished, JobNotFound, ValidationFailed
+from scheduler.errors import JobDisabled, JobFinished, ValidationFailed
 from scheduler.limits import check_limits
 from scheduler.management import parse_command_line
 from scheduler.merge_patch import merge_patch
@@ -24,11 +25,11 @@ from scheduler.models import (
     describe_validation_error,
 )
 from scheduler.planning import first_fire, upcoming
-from scheduler.principals import Principal, PrincipalBook
+from scheduler.principals import Principal, PrincipalBook, require_admin_role
 from scheduler.quotas import check_job_quota, effective_quota
 from scheduler.refs import CollectionRef, JobRef
 from scheduler.retries import check_retry_policy
-from scheduler.store import JobRecord, JobStore, StoredHistoryEntry
+from scheduler.store import JobRecord, JobStore, NewJob, SaveContext, StoredHistoryEntry
 
 __all__ = ["JobPage", "JobService", "Runner", "parse_filter"]
 
@@ -107,6 +108,17 @@ def _unsupported(properties: JobProperties) -> None:
         )
 
 
+def _owner(
+    properties: JobProperties, existing: JobRecord | None, principal: Principal, role: str | None
+) -> str:
+    """The job's owner; a named one must be an administrator (``role`` is its role)."""
+    if properties.owner is not None:
+        return require_admin_role(properties.owner, role, "properties.owner")
+    if existing is not None and existing.properties.owner:
+        return existing.properties.owner
+    return principal.name
+
+
 class JobService:
     """Create, change, run, list and delete jobs; every rule of Azure's lives here."""
 
@@ -117,8 +129,10 @@ class JobService:
         runner: Runner,
         *,
         max_timeout: timedelta = timedelta(minutes=10),
+        async_store: AsyncJobStore | None = None,
     ) -> None:
         self.store = store
+        self.async_store = async_store
         self.principals = principals
         self.runner = runner
         self.max_timeout = max_timeout
@@ -128,13 +142,36 @@ class JobService:
     ) -> tuple[JobRecord, bool]:
         """Create or replace a job; returns the stored job and whether it was created."""
         _refuse_server_fields(properties)
-        existing = self._existing(ref)
-        _refuse_finished(ref, existing)
+        context = self.store.save_context(ref.jid, properties.owner)
+        return self.store.put_job_and_get(self._new_job(ref, properties, principal, now, context))
+
+    async def put_async(
+        self, ref: JobRef, properties: JobProperties, principal: Principal, now: datetime
+    ) -> tuple[JobRecord, bool]:
+        """:meth:`put` on the event loop, over the asyncio store (the API's hot path)."""
+        if self.async_store is None:
+            raise RuntimeError("this JobService was made without an async_store")
+        _refuse_server_fields(properties)
+        context = await self.async_store.save_context(ref.jid, properties.owner)
+        job = self._new_job(ref, properties, principal, now, context)
+        return await self.async_store.put_job_and_get(job)
+
+    def _new_job(
+        self,
+        ref: JobRef,
+        properties: JobProperties,
+        principal: Principal,
+        now: datetime,
+        context: SaveContext,
+    ) -> NewJob:
+        _refuse_finished(ref, context.existing)
         if properties.start_time is None:
             # Azure's default: a job starts when it is created; recurrences anchor there.
             start = now.replace(microsecond=now.microsecond // 1000 * 1000)
             properties = properties.model_copy(update={"start_time": start})
-        return self._save(ref, properties, existing, principal, now, keep_next=False)
+        return self._checked(
+            ref, properties, context.existing, principal, now, context, keep_next=False
+        )
 
     def patch(
         self, ref: JobRef, patch: dict[str, Any], principal: Principal, now: datetime
@@ -169,29 +206,42 @@ class JobService:
         *,
         keep_next: bool,
     ) -> tuple[JobRecord, bool]:
-        collection = self.store.get_collection(ref.collection.cid)
+        context = self.store.save_context(ref.jid, properties.owner)
+        job = self._checked(ref, properties, existing, principal, now, context, keep_next=keep_next)
+        return self.store.put_job_and_get(job)
+
+    def _checked(
+        self,
+        ref: JobRef,
+        properties: JobProperties,
+        existing: JobRecord | None,
+        principal: Principal,
+        now: datetime,
+        context: SaveContext,
+        *,
+        keep_next: bool,
+    ) -> NewJob:
+        """The job to write, once every rule has passed (the rules need no I/O: what they
+        look at was read in ``context``)."""
+        collection = context.require_collection()
         _unsupported(properties)
         _check_commands(properties)
         check_limits(properties)
         quota = effective_quota(collection.collection)
-        others = 0
-        if quota.max_job_count is not None:  # counting costs a round trip; only when needed
-            others = self.store.count_jobs(ref.collection.cid) - (existing is not None)
-        check_job_quota(quota, properties, others)
+        check_job_quota(quota, properties, context.job_count - (existing is not None))
         check_retry_policy(properties.action, allow_short=quota.allows_short_retries)
         self._check_timeouts(properties)
-        owner = self._owner(properties, existing, principal)
+        owner = _owner(properties, existing, principal, context.owner_role)
         state = properties.state or (existing.state if existing else JobState.ENABLED)
         next_ms = self._next_fire_ms(properties, existing, state, now, keep_next=keep_next)
         pool = collection.collection.properties.queue if collection.collection.properties else None
-        created = self.store.put_job(
+        return NewJob(
             ref.jid,
             properties.model_copy(update={"state": state}),
             owner=owner,
             next_fire_ms=next_ms,
             queue=properties.queue or pool,
         )
-        return self.store.get_job(ref.jid), created
 
     def _check_timeouts(self, properties: JobProperties) -> None:
         actions = (
@@ -224,21 +274,6 @@ class JobService:
             return None if kept is None else to_ms(kept)
         fire = first_fire(properties, now)
         return None if fire is None else to_ms(fire)
-
-    def _owner(
-        self, properties: JobProperties, existing: JobRecord | None, principal: Principal
-    ) -> str:
-        if properties.owner is not None:
-            return self.principals.require_admin(properties.owner, "properties.owner")
-        if existing is not None and existing.properties.owner:
-            return existing.properties.owner
-        return principal.name
-
-    def _existing(self, ref: JobRef) -> JobRecord | None:
-        try:
-            return self.store.get_job(ref.jid)
-        except JobNotFound:
-            return None
 
     def get(self, ref: JobRef) -> JobRecord:
         self.store.get_collection(ref.collection.cid)

@@ -30,6 +30,7 @@ __all__ = [
     "ensure_admin_token",
     "ensure_principal_key",
     "new_key",
+    "require_admin_role",
 ]
 
 #: The bootstrap administrator, whose key is ``TAKT_ADMIN_TOKEN`` or the generated file.
@@ -84,6 +85,17 @@ def authenticate(store: JobStore, key: str | None) -> Principal:
     if not name or fields.get("digest") != _digest(key):
         raise AuthenticationFailed("the API key is not valid")
     return Principal(name=name, role=Role(str(fields["role"])))
+
+
+def require_admin_role(name: str, role: str | None, field: str) -> str:
+    """``name`` if ``role``, its principal's (None: no such principal), is administrator;
+    a 400 naming ``field`` otherwise."""
+    if role != Role.ADMIN:
+        raise ValidationFailed(
+            f"{field}: {name!r} is not an administrator principal (owners must be)",
+            field=field,
+        )
+    return name
 
 
 def ensure_admin_token(settings: TaktSettings) -> tuple[str, Path | None]:
@@ -177,9 +189,4 @@ class PrincipalBook:
     def require_admin(self, name: str, field: str) -> str:
         """``name`` if it is an administrator principal; a 400 naming ``field`` otherwise."""
         principal = self.get(name)
-        if principal is None or principal.role is not Role.ADMIN:
-            raise ValidationFailed(
-                f"{field}: {name!r} is not an administrator principal (owners must be)",
-                field=field,
-            )
-        return name
+        return require_admin_role(name, principal.role if principal else None, field)

@@ -44,8 +44,13 @@ __all__ = [
     "JobStore",
     "Lease",
     "NewJob",
+    "SaveContext",
     "StoredHistoryEntry",
+    "queue_put_and_get",
+    "queue_save_context",
     "redis_errors",
+    "save_context_from",
+    "saved_job",
 ]
 
 #: Version of the JSON this code writes; a newer one in Redis is refused.
@@ -213,9 +218,7 @@ class JobStore:
             fields = cast(dict[str, str], self.redis.hgetall(self.keys.collection(cid)))
         if not fields:
             raise CollectionNotFound(f"job collection {cid.rsplit('/', 1)[-1]!r} not found")
-        payload = _load(fields["def"], f"collection {cid}")
-        payload.setdefault("properties", {})["state"] = fields.get("state", "Enabled")
-        return CollectionRecord(cid, JobCollection.model_validate(payload))
+        return _collection_from_fields(cid, fields)
 
     def collection_state(self, cid: str) -> str | None:
         """The collection's state (None when it does not exist), in one round trip."""
@@ -284,30 +287,30 @@ class JobStore:
         return [not existed for existed in replies[: len(jobs)]]
 
     def _queue_put(self, pipe: Any, job: NewJob) -> None:
-        cid, name = job.jid.rsplit("/", 1)
-        key = self.keys.job(job.jid)
-        definition = job.properties.model_dump(
-            mode="json",
-            by_alias=True,
-            exclude_none=True,
-            # Everything but what lives in hash fields of its own (so new fields persist).
-            exclude={"state", "status", "owner", "display_name"},
-        )
-        fields: Mapping[Any, str | int] = {
-            "def": _dump(definition),
-            "state": (job.properties.state or JobState.ENABLED).value,
-            "owner": job.owner,
-            "displayName": job.properties.display_name or "",
-            "queue": job.queue or job.properties.queue or "",
-            "nextExecutionTime": "" if job.next_fire_ms is None else job.next_fire_ms,
-        }
-        next_ms: int | str = job.next_fire_ms if job.next_fire_ms and _scheduled(job) else ""
-        pairs = [item for pair in fields.items() for item in pair]
-        self._put(
-            keys=[key, self.keys.jobs(cid), self.keys.due],
-            args=[job.jid, name, next_ms, *pairs],
-            client=pipe,
-        )
+        keys, args = _put_job_call(self.keys, job)
+        self._put(keys=keys, args=args, client=pipe)
+
+    def save_context(self, jid: str, owner: str | None) -> SaveContext:
+        """The job, its collection, the collection's job count and the named owner's role."""
+        with redis_errors():
+            pipe = self.redis.pipeline(transaction=False)
+            queue_save_context(pipe, self.keys, jid, owner)
+            return save_context_from(jid, pipe.execute())
+
+    def put_job_and_get(self, job: NewJob) -> tuple[JobRecord, bool]:
+        """Create or replace one job as :meth:`put_jobs` does and read it back, atomically
+        and in one round trip; returns the stored job and whether it was created."""
+        with redis_errors():
+            try:
+                return self._put_job_and_get(job)
+            except redis.exceptions.NoScriptError:  # the server restarted or flushed scripts
+                self.redis.script_load(PUT_JOB)
+                return self._put_job_and_get(job)
+
+    def _put_job_and_get(self, job: NewJob) -> tuple[JobRecord, bool]:
+        pipe = self.redis.pipeline(transaction=True)
+        queue_put_and_get(pipe, self.keys, self._put.sha, job)
+        return saved_job(job.jid, pipe.execute())
 
     def set_job_state(self, jid: str, state: JobState, next_fire_ms: int | None) -> None:
         """Enable or disable a job without touching its definition."""
@@ -348,31 +351,7 @@ class JobStore:
         return self._job_from_fields(jid, fields), collection_state
 
     def _job_from_fields(self, jid: str, fields: dict[str, str]) -> JobRecord:
-        definition = _load(fields["def"], f"job {jid}")
-        status = JobStatus(
-            execution_count=int(fields.get("executionCount", 0)),
-            failure_count=int(fields.get("failureCount", 0)),
-            faulted_count=int(fields.get("faultedCount", 0)),
-            last_execution_time=_maybe_time(fields.get("lastExecutionTime")),
-            next_execution_time=_maybe_time(fields.get("nextExecutionTime")),
-        )
-        properties = JobProperties.model_validate(
-            {
-                **definition,
-                "state": fields["state"],
-                "status": status,
-                "owner": fields.get("owner") or None,
-                "displayName": fields.get("displayName") or None,
-            }
-        )
-        return JobRecord(
-            jid=jid,
-            properties=properties,
-            gen=int(fields.get("gen", 0)),
-            finished_at_ms=_optional_ms(fields.get("finishedAt")),
-            last_occurrence_ms=_optional_ms(fields.get("lastOccurrence")),
-            queue=fields.get("queue") or None,
-        )
+        return _job_from_fields(jid, fields)
 
     def job_names(self, cid: str, *, skip: int = 0, top: int | None = None) -> list[str]:
         """Names of the collection's jobs in order; ``skip``/``top`` page through them."""
@@ -557,3 +536,117 @@ class JobStore:
 
 def _maybe_time(raw: str | None) -> Any:
     return from_ms(raw) if raw else None
+
+
+def _job_from_fields(jid: str, fields: dict[str, str]) -> JobRecord:
+    definition = _load(fields["def"], f"job {jid}")
+    status = JobStatus(
+        execution_count=int(fields.get("executionCount", 0)),
+        failure_count=int(fields.get("failureCount", 0)),
+        faulted_count=int(fields.get("faultedCount", 0)),
+        last_execution_time=_maybe_time(fields.get("lastExecutionTime")),
+        next_execution_time=_maybe_time(fields.get("nextExecutionTime")),
+    )
+    properties = JobProperties.model_validate(
+        {
+            **definition,
+            "state": fields["state"],
+            "status": status,
+            "owner": fields.get("owner") or None,
+            "displayName": fields.get("displayName") or None,
+        }
+    )
+    return JobRecord(
+        jid=jid,
+        properties=properties,
+        gen=int(fields.get("gen", 0)),
+        finished_at_ms=_optional_ms(fields.get("finishedAt")),
+        last_occurrence_ms=_optional_ms(fields.get("lastOccurrence")),
+        queue=fields.get("queue") or None,
+    )
+
+
+def _put_job_call(keys: KeySchema, job: NewJob) -> tuple[list[str], list[Any]]:
+    """The KEYS and ARGV of :data:`~scheduler.scripts.PUT_JOB` for one job."""
+    cid, name = job.jid.rsplit("/", 1)
+    definition = job.properties.model_dump(
+        mode="json",
+        by_alias=True,
+        exclude_none=True,
+        # Everything but what lives in hash fields of its own (so new fields persist).
+        exclude={"state", "status", "owner", "display_name"},
+    )
+    fields: Mapping[Any, str | int] = {
+        "def": _dump(definition),
+        "state": (job.properties.state or JobState.ENABLED).value,
+        "owner": job.owner,
+        "displayName": job.properties.display_name or "",
+        "queue": job.queue or job.properties.queue or "",
+        "nextExecutionTime": "" if job.next_fire_ms is None else job.next_fire_ms,
+    }
+    next_ms: int | str = job.next_fire_ms if job.next_fire_ms and _scheduled(job) else ""
+    pairs = [item for pair in fields.items() for item in pair]
+    return [keys.job(job.jid), keys.jobs(cid), keys.due], [job.jid, name, next_ms, *pairs]
+
+
+# -- one job's write in two round trips, shared by the sync and the asyncio store -----------
+
+
+@dataclass(frozen=True, slots=True)
+class SaveContext:
+    """What the rules need to know before a job is written, read in one round trip."""
+
+    cid: str
+    existing: JobRecord | None
+    collection: CollectionRecord | None
+    job_count: int  # of the collection, this job included if it exists
+    owner_role: str | None  # the role of the named owner principal, if it exists
+
+    def require_collection(self) -> CollectionRecord:
+        if self.collection is None:
+            raise CollectionNotFound(f"job collection {self.cid.rsplit('/', 1)[-1]!r} not found")
+        return self.collection
+
+
+def queue_save_context(pipe: Any, keys: KeySchema, jid: str, owner: str | None) -> None:
+    """Queue the reads of :class:`SaveContext` on a (sync or asyncio) pipeline."""
+    cid = jid.rsplit("/", 1)[0]
+    pipe.hgetall(keys.job(jid))
+    pipe.hgetall(keys.collection(cid))
+    pipe.zcard(keys.jobs(cid))
+    if owner is not None:
+        pipe.hget(keys.principal(owner), "role")
+
+
+def save_context_from(jid: str, replies: Sequence[Any]) -> SaveContext:
+    """The :class:`SaveContext` from the replies of :func:`queue_save_context`."""
+    cid = jid.rsplit("/", 1)[0]
+    job, collection, count, *role = replies
+    return SaveContext(
+        cid=cid,
+        existing=_job_from_fields(jid, job) if job else None,
+        collection=_collection_from_fields(cid, collection) if collection else None,
+        job_count=int(count),
+        owner_role=str(role[0]) if role and role[0] else None,
+    )
+
+
+def queue_put_and_get(pipe: Any, keys: KeySchema, put_sha: str, job: NewJob) -> None:
+    """Queue one job's :data:`~scheduler.scripts.PUT_JOB`, its wake-up and its read-back
+    on a (sync or asyncio) MULTI pipeline whose script ``put_sha`` is loaded."""
+    script_keys, args = _put_job_call(keys, job)
+    pipe.evalsha(put_sha, len(script_keys), *script_keys, *args)
+    if job.next_fire_ms is not None and _scheduled(job):
+        pipe.publish(keys.wake, job.next_fire_ms)
+    pipe.hgetall(keys.job(job.jid))
+
+
+def saved_job(jid: str, replies: Sequence[Any]) -> tuple[JobRecord, bool]:
+    """The stored job and whether it was created, from :func:`queue_put_and_get`'s replies."""
+    return _job_from_fields(jid, replies[-1]), not replies[0]
+
+
+def _collection_from_fields(cid: str, fields: dict[str, str]) -> CollectionRecord:
+    payload = _load(fields["def"], f"collection {cid}")
+    payload.setdefault("properties", {})["state"] = fields.get("state", "Enabled")
+    return CollectionRecord(cid, JobCollection.model_validate(payload))

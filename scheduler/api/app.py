@@ -15,6 +15,7 @@ from scheduler.api.classic import router as classic_router
 from scheduler.api.errors import install_error_handlers
 from scheduler.api.principals import router as principals_router
 from scheduler.api.templates import router as templates_router
+from scheduler.async_store import AsyncJobStore
 from scheduler.builtin_jobs import ensure_builtin_jobs
 from scheduler.clock import utcnow
 from scheduler.collection_service import CollectionService
@@ -74,17 +75,20 @@ def create_app(
         keys = KeyCache()
         principals = PrincipalBook(own_store, keys)
         app.state.keys = keys
+        async_store = AsyncJobStore.from_url(settings.store_url, own_store.keys)
         jobs = JobService(
             own_store,
             principals,
             runner or _celery_runner(settings, own_store),
             max_timeout=timedelta(seconds=settings.http_timeout_max_s),
+            async_store=async_store,
         )
         app.state.jobs = jobs
         app.state.collections = CollectionService(own_store, jobs)
         app.state.principals = principals
         app.state.settings = settings
         yield
+        await async_store.close()
         if store is None:
             own_store.close()
 

@@ -12,6 +12,7 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response, status
+from fastapi.responses import JSONResponse
 
 from scheduler.api.deps import Collections, Jobs, Reader, Writer
 from scheduler.api.envelopes import collection_envelope
@@ -133,7 +134,7 @@ def create_job(
 
 
 @router.put(_JOB, response_model=None, responses={200: {"model": ClassicJob}})
-def put_job(
+async def put_job(
     sub: Subscription,
     cs: CloudService,
     coll: CollectionName,
@@ -141,12 +142,14 @@ def put_job(
     body: ClassicJob,
     jobs: Jobs,
     principal: Writer,
-    response: Response,
-) -> dict[str, Any]:
+) -> JSONResponse:
+    """Create or replace a job (async, as the ARM route)."""
     ref = JobRef(CollectionRef(sub, cs, coll), job)
-    record, created = jobs.put(ref, _properties(body), principal, utcnow())
-    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
-    return _flat(job, record)
+    record, created = await jobs.put_async(ref, _properties(body), principal, utcnow())
+    return JSONResponse(
+        _flat(job, record),
+        status_code=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+    )
 
 
 @router.patch(_JOB, response_model=None, responses={200: {"model": ClassicJob}})
