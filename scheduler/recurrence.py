@@ -43,10 +43,12 @@ from scheduler.errors import InvalidRecurrence
 
 __all__ = [
     "Rule",
+    "RuleShape",
     "compile_recurrence",
     "iter_occurrences",
     "min_spacing",
     "next_occurrence",
+    "rule_shape",
     "validate_recurrence",
 ]
 
@@ -112,6 +114,43 @@ def compile_recurrence(recurrence: object, start_time: datetime) -> Rule:
     """
     start = parse_time(start_time, "startTime")
     return _compile(_canonical_json(recurrence), start.isoformat())
+
+
+def rule_shape(recurrence: object) -> RuleShape:
+    """The recurrence checked and parsed, to be anchored at many start times.
+
+    Raises:
+        InvalidRecurrence: the recurrence is refused.
+    """
+    canonical = _canonical_json(recurrence)
+    return _shape(canonical)
+
+
+class RuleShape:
+    """A recurrence not yet anchored at a start time (see :func:`rule_shape`).
+
+    Jobs often share a rule and differ only in their start time (each created at its own
+    instant): :meth:`at` anchors the shared parse at one start. A plain interval is
+    anchored by arithmetic, with no cache growing per start; any other rule goes through
+    :func:`compile_recurrence`'s cache.
+    """
+
+    __slots__ = ("_canonical", "_plain")
+
+    def __init__(self, canonical: str, plain: bool) -> None:
+        self._canonical = canonical
+        self._plain = plain
+
+    def at(self, start_time: datetime) -> Rule:
+        """The rule anchored at ``start_time`` (what :func:`compile_recurrence` returns).
+
+        Raises:
+            InvalidRecurrence: the start time is refused (naive, or after ``endTime``).
+        """
+        start = parse_time(start_time, "startTime")
+        if self._plain:
+            return _anchor(self._canonical, start)
+        return _compile(self._canonical, start.isoformat())
 
 
 class _Source(Protocol):
@@ -180,7 +219,18 @@ class Rule:
 
 @lru_cache(maxsize=16_384)
 def _compile(canonical: str, start_iso: str) -> Rule:
-    start = datetime.fromisoformat(start_iso)
+    return _anchor(canonical, datetime.fromisoformat(start_iso))
+
+
+@lru_cache(maxsize=1_024)
+def _shape(canonical: str) -> RuleShape:
+    if canonical == "null":
+        return RuleShape(canonical, plain=True)
+    plain = isinstance(_source(_spec(canonical), _REFERENCE_START), _Periodic)
+    return RuleShape(canonical, plain)
+
+
+def _anchor(canonical: str, start: datetime) -> Rule:
     start_s, _ = to_seconds(start)
     own_tz = timezone(start.utcoffset() or timedelta(0))
     if canonical == "null":  # a one-shot job: the start time is the only occurrence
@@ -191,10 +241,7 @@ def _compile(canonical: str, start_iso: str) -> Rule:
             microsecond=start.microsecond,
             tz=own_tz,
         )
-    raw = json.loads(canonical)
-    if not isinstance(raw, dict):
-        raise InvalidRecurrence("recurrence: must be a JSON object or null", field="recurrence")
-    spec = parse_spec(raw)
+    spec = _spec(canonical)
     if spec.end is not None and spec.end < start:
         raise InvalidRecurrence(
             f"recurrence.endTime: {spec.end.isoformat()} is before startTime {start.isoformat()}",
@@ -208,6 +255,16 @@ def _compile(canonical: str, start_iso: str) -> Rule:
         raise InvalidRecurrence(f"{field}: matches no date at all", field=field)
     last = _last_second(spec, source, first, microsecond)
     return Rule(source, start, last=last, microsecond=microsecond, tz=spec.zone or own_tz)
+
+
+@lru_cache(maxsize=1_024)
+def _spec(canonical: str) -> Spec:
+    """The checked rule, cached apart from any start time: jobs that differ only in their
+    start (100,000 jobs "every minute", each created at its own instant) parse it once."""
+    raw = json.loads(canonical)
+    if not isinstance(raw, dict):
+        raise InvalidRecurrence("recurrence: must be a JSON object or null", field="recurrence")
+    return parse_spec(raw)
 
 
 def _last_second(spec: Spec, source: _Source, first: int, microsecond: int) -> int | None:
@@ -368,7 +425,7 @@ def _canonical_json(recurrence: object) -> str:
     if recurrence is not None and not isinstance(recurrence, Mapping):
         raise InvalidRecurrence("recurrence: must be a JSON object or null", field="recurrence")
     try:
-        return json.dumps(recurrence, sort_keys=True, default=_json_value)
+        return _CANONICAL.encode(recurrence)
     except (TypeError, ValueError) as exc:
         raise InvalidRecurrence(f"recurrence: not JSON ({exc})", field="recurrence") from exc
 
@@ -377,6 +434,11 @@ def _json_value(value: object) -> str:
     if isinstance(value, datetime):
         return value.isoformat()  # a naive one stays naive and is refused later
     raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+#: One encoder for every rule (json.dumps with options builds a new one per call, which
+#: cost more than the encoding: the beat canonicalises a rule per firing).
+_CANONICAL = json.JSONEncoder(sort_keys=True, default=_json_value)
 
 
 def _without_end(recurrence: object) -> object:

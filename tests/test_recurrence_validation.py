@@ -280,10 +280,12 @@ def test_a_pydantic_model_is_read_through_its_wire_form() -> None:
 def test_exports_are_the_public_api_sorted() -> None:
     expected = [
         "Rule",
+        "RuleShape",
         "compile_recurrence",
         "iter_occurrences",
         "min_spacing",
         "next_occurrence",
+        "rule_shape",
         "validate_recurrence",
     ]
     assert recurrence_module.__all__ == expected
@@ -417,3 +419,42 @@ def test_next_occurrence_far_from_the_start_does_not_iterate_from_it(
 )
 def test_min_spacing(recurrence: dict[str, Any] | None, expected: timedelta | None) -> None:
     assert min_spacing(recurrence, START) == expected
+
+
+@pytest.mark.parametrize(
+    "recurrence",
+    [
+        {"frequency": "Second", "interval": 1},
+        {"frequency": "Minute", "interval": 15, "count": 4},
+        {"frequency": "Hour", "interval": 2, "endTime": "2025-01-07T08:00:00Z"},
+        {"frequency": "Day", "interval": 2},
+        {"frequency": "Minute", "interval": 5, "timeZone": "Europe/Berlin"},
+        {"frequency": "Week", "schedule": {"weekDays": ["Monday", "Friday"]}},
+        {"cron": "*/5 9-17 * * 1-5", "timeZone": "America/New_York"},
+    ],
+    ids=["second", "count", "end", "day", "zone", "week-days", "cron"],
+)
+def test_a_shape_anchored_at_a_start_is_the_compiled_rule(recurrence: dict[str, Any]) -> None:
+    # Given one shape and jobs that started at different instants
+    shape = recurrence_module.rule_shape(recurrence)
+    for offset_ms in (0, 1, 999, 1_234_567):
+        start = START + timedelta(milliseconds=offset_ms)
+
+        # When it is anchored at each start
+        anchored = shape.at(start)
+
+        # Then it fires exactly when the rule compiled for that start does
+        compiled = compile_recurrence(recurrence, start)
+        after = START + timedelta(hours=3, milliseconds=17)
+        assert [anchored.next_after(after + timedelta(minutes=m)) for m in range(0, 600, 37)] == [
+            compiled.next_after(after + timedelta(minutes=m)) for m in range(0, 600, 37)
+        ]
+        assert list(zip(range(5), anchored, strict=False)) == list(
+            zip(range(5), compiled, strict=False)
+        )
+
+
+def test_a_shape_refuses_a_start_after_its_end_time() -> None:
+    shape = recurrence_module.rule_shape({"frequency": "Hour", "endTime": "2025-01-01T00:00:00Z"})
+    with pytest.raises(InvalidRecurrence, match="endTime"):
+        shape.at(START)
