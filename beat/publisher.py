@@ -1,15 +1,17 @@
 """How a beat publishes a batch of occurrences.
 
 On a Redis broker, :class:`PipelinePublisher` writes standard Celery protocol-2 messages
-(the exact JSON kombu's Redis transport writes: headers, properties, base64 body) and
-LPUSHes a whole batch in one pipeline, instead of one ``send_task`` round trip and the
-per-message Python of kombu's producer each. Any unmodified Celery worker consumes them
+(the exact JSON kombu's Redis transport writes: headers, properties, base64 body), each
+from a pre-serialised template of its task and queue, and pushes a whole batch with one
+LPUSH per queue, instead of one ``send_task`` round trip and the per-message Python of
+kombu's producer each. Any unmodified Celery worker consumes them
 and Flower shows them once a worker receives them (no ``task-sent`` event is sent). On
 any other broker (RabbitMQ), :class:`CeleryPublisher` uses Celery's own publisher.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 import uuid
@@ -21,7 +23,7 @@ import redis
 from celery import Celery
 
 from scheduler.models import ActionType
-from workers.messages import is_redis_url, protocol2_message
+from workers.messages import MessageTemplate, is_redis_url, protocol2_message
 from workers.routing import publish_occurrence, route_for, task_id_for
 
 __all__ = [
@@ -31,6 +33,9 @@ __all__ = [
     "Publisher",
     "publisher_for",
 ]
+
+#: Most message templates a publisher keeps (one per task and queue).
+_MAX_TEMPLATES = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,19 +83,32 @@ class CeleryPublisher:
 
 
 class PipelinePublisher:
-    """Protocol-2 messages, LPUSHed into the queue lists in one pipeline per batch."""
+    """Protocol-2 messages, one LPUSH per queue per batch, all in one pipeline.
+
+    LPUSH of several values pushes them left to right, so workers (which pop from the
+    right) take them in the batch's order, as with one LPUSH each.
+    """
 
     def __init__(self, broker_url: str, prefix: str) -> None:
         self.redis = redis.Redis.from_url(broker_url)
         self.prefix = prefix
         self.origin = f"gen{os.getpid()}@{socket.gethostname()}"
         self.reply_to = str(uuid.uuid4())
+        # kombu only needs a delivery tag unique per message (it keys its unacked
+        # bookkeeping by it): one random uuid per publisher, then a counter in its tail.
+        self._tag_stem = str(uuid.uuid4())[:24]
+        self._tags = itertools.count()
+        #: One template per (task, queue): a handful per deployment (bounded all the same).
+        self._templates: dict[tuple[str, str], MessageTemplate] = {}
 
     def publish(self, batch: Sequence[Outgoing]) -> None:
-        pipe = self.redis.pipeline(transaction=False)
+        by_queue: dict[str, list[bytes]] = {}
         for item in batch:
             queue, payload = self.message(item)
-            pipe.lpush(queue, payload)
+            by_queue.setdefault(queue, []).append(payload)
+        pipe = self.redis.pipeline(transaction=False)
+        for queue, payloads in by_queue.items():
+            pipe.lpush(queue, *payloads)
         pipe.execute()
 
     def message(self, item: Outgoing) -> tuple[str, bytes]:
@@ -98,6 +116,16 @@ class PipelinePublisher:
         route = route_for(item.action_type)
         queue = item.queue or route.queue(self.prefix)
         task_id = task_id_for(item.jid, item.occurrence_ms, error=item.error, attempt=item.attempt)
+        tag = f"{self._tag_stem}{next(self._tags):012x}"
+        if not item.error and not item.attempt:  # a scheduled occurrence: the hot path
+            template = self._templates.get((route.task, queue))
+            if template is None:
+                if len(self._templates) >= _MAX_TEMPLATES:
+                    self._templates.clear()  # jobs naming many pools: stay bounded
+                template = self._templates[route.task, queue] = MessageTemplate(
+                    route.task, {}, queue, origin=self.origin, reply_to=self.reply_to
+                )
+            return queue, template.render(item.jid, item.occurrence_ms, task_id, tag)
         kwargs: dict[str, Any] = {}
         if item.error:
             kwargs["error"] = True
@@ -111,6 +139,7 @@ class PipelinePublisher:
             queue,
             origin=self.origin,
             reply_to=self.reply_to,
+            delivery_tag=tag,
         )
         return queue, payload
 

@@ -11,6 +11,7 @@ from beat.publisher import Outgoing, PipelinePublisher
 from scheduler.models import ActionType
 from scheduler.settings import TaktSettings, load_settings
 from workers.app import create_app
+from workers.messages import MessageTemplate, protocol2_message
 from workers.routing import publish_occurrence
 
 #: Members that differ per message or per process by design.
@@ -61,3 +62,60 @@ def test_pipelined_messages_match_celerys_own(settings: TaktSettings, redis_url:
     pipelined.close()
     broker.close()
     app.close()
+
+
+def test_a_template_writes_the_bytes_protocol2_message_writes() -> None:
+    # Given a template and job ids that need JSON and repr escaping
+    template = MessageTemplate("takt.action.http", {}, "p.http", origin="gen1@h", reply_to="r")
+    for jid in ("s/rg/c/j", 's/rg/c/it\'s "quoted" \\ é ☃'):
+        # When one message is rendered from it and one built in full
+        rendered = template.render(jid, 1_763_913_600_123, "task-id", "tag-1")
+        built = protocol2_message(
+            "takt.action.http",
+            "task-id",
+            [jid, 1_763_913_600_123],
+            {},
+            "p.http",
+            origin="gen1@h",
+            reply_to="r",
+            delivery_tag="tag-1",
+        )
+
+        # Then they are the same bytes
+        assert rendered == built
+
+
+def test_a_batch_reaches_each_queue_in_order_with_unique_ids(redis_url: str) -> None:
+    # Given a batch spread over two queues
+    broker_url = f"{redis_url}/7"
+    publisher = PipelinePublisher(broker_url, "order")
+    batch = [
+        Outgoing(f"s/rg/c/j{i}", 1000 + i, ActionType.HTTP if i % 3 else ActionType.STORAGE_QUEUE)
+        for i in range(30)
+    ]
+
+    # When it is published
+    publisher.publish(batch)
+
+    # Then workers (popping from the right) get each queue's messages in batch order,
+    # with distinct task ids and delivery tags
+    broker = redis.Redis.from_url(broker_url, decode_responses=True)
+    for queue, kind in (
+        ("order.http", ActionType.HTTP),
+        ("order.storage", ActionType.STORAGE_QUEUE),
+    ):
+        raws = broker.lrange(queue, 0, -1)[::-1]
+        messages = [json.loads(raw) for raw in raws]
+        bodies = [json.loads(base64.b64decode(m["body"])) for m in messages]
+        assert [body[0] for body in bodies] == [
+            [item.jid, item.occurrence_ms] for item in batch if item.action_type is kind
+        ]
+        assert len({m["headers"]["id"] for m in messages}) == len(messages)
+    tags = [
+        json.loads(raw)["properties"]["delivery_tag"]
+        for queue in ("order.http", "order.storage")
+        for raw in broker.lrange(queue, 0, -1)
+    ]
+    assert len(set(tags)) == len(batch)
+    publisher.close()
+    broker.close()

@@ -6,6 +6,7 @@ the same standard Celery messages: ids only, a task id derived from the occurren
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -60,7 +61,20 @@ def task_id_for(
 ) -> str:
     """The Celery task id of one attempt of an occurrence: the same for every publish of it."""
     kind = ("manual" if manual else "scheduled") + (":error" if error else "")
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"takt:{kind}:{jid}@{occurrence_ms}#{attempt}"))
+    return _uuid5(f"takt:{kind}:{jid}@{occurrence_ms}#{attempt}")
+
+
+_URL_NAMESPACE = uuid.NAMESPACE_URL.bytes
+
+
+def _uuid5(name: str) -> str:
+    """``str(uuid.uuid5(uuid.NAMESPACE_URL, name))`` without building a UUID object (a
+    quarter of the time; the beat makes one per message)."""
+    digest = bytearray(hashlib.sha1(_URL_NAMESPACE + name.encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def publish_occurrence(
