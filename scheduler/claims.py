@@ -6,7 +6,7 @@ why a consumer-group stream holds the claims.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +32,10 @@ class Claim:
     """One due occurrence a beat claimed and must publish, then acknowledge.
 
     A schedule occurrence advances the job to its next one; a retry (``retry`` set) is
-    one-shot and the occurrence it retries is ``occurrence_ms``.
+    one-shot and the occurrence it retries is ``occurrence_ms``. ``definition``,
+    ``state`` and ``queue`` are the job's stored fields as the claim read them
+    (``definition`` is empty when the job is gone). ``stream_id`` is the claims-stream
+    entry it came in, which holds the other claims of its batch.
     """
 
     stream_id: str
@@ -40,6 +43,9 @@ class Claim:
     occurrence_ms: int
     gen: str
     retry: Retry | None = None
+    definition: str = ""
+    state: str = ""
+    queue: str = ""
 
     @property
     def ledger_member(self) -> str:
@@ -70,9 +76,10 @@ class ClaimQueue:
                     raise
 
     def claim_due(self, consumer: str, batch: int) -> tuple[int, list[Claim]]:
-        """Atomically claim up to ``batch`` due occurrences; returns (Redis now ms, claims)."""
+        """Atomically claim up to ``batch`` due occurrences with their jobs' fields, in one
+        round trip; returns (Redis now ms, claims)."""
         with redis_errors():
-            now_ms, entries = self._claim(
+            now_ms, stream_ids, rows = self._claim(
                 keys=[self.store.keys.due, self.store.keys.claims, self.store.keys.ledger],
                 args=[
                     batch,
@@ -82,25 +89,35 @@ class ClaimQueue:
                     self.redelivery_ms,
                 ],
             )
-        return int(now_ms), [_claim(entry) for entry in entries]
+        # Claim k came in the stream entry k // _CLAIMS_PER_ENTRY (entries in XADD order).
+        return int(now_ms), [
+            _claim(stream_ids[i // (6 * _CLAIMS_PER_ENTRY)], *rows[i : i + 6])
+            for i in range(0, len(rows), 6)
+        ]
 
     def recover_claims(self, consumer: str, min_idle_ms: int, count: int) -> list[Claim]:
-        """Take over claims another beat took and did not acknowledge in ``min_idle_ms``."""
+        """Take over claims another beat took and did not acknowledge in ``min_idle_ms``
+        (up to ``count``, rounded up to whole stream entries), with their jobs' fields."""
+        entries = max(1, -(-count // _CLAIMS_PER_ENTRY))
         with redis_errors():
-            _, entries, *_ = self.store.redis.xautoclaim(
-                self.store.keys.claims, CLAIM_GROUP, consumer, min_idle_ms, count=count
+            _, taken, *_ = self.store.redis.xautoclaim(
+                self.store.keys.claims, CLAIM_GROUP, consumer, min_idle_ms, count=entries
             )
-        return [_claim(entry) for entry in entries if entry and entry[1]]
-
-    def load_for_dispatch(self, claims: Sequence[Claim]) -> list[dict[str, str]]:
-        """The stored fields (def, state, gen) of each claimed job, in one round trip."""
-        with redis_errors():
+            found = [
+                (stream_id, member, value)
+                for stream_id, fields in taken
+                if fields
+                for member, value in _pairs(fields)
+            ]
             pipe = self.store.redis.pipeline(transaction=False)
-            for claim in claims:
-                pipe.hmget(self.store.keys.job(claim.jid), "def", "state", "gen", "queue")
-            rows = pipe.execute()
-        fields = ("def", "state", "gen", "queue")
-        return [dict(zip(fields, row, strict=True)) if row[0] else {} for row in rows]
+            for _, member, _ in found:
+                pipe.hmget(self.store.keys.job(member.split("|", 1)[0]), "def", "state", "queue")
+            jobs = pipe.execute() if found else []
+        claims = []
+        for (stream_id, member, value), job in zip(found, jobs, strict=True):
+            due_ms, gen = value.split("|")
+            claims.append(_claim(stream_id, member, due_ms, gen, *(f or "" for f in job)))
+        return claims
 
     def advance(
         self, done: Sequence[tuple[Claim, int | None]], unpublished: Sequence[Claim] = ()
@@ -109,24 +126,18 @@ class ClaimQueue:
         the ``unpublished`` ones (not run: disabled, deleted, missed) leave the ledger."""
         if not done:
             return
+        args: list[str | int] = [self.store.keys.job_prefix]
+        for claim, next_ms in done:
+            if claim.retry is None:  # a retry is one-shot: nothing to reschedule
+                args += (claim.jid, claim.gen, "" if next_ms is None else next_ms)
+                args.append(claim.occurrence_ms)
+        ids = list({claim.stream_id: None for claim, _ in done})
         with redis_errors():
             pipe = self.store.redis.pipeline(transaction=False)
             if unpublished:
                 pipe.zrem(self.store.keys.ledger, *(claim.ledger_member for claim in unpublished))
-            for claim, next_ms in done:
-                if claim.retry is not None:
-                    continue  # one-shot: nothing to reschedule
-                self._advance(
-                    keys=[self.store.keys.due, self.store.keys.job(claim.jid)],
-                    args=[
-                        claim.jid,
-                        claim.gen,
-                        "" if next_ms is None else next_ms,
-                        claim.occurrence_ms,
-                    ],
-                    client=pipe,
-                )
-            ids = [claim.stream_id for claim, _ in done]
+            if len(args) > 1:
+                self._advance(keys=[self.store.keys.due], args=args, client=pipe)
             pipe.xack(self.store.keys.claims, CLAIM_GROUP, *ids)
             pipe.xdel(self.store.keys.claims, *ids)
             pipe.execute()
@@ -138,17 +149,27 @@ class ClaimQueue:
         return int(head[0][1]) if head else None
 
 
-def _claim(entry: Sequence[Any]) -> Claim:
-    stream_id, flat = entry[0], entry[1]
-    fields = dict(zip(flat[::2], flat[1::2], strict=True)) if isinstance(flat, list) else flat
-    member, due_ms = fields["j"], int(float(fields["t"]))
+#: Claims per claims-stream entry (see CLAIM_DUE).
+_CLAIMS_PER_ENTRY = 500
+
+
+def _pairs(fields: Any) -> Iterable[tuple[str, str]]:
+    if isinstance(fields, dict):
+        return fields.items()
+    return zip(fields[::2], fields[1::2], strict=True)
+
+
+def _claim(
+    stream_id: str,
+    member: str,
+    due_ms: str,
+    gen: str,
+    definition: str,
+    state: str,
+    queue: str,
+) -> Claim:
     if "|" not in member:
-        return Claim(stream_id=stream_id, jid=member, occurrence_ms=due_ms, gen=fields["g"])
+        return Claim(stream_id, member, int(float(due_ms)), gen, None, definition, state, queue)
     jid, kind, occurrence, attempt = member.split("|")
-    return Claim(
-        stream_id=stream_id,
-        jid=jid,
-        occurrence_ms=int(occurrence),
-        gen=fields["g"],
-        retry=Retry(attempt=int(attempt), error=kind == "e"),
-    )
+    retry = Retry(attempt=int(attempt), error=kind == "e")
+    return Claim(stream_id, jid, int(occurrence), gen, retry, definition, state, queue)

@@ -29,7 +29,9 @@ key                                    type    TTL                        writte
                                                                           finishedAt ms;
                                                                           read by retention)
 ``{p}:claims``                         stream  entries deleted on ack     beat (claimed,
-                                                                          not yet published)
+                                                                          not yet published;
+                                                                          up to 500 claims
+                                                                          per entry)
 ``{p}:ledger``                         zset    none; members removed      beat, API, worker
                                                when their attempt is      (score = when to
                                                recorded                   deliver again, ms;

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from scheduler.models import JobProperties, JobRecurrence, MissedRunPolicy
 from scheduler.recurrence import next_occurrence
@@ -26,6 +27,7 @@ from scheduler.recurrence import next_occurrence
 __all__ = [
     "SKIP_TOLERANCE",
     "Dispatch",
+    "DispatchPolicy",
     "NextAfter",
     "first_fire",
     "is_last_occurrence",
@@ -40,6 +42,17 @@ SKIP_TOLERANCE = timedelta(seconds=10)
 NextAfter = Callable[[datetime], datetime | None]
 
 
+class DispatchPolicy(Protocol):
+    """What :func:`plan_dispatch` reads of a job: :class:`JobProperties` has both, and so
+    does the beat's lighter view of a stored definition."""
+
+    @property
+    def starting_deadline(self) -> timedelta | None: ...
+
+    @property
+    def missed_run_policy(self) -> MissedRunPolicy | None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Dispatch:
     """A beat's decision for one due occurrence: run it or not, and when the job fires next."""
@@ -49,7 +62,7 @@ class Dispatch:
 
 
 def plan_dispatch(
-    properties: JobProperties, occurrence: datetime, now: datetime, next_after: NextAfter | None
+    properties: DispatchPolicy, occurrence: datetime, now: datetime, next_after: NextAfter | None
 ) -> Dispatch:
     """Apply the missed-run policy to an occurrence dispatched at ``now``.
 

@@ -17,51 +17,87 @@ __all__ = [
     "RELEASE_RUNNING",
 ]
 
-#: Claim up to ARGV[1] due occurrences, by Redis's clock, exactly once across beats.
+#: Claim up to ARGV[1] due occurrences, by Redis's clock, exactly once across beats, and
+#: return what the beat needs to publish them (so it reads nothing else).
 #: They move from the due set into the claims stream and straight into this beat's
 #: pending list (XREADGROUP in the same script), so a beat killed before it published
-#: them leaves them pending for another beat's XAUTOCLAIM. Each one's first attempt is
-#: entered in the execution ledger, to be delivered again at now + ARGV[5] ms unless a
-#: worker records it first (the beat removes the ones it decides not to run).
+#: them leaves them pending for another beat's XAUTOCLAIM. A stream entry holds up to
+#: 500 claims (field = due-set member, value = "due ms|gen"): one XADD per 500, not one
+#: per occurrence. Each one's first attempt is entered in the execution ledger, to be
+#: delivered again at now + ARGV[5] ms unless a worker records it first (the beat removes
+#: the ones it decides not to run).
+#: ZRANGEBYSCORE from -inf returns the lowest ranks, so ZREMRANGEBYRANK removes exactly
+#: those. Lists are sent to XADD and ZADD in chunks: Lua's unpack has a stack limit.
 #: KEYS: due, claims, ledger. ARGV: batch, group, consumer, job key prefix, redelivery ms.
-#: Returns {now_ms, entries}; an entry is {stream id, {"j", jid, "t", due ms, "g", gen}}.
+#: Returns {now_ms, stream ids, rows}; rows are flat, six per claim: member, due ms, gen,
+#: and the job's def, state and queue ('' when the job is gone).
 CLAIM_DUE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES', 'LIMIT', 0,
                        tonumber(ARGV[1]))
-if #due == 0 then return {now, {}} end
+if #due == 0 then return {now, {}, {}} end
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, #due / 2 - 1)
 local again = now + tonumber(ARGV[5])
+local rows, entry, owed, entries = {}, {}, {}, 0
+local function flush()
+  redis.call('XADD', KEYS[2], '*', unpack(entry))
+  redis.call('ZADD', KEYS[3], unpack(owed))
+  entries, entry, owed = entries + 1, {}, {}
+end
 for i = 1, #due, 2 do
-  local member = due[i]
-  redis.call('ZREM', KEYS[1], member)
+  local member, score = due[i], due[i + 1]
   local jid, attempt = member, member
   local bar = string.find(member, '|', 1, true)
   if bar then
     jid = string.sub(member, 1, bar - 1)
   else
-    attempt = member .. '|m|' .. string.format('%d', tonumber(due[i + 1])) .. '|0'
+    attempt = member .. '|m|' .. string.format('%d', tonumber(score)) .. '|0'
   end
-  local gen = redis.call('HGET', ARGV[4] .. jid, 'gen') or '0'
-  redis.call('XADD', KEYS[2], '*', 'j', member, 't', due[i + 1], 'g', gen)
-  redis.call('ZADD', KEYS[3], again, attempt .. '|s')
+  local h = redis.call('HMGET', ARGV[4] .. jid, 'gen', 'def', 'state', 'queue')
+  local gen = h[1] or '0'
+  entry[#entry + 1] = member
+  entry[#entry + 1] = score .. '|' .. gen
+  owed[#owed + 1] = again
+  owed[#owed + 1] = attempt .. '|s'
+  local n = #rows
+  rows[n + 1], rows[n + 2], rows[n + 3] = member, score, gen
+  rows[n + 4], rows[n + 5], rows[n + 6] = h[2] or '', h[3] or '', h[4] or ''
+  if #entry == 1000 then flush() end
 end
-local read = redis.call('XREADGROUP', 'GROUP', ARGV[2], ARGV[3], 'COUNT', #due / 2,
+if #entry > 0 then flush() end
+local read = redis.call('XREADGROUP', 'GROUP', ARGV[2], ARGV[3], 'COUNT', entries,
                         'STREAMS', KEYS[2], '>')
-return {now, read[1][2]}
+local ids = {}
+for i, e in ipairs(read[1][2]) do ids[i] = e[1] end
+return {now, ids, rows}
 """
 
-#: Put a dispatched job back into the due set at its next occurrence, unless it was
-#: deleted, replaced (its writer already scheduled it) or stopped being Enabled.
-#: KEYS: due, job hash. ARGV: jid, claimed gen, next ms ('' = none), occurrence ms.
+#: Put a batch of dispatched jobs back into the due set at their next occurrence, each
+#: unless it was deleted, replaced (its writer already scheduled it) or stopped being
+#: Enabled; one call per batch (the due set gets one ZADD per 500 jobs).
+#: KEYS: due. ARGV: job key prefix, then four per job: jid, claimed gen, next ms
+#: ('' = none), occurrence ms. Returns how many were put back.
 ADVANCE = """
-local h = redis.call('HMGET', KEYS[2], 'gen', 'state')
-if not h[1] or h[1] ~= ARGV[2] then return 0 end
-redis.call('HSET', KEYS[2], 'lastOccurrence', ARGV[4], 'nextExecutionTime', ARGV[3])
-if h[2] == 'Enabled' and ARGV[3] ~= '' then
-  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+local put, back = {}, 0
+for i = 2, #ARGV, 4 do
+  local key = ARGV[1] .. ARGV[i]
+  local h = redis.call('HMGET', key, 'gen', 'state')
+  if h[1] and h[1] == ARGV[i + 1] then
+    redis.call('HSET', key, 'lastOccurrence', ARGV[i + 3], 'nextExecutionTime', ARGV[i + 2])
+    if h[2] == 'Enabled' and ARGV[i + 2] ~= '' then
+      put[#put + 1] = ARGV[i + 2]
+      put[#put + 1] = ARGV[i]
+      back = back + 1
+      if #put == 1000 then
+        redis.call('ZADD', KEYS[1], unpack(put))
+        put = {}
+      end
+    end
+  end
 end
-return 1
+if #put > 0 then redis.call('ZADD', KEYS[1], unpack(put)) end
+return back
 """
 
 #: Record one attempt of one action: the history entry, the counters, the final state,
