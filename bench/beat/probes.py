@@ -4,6 +4,7 @@ the machine, and percentiles."""
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +13,7 @@ import redis
 
 from bench.machine import describe
 
-__all__ = ["RedisCounters", "machine", "percentile", "rss_mib"]
+__all__ = ["RedisCounters", "cpu_seconds", "machine", "percentile", "redis_cpu_seconds", "rss_mib"]
 
 #: Commands the benchmark itself sends while it measures (the recorder and these probes).
 _OURS = frozenset({"blmpop", "info", "llen"})
@@ -61,6 +62,21 @@ def rss_mib(pid: int) -> float | None:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return None
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds a live process has used (None once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def redis_cpu_seconds(client: redis.Redis) -> float:
+    """User + system CPU seconds the Redis server has used (INFO cpu)."""
+    info = client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
 def percentile(values: Sequence[float], q: float) -> float:

@@ -191,6 +191,25 @@ def _command_mix(results: Results) -> list[str]:
     return lines
 
 
+def _cpu_lines(results: Results) -> list[str]:
+    """Where the CPU went in each sustained window: whether a beat is bound by its own
+    core (near 100 %) or waits on Redis, and what one firing costs each side."""
+    lines = []
+    for run in results.sustained:
+        if run.cpu is None or not run.firings_per_s:
+            continue
+        beats = " + ".join(f"{v:.0f} %" for v in run.cpu.beats_percent)
+        per_firing = 1e4 / run.firings_per_s  # µs per firing for 1 % of a core
+        beat_us = sum(run.cpu.beats_percent) * per_firing
+        redis_us = run.cpu.redis_percent * per_firing
+        name = run.scheduler if run.beats == 1 else f"{run.scheduler}, {run.beats} beats"
+        lines.append(
+            f"- {name}, N={run.n:,}: beat {beats}, Redis {run.cpu.redis_percent:.0f} % of a core;"
+            f" per firing: beat {beat_us:.0f} µs, Redis {redis_us:.0f} µs"
+        )
+    return lines
+
+
 def report(results: Results) -> str:
     bursts = {(b.scheduler, b.n): b for b in results.bursts}
     header = (
@@ -221,6 +240,9 @@ def report(results: Results) -> str:
             "",
             "Redis commands run per firing, most frequent (Lua scripts' own calls included):",
             *_command_mix(results),
+            "",
+            "CPU during the sustained window (% of one core; 2 cores in all):",
+            *_cpu_lines(results),
             *(["", "Notes:", *notes] if notes else []),
         ]
     )

@@ -34,9 +34,15 @@ import redis
 from bench.beat.arrivals import ArrivalRecorder, Firing
 from bench.beat.contenders import Contender, spawn
 from bench.beat.populate import first_due_ms
-from bench.beat.probes import RedisCounters, percentile, rss_mib
+from bench.beat.probes import (
+    RedisCounters,
+    cpu_seconds,
+    percentile,
+    redis_cpu_seconds,
+    rss_mib,
+)
 
-__all__ = ["Burst", "Lateness", "Settings", "Sustained", "run_burst", "run_sustained"]
+__all__ = ["Burst", "Cpu", "Lateness", "Settings", "Sustained", "run_burst", "run_sustained"]
 
 #: Peers' schedule interval in the sustained scenario.
 _EVERY_MS = 1000
@@ -76,6 +82,15 @@ class Sustained:
     firings: int
     started_after_s: float | None
     notes: list[str] = field(default_factory=list)
+    cpu: Cpu | None = None
+
+
+@dataclass(frozen=True)
+class Cpu:
+    """CPU used during the window, in % of one core: each beat process's, Redis's."""
+
+    beats_percent: list[float]
+    redis_percent: float
 
 
 @dataclass(frozen=True)
@@ -143,9 +158,11 @@ def run_sustained(
             recorder.count,
             time.time(),
         )
+        cpu_before = [cpu_seconds(p.pid) for p in processes], redis_cpu_seconds(control)
         profiler = _profile(settings.profile, processes[0].pid, settings.window_s)
         time.sleep(settings.window_s)
         after, count_after, window_end = RedisCounters.read(control), recorder.count, time.time()
+        cpu = _cpu(cpu_before, processes, control, window_end - window_start)
         rss = [value for p in processes if (value := rss_mib(p.pid)) is not None]
         backlog = int(control.llen(contender.queue))
         if profiler is not None:
@@ -169,7 +186,25 @@ def run_sustained(
         fired,
         first - started,
         notes,
+        cpu,
     )
+
+
+def _cpu(
+    before: tuple[list[float | None], float],
+    processes: Sequence[subprocess.Popen[bytes]],
+    control: redis.Redis,
+    window_s: float,
+) -> Cpu | None:
+    beats = [cpu_seconds(p.pid) for p in processes]
+    if any(value is None for value in [*before[0], *beats]):
+        return None
+    used = [
+        100 * (after - start) / window_s
+        for after, start in zip(beats, before[0], strict=True)
+        if after is not None and start is not None
+    ]
+    return Cpu(used, 100 * (redis_cpu_seconds(control) - before[1]) / window_s)
 
 
 def _profile(path: Path | None, pid: int, seconds: float) -> subprocess.Popen[bytes] | None:
