@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from scheduler.api.deps import ApiVersion, Collections, Jobs, Reader, Writer
 from scheduler.api.envelopes import collection_envelope, history_envelope, job_envelope
+from scheduler.api.hand_solved import HandSolvedRoute
 from scheduler.api.schemas import (
     JobCollectionDefinition,
     JobCollectionList,
@@ -57,6 +58,36 @@ def _next_link(request: Request, skip: int, top: int, more: bool) -> str | None:
 
 def _page(values: list[dict[str, Any]], next_link: str | None) -> dict[str, Any]:
     return {"value": values, **({"nextLink": next_link} if next_link else {})}
+
+
+# -- creating a job: the hot path ---------------------------------------------------------
+
+
+async def put_job(
+    sub: Subscription,
+    rg: ResourceGroup,
+    coll: CollectionName,
+    job: JobName,
+    body: JobDefinitionBody,
+    jobs: Jobs,
+    principal: Writer,
+    __: ApiVersion,
+) -> JSONResponse:
+    """Create or replace a job. Async over the asyncio store, as job creation is the hot
+    path: a sync route pays a thread-pool hop and blocks a thread per round trip."""
+    ref = JobRef(CollectionRef(sub, rg, coll), job)
+    record, created = await jobs.put_async(ref, body.properties, principal, utcnow())
+    return JSONResponse(
+        job_envelope(ref, record),
+        status_code=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+    )
+
+
+# Documented from the signature above like the others; its arguments are solved by hand.
+# The first route of all: routes are tried in order, each costing FastAPI about 5 µs.
+router.add_api_route(
+    _JOB, put_job, methods=["PUT"], route_class_override=HandSolvedRoute, **_returns(JobDefinition)
+)
 
 
 # -- job collections ---------------------------------------------------------------------
@@ -188,27 +219,6 @@ def list_jobs(
     page = jobs.list_page(ref, skip=skip, top=top, state=state)
     values = [job_envelope(JobRef(ref, r.jid.rsplit("/", 1)[1]), r) for r in page.jobs]
     return _page(values, _next_link(request, skip, top, page.more))
-
-
-@router.put(_JOB, **_returns(JobDefinition))
-async def put_job(
-    sub: Subscription,
-    rg: ResourceGroup,
-    coll: CollectionName,
-    job: JobName,
-    body: JobDefinitionBody,
-    jobs: Jobs,
-    principal: Writer,
-    __: ApiVersion,
-) -> JSONResponse:
-    """Create or replace a job. Async over the asyncio store, as job creation is the hot
-    path: a sync route pays a thread-pool hop and blocks a thread per round trip."""
-    ref = JobRef(CollectionRef(sub, rg, coll), job)
-    record, created = await jobs.put_async(ref, body.properties, principal, utcnow())
-    return JSONResponse(
-        job_envelope(ref, record),
-        status_code=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
-    )
 
 
 @router.patch(_JOB, **_returns(JobDefinition))

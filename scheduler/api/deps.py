@@ -12,11 +12,23 @@ from scheduler.errors import Forbidden, ValidationFailed
 from scheduler.job_service import JobService
 from scheduler.principals import KeyCache, Principal, PrincipalBook, authenticate
 
-__all__ = ["API_VERSION", "ApiVersion", "Collections", "Jobs", "Principals", "Reader", "Writer"]
+__all__ = [
+    "API_VERSION",
+    "ApiVersion",
+    "Collections",
+    "Jobs",
+    "Principals",
+    "Reader",
+    "Writer",
+    "api_version",
+    "bearer",
+    "principal",
+    "writer",
+]
 
 API_VERSION = "2016-03-01"
 
-_bearer = HTTPBearer(auto_error=False, description="A Takt API key")
+bearer = HTTPBearer(auto_error=False, description="A Takt API key")
 
 
 async def _jobs(request: Request) -> JobService:
@@ -34,9 +46,9 @@ async def _principals(request: Request) -> PrincipalBook:
     return book
 
 
-async def _principal(
+async def principal(
     request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
     """The caller. Async on purpose: a known key is answered from a 2 s cache without
     I/O, so no request pays a thread hop for it (a miss is one short Redis round trip)."""
@@ -45,29 +57,29 @@ async def _principal(
     return keys.principal(key, lambda: authenticate(request.app.state.jobs.store, key))
 
 
-async def _writer(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
-    if not principal.can_write:
-        raise Forbidden(f"principal {principal.name!r} is a reader and cannot change anything")
-    return principal
+async def writer(caller: Annotated[Principal, Depends(principal)]) -> Principal:
+    if not caller.can_write:
+        raise Forbidden(f"principal {caller.name!r} is a reader and cannot change anything")
+    return caller
 
 
-async def _api_version(
-    api_version: Annotated[str | None, Query(alias="api-version")] = None,
+async def api_version(
+    version: Annotated[str | None, Query(alias="api-version")] = None,
 ) -> str:
-    if api_version is None:
+    if version is None:
         raise ValidationFailed(
             "the api-version query parameter is required (2016-03-01)", field="api-version"
         )
-    if api_version != API_VERSION:
+    if version != API_VERSION:
         raise ValidationFailed(
-            f"api-version {api_version!r} is not supported; use {API_VERSION}", field="api-version"
+            f"api-version {version!r} is not supported; use {API_VERSION}", field="api-version"
         )
-    return api_version
+    return version
 
 
 Jobs = Annotated[JobService, Depends(_jobs)]
 Collections = Annotated[CollectionService, Depends(_collections)]
 Principals = Annotated[PrincipalBook, Depends(_principals)]
-Reader = Annotated[Principal, Depends(_principal)]
-Writer = Annotated[Principal, Depends(_writer)]
-ApiVersion = Annotated[str, Depends(_api_version)]
+Reader = Annotated[Principal, Depends(principal)]
+Writer = Annotated[Principal, Depends(writer)]
+ApiVersion = Annotated[str, Depends(api_version)]
