@@ -22,8 +22,8 @@ Every answer must be a 201 carrying the whole job (its name and action are check
 anything else stops the run. With each throughput figure goes the API process's CPU time
 per creation (from /proc), which depends less on what else the machine runs. The result
 is printed as Markdown with the machine (CPU model and cores from /proc/cpuinfo), the load
-average and the settings. The API's log level is Takt's default (INFO: uvicorn writes one
-access-log line per request) unless ``--log-level`` says otherwise. The API process id is
+average and the settings. The API's log level is Takt's default (INFO: Takt's access log
+writes one line per request) unless ``--log-level`` says otherwise. The API process id is
 printed to stderr, for ``py-spy record --pid``.
 """
 
