@@ -3,9 +3,11 @@
 redis-py's asyncio pipeline spends about 230 µs of CPU on a batch of three reads (pool,
 retry, timeout and observability layers around each command) where the round trip itself
 costs about 35 µs; job creation takes two such batches. :class:`RespConnection` writes
-each batch with one ``write`` on one shared connection and matches the replies in order
-(Redis answers a connection's commands in the order they came), so concurrent requests
-pipeline on it for free. It raises redis-py's own exceptions (``ConnectionError``,
+the batches queued in one turn of the event loop with one ``write`` on one shared
+connection and matches the replies in order (Redis answers a connection's commands in
+the order they came), so concurrent requests pipeline on it for free. Of the URL's
+options it reads the address, user, password, database and TLS verification; like the
+API's redis-py client before it, it sets no socket timeout. It raises redis-py's own exceptions (``ConnectionError``,
 ``ResponseError``, ``NoScriptError``), so :func:`scheduler.store.redis_errors` stays the
 one boundary that turns them into a :class:`~scheduler.errors.StoreError`.
 """
@@ -191,7 +193,7 @@ class RespConnection:
             if "path" in options:
                 _, protocol = await loop.create_unix_connection(_Protocol, options["path"])
             else:
-                tls = ssl.create_default_context() if _is_tls(options) else None
+                tls = _tls_context(options)
                 _, protocol = await loop.create_connection(
                     _Protocol, options.get("host", "localhost"), options.get("port", 6379), ssl=tls
                 )
@@ -213,6 +215,14 @@ class RespConnection:
         return protocol
 
 
-def _is_tls(options: dict[str, Any]) -> bool:
+def _tls_context(options: dict[str, Any]) -> ssl.SSLContext | None:
+    """For ``rediss://``: verified against the system's CAs or ``ssl_ca_certs``, unless
+    ``ssl_cert_reqs=none`` (the URL options redis-py reads for the sync store)."""
     connection_class = options.get("connection_class")
-    return connection_class is not None and connection_class.__name__ == "SSLConnection"
+    if connection_class is None or connection_class.__name__ != "SSLConnection":
+        return None
+    context = ssl.create_default_context(cafile=options.get("ssl_ca_certs"))
+    if str(options.get("ssl_cert_reqs", "required")).lower() in ("none", "optional"):
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
