@@ -84,7 +84,7 @@ async def put_job(
 
 
 # Documented from the signature above like the others; its arguments are solved by hand.
-# The first route of all: routes are tried in order, each costing FastAPI about 5 µs.
+# The first route of the API: FastAPI tries routes in order, at several µs each.
 router.add_api_route(
     _JOB, put_job, methods=["PUT"], route_class_override=HandSolvedRoute, **_returns(JobDefinition)
 )
