@@ -164,29 +164,47 @@ def test_an_attempt_of_a_deleted_job_is_no_longer_owed(
 def test_a_message_lost_between_broker_and_worker_is_delivered_again_and_runs_once(
     redis_url: str, tmp_path: Path, target: HttpTarget
 ) -> None:
-    # Given a beat that published an occurrence, and the message lost on its way to a
-    # worker (popped, as a worker SIGKILLed after BRPOP would have)
+    # Given a job with two occurrences 2 s apart, a beat that published the first, and
+    # that message lost on its way to a worker (popped, as by a worker SIGKILLed after
+    # BRPOP)
     broker = f"{redis_url}/7"
     with Deployment(redis_url, tmp_path, broker_url=broker) as deployment:
         deployment.spawn("beat")
         store = JobStore.from_url(redis_url, deployment.prefix)
         store.put_collection(CID, JobCollection())
-        job = _http_job(f"{target.url}/lost")
-        store.put_job(f"{CID}/lost", job, owner="admin", next_fire_ms=to_ms(utcnow()))
+        start = utcnow().replace(microsecond=0) + timedelta(seconds=1)
+        job = JobProperties.model_validate(
+            {
+                "startTime": start.isoformat(),
+                "action": {
+                    "type": "Http",
+                    "request": {"uri": f"{target.url}/lost", "method": "GET"},
+                },
+                "recurrence": {"frequency": "Second", "interval": 2, "count": 2},
+            }
+        )
+        store.put_job(f"{CID}/lost", job, owner="admin", next_fire_ms=to_ms(start))
         queue = f"{deployment.prefix}.http"
         broker_store = JobStore.from_url(broker, deployment.prefix)
         lost = wait_until(lambda: broker_store.redis.lpop(queue), timeout=15, message="publish")
-        assert json.loads(lost)["headers"]["task"] == "takt.action.http"
+        assert json.loads(base64.b64decode(json.loads(lost)["body"]))[0][1] == to_ms(start)
 
-        # When a worker starts
+        # When a worker starts (it runs the second occurrence, the job's last, at once)
         deployment.spawn("worker", "-c", "2", "--without-mingle", "--without-gossip")
 
-        # Then, after the redelivery timeout (9 s here), the attempt runs, once
+        # Then, after the redelivery timeout (9 s here), the first runs too, once, though
+        # the job was Completed by then
         entries = wait_until(
-            lambda: store.history(f"{CID}/lost"), timeout=30, message="the attempt"
+            lambda: len(e := store.history(f"{CID}/lost")) == 2 and e,
+            timeout=30,
+            message="both occurrences",
         )
-        assert [(e.entry.status.value, e.entry.retry_count) for e in entries] == [("Completed", 0)]
-        assert len(target.requests_to("/lost")) == 1
+        second = to_ms(start) + 2_000
+        assert [
+            (to_ms(e.entry.expected_execution_time), e.entry.status.value, e.entry.retry_count)
+            for e in entries
+        ] == [(to_ms(start), "Completed", 0), (second, "Completed", 0)]
+        assert len(target.requests_to("/lost")) == 2
         assert store.get_job(f"{CID}/lost").state is JobState.COMPLETED
         assert _ledger(store) == {}
         broker_store.close()

@@ -188,13 +188,23 @@ def _runnable_job(ctx: WorkerContext, run: RunRequest) -> JobRecord | None:
     except JobNotFound:
         log.info("job %s was deleted; occurrence %s dropped", run.jid, run.occurrence_ms)
         return None
-    if record.state is not JobState.ENABLED and not (run.error and record.state.is_final):
+    if record.state is not JobState.ENABLED and not _handed_out_before_it_finished(record, run):
         log.info("job %s is %s; it does not run", run.jid, record.state.value)
         return None
     if collection_state != "Enabled":
         log.info("collection of %s is %s; its jobs do not run", run.jid, collection_state)
         return None
     return record
+
+
+def _handed_out_before_it_finished(record: JobRecord, run: RunRequest) -> bool:
+    """A Completed or Faulted job still owes what it handed out while it was Enabled: the
+    error action of its last occurrence, and retries or redeliveries of earlier ones
+    (its last occurrence may well be recorded before an earlier one's late delivery)."""
+    if not record.state.is_final:
+        return False
+    finished_ms = record.finished_at_ms
+    return run.error or (finished_ms is not None and run.occurrence_ms < finished_ms)
 
 
 def _replaced(ctx: WorkerContext, run: RunRequest, policy: ConcurrencyPolicy | None) -> int | None:
