@@ -7,9 +7,10 @@ the batches queued in one turn of the event loop with one ``write`` on one share
 connection and matches the replies in order (Redis answers a connection's commands in
 the order they came), so concurrent requests pipeline on it for free. Of the URL's
 options it reads the address, user, password, database and TLS verification; like the
-API's redis-py client before it, it sets no socket timeout. It raises redis-py's own exceptions (``ConnectionError``,
-``ResponseError``, ``NoScriptError``), so :func:`scheduler.store.redis_errors` stays the
-one boundary that turns them into a :class:`~scheduler.errors.StoreError`.
+API's redis-py client before it, it sets no socket timeout. It raises redis-py's own
+exceptions (``ConnectionError``, ``ResponseError``, ``NoScriptError``), so
+:func:`scheduler.store.redis_errors` stays the one boundary that turns them into a
+:class:`~scheduler.errors.StoreError`.
 """
 
 from __future__ import annotations
