@@ -16,8 +16,7 @@ import os
 import socket
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import redis
 from celery import Celery
@@ -38,9 +37,8 @@ __all__ = [
 _MAX_TEMPLATES = 256
 
 
-@dataclass(frozen=True, slots=True)
-class Outgoing:
-    """One attempt of one occurrence to publish."""
+class Outgoing(NamedTuple):
+    """One attempt of one occurrence to publish (a tuple: the beat makes one per firing)."""
 
     jid: str
     occurrence_ms: int

@@ -16,7 +16,6 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -30,13 +29,13 @@ from pydantic import TypeAdapter
 from beat.publisher import Outgoing, Publisher, publisher_for
 from beat.redelivery import Redelivery
 from scheduler.builtin_jobs import ensure_builtin_jobs
-from scheduler.claims import Claim, ClaimQueue
+from scheduler.claims import Advance, Claim, ClaimBatch, ClaimQueue
 from scheduler.clock import from_ms, to_ms, utcnow
 from scheduler.errors import SchemaTooNew, StoreError
 from scheduler.ledger import Ledger
 from scheduler.models import ActionType, Duration, JobState, MissedRunPolicy
 from scheduler.planning import NextAfter, plan_dispatch
-from scheduler.recurrence import RuleShape, rule_shape
+from scheduler.recurrence import Rule, RuleShape, rule_shape
 from scheduler.settings import TaktSettings, load_settings
 from scheduler.store import SCHEMA_VERSION, JobStore
 
@@ -73,10 +72,12 @@ class _Shape:
 
 @dataclass(frozen=True, slots=True)
 class _Plan:
-    """A job definition as the beat needs it: its shape, and its rule anchored."""
+    """A job definition as the beat needs it: its shape, its rule anchored, and the
+    cadence the claim script can follow for it ('' when the beat must plan each run)."""
 
     shape: _Shape
     next_after: NextAfter | None
+    cadence: str = ""
 
 
 #: How the store writes a definition with a start time (the model's fields in order):
@@ -96,7 +97,24 @@ def _plan(raw: str) -> _Plan:
         shape = _shape(raw)
     if shape.rule is None:
         return _Plan(shape, None)
-    return _Plan(shape, shape.rule.at(start or shape.start or utcnow()).next_after)
+    rule = shape.rule.at(start or shape.start or utcnow())
+    return _Plan(shape, rule.next_after, _cadence(shape, rule))
+
+
+def _cadence(shape: _Shape, rule: Rule) -> str:
+    """What the claim script needs to advance the job itself (see CLAIM_DUE): a plain
+    interval under the default missed-run policy, which then runs each due occurrence
+    and fires next at the first occurrence after the later of it and now."""
+    if shape.starting_deadline is not None or shape.missed_run_policy not in _RUN_ONCE:
+        return ""
+    grid = rule.grid_us()
+    if grid is None:
+        return ""
+    first, step, last = grid
+    return f"{first}|{step}|{'' if last is None else last}|{shape.action_type.value}"
+
+
+_RUN_ONCE = (None, MissedRunPolicy.RUN_ONCE)
 
 
 @lru_cache(maxsize=1024)
@@ -128,6 +146,7 @@ def _duration(text: str) -> timedelta:
 
 _DURATION: TypeAdapter[timedelta] = TypeAdapter(Duration)
 _ENABLED = JobState.ENABLED.value
+_ACTIONS = {kind.value: kind for kind in ActionType}
 
 
 class JobScheduler(Scheduler):
@@ -193,42 +212,45 @@ class JobScheduler(Scheduler):
     # -- the work ----------------------------------------------------------------------
 
     def _dispatch_batch(self) -> int:
-        now_ms, claims = self.claims.claim_due(self.consumer, self.settings.beat_batch_size)
-        if claims:
-            self._dispatch(claims, now_ms)
-        return len(claims)
+        batch = self.claims.claim_due(self.consumer, self.settings.beat_batch_size)
+        self._dispatch(batch)
+        return len(batch)
 
     def _recover_orphans(self) -> None:
         if time.monotonic() - self._last_recovery < _RECOVER_EVERY_S:
             return
         self._last_recovery = time.monotonic()
-        claims = self.claims.recover_claims(
+        batch = self.claims.recover_claims(
             self.consumer, _RECOVER_IDLE_MS, self.settings.beat_batch_size
         )
-        if claims:
-            log.warning("recovered %d occurrence(s) claimed by a stopped beat", len(claims))
-            self._dispatch(claims, self.store.time_ms())
+        if batch.stream_ids:
+            log.warning("recovered %d occurrence(s) claimed by a stopped beat", len(batch))
+            self._dispatch(batch)
         self.redelivery.run()
 
-    def _dispatch(self, claims: Sequence[Claim], now_ms: int) -> None:
-        """Publish the batch in one go, then put each job back at its next fire time."""
-        now = from_ms(now_ms)
-        outgoing: list[Outgoing] = []
-        done: list[tuple[Claim, int | None]] = []
+    def _dispatch(self, batch: ClaimBatch) -> None:
+        """Publish the batch in one go, then put each planned job back at its next fire
+        time and acknowledge the batch (the claim script advanced the others)."""
+        outgoing = [
+            Outgoing(jid, occurrence_ms, _ACTIONS[action_type], queue or None)
+            for jid, occurrence_ms, action_type, queue in batch.scheduled
+        ]
+        done: list[Advance] = []
         unpublished: list[Claim] = []  # not run: they leave the execution ledger
-        for claim in claims:
+        now = from_ms(batch.now_ms)
+        for claim in batch.claims:
             queued = len(outgoing)
-            done.append((claim, self._plan_one(claim, now, outgoing)))
+            done.append(self._plan_one(claim, now, outgoing))
             if len(outgoing) == queued:
                 unpublished.append(claim)
         if outgoing:
             self.publisher.publish(outgoing)
-        self.claims.advance(done, unpublished)
+        self.claims.advance(batch.stream_ids, done, unpublished)
 
-    def _plan_one(self, claim: Claim, now: datetime, outgoing: list[Outgoing]) -> int | None:
-        """Queue this occurrence for publishing if it runs; returns the next fire ms."""
+    def _plan_one(self, claim: Claim, now: datetime, outgoing: list[Outgoing]) -> Advance:
+        """Queue this occurrence for publishing if it runs; returns how to advance it."""
         if not claim.definition:
-            return None  # deleted meanwhile
+            return Advance(claim, None)  # deleted meanwhile
         plan = _plan(claim.definition)
         queue = claim.queue or None
         if claim.retry is not None:
@@ -243,13 +265,14 @@ class JobScheduler(Scheduler):
                     claim.retry.error,
                 )
             )
-            return None
+            return Advance(claim, None)
         decision = plan_dispatch(plan.shape, from_ms(claim.occurrence_ms), now, plan.next_after)
         if decision.run and claim.state == _ENABLED:
             outgoing.append(Outgoing(claim.jid, claim.occurrence_ms, plan.shape.action_type, queue))
         elif not decision.run:
             log.info("%s@%s missed (missedRunPolicy); not run", claim.jid, claim.occurrence_ms)
-        return None if decision.next_fire is None else to_ms(decision.next_fire)
+        next_ms = None if decision.next_fire is None else to_ms(decision.next_fire)
+        return Advance(claim, next_ms, plan.cadence)
 
     def _wait_for_work(self) -> None:
         """Block until the earliest due time (capped), or until a writer wakes us."""

@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 from scheduler._calendar import DAY_S, Calendar
 
 __all__ = [
+    "EPOCH_S",
     "ElapsedZoneClock",
     "FixedClock",
     "ZoneClock",
@@ -38,7 +39,8 @@ __all__ = [
 _UTC_ORIGIN = datetime(1, 1, 1, tzinfo=UTC)
 _NAIVE_ORIGIN = datetime(1, 1, 1)
 _ORIGIN_S = DAY_S  # 0001-01-01T00:00 is ordinal 1
-_EPOCH_S = datetime(1970, 1, 1).toordinal() * DAY_S
+#: The Unix epoch in the seconds :func:`to_seconds` counts.
+EPOCH_S = datetime(1970, 1, 1).toordinal() * DAY_S
 _LOOKBACK_S = 2 * DAY_S  # longer than any gap in tzdata (Samoa skipped one day in 2011)
 
 
@@ -91,7 +93,7 @@ _STEADY: dict[tuple[str, int], object] = {}
 
 def _exact_offset(zone: ZoneInfo, instant: int) -> int:
     try:
-        moment = datetime.fromtimestamp(instant - _EPOCH_S, zone)
+        moment = datetime.fromtimestamp(instant - EPOCH_S, zone)
     except (OverflowError, OSError, ValueError):  # outside the platform's time_t
         moment = _naive(instant).replace(tzinfo=UTC).astimezone(zone)
     return _offset_s(moment.utcoffset())

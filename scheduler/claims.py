@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis
 
@@ -16,7 +16,7 @@ from scheduler.keys import CLAIM_GROUP, KeySchema
 from scheduler.scripts import ADVANCE, CLAIM_DUE
 from scheduler.store import JobStore, redis_errors
 
-__all__ = ["Claim", "ClaimQueue", "Retry"]
+__all__ = ["Advance", "Claim", "ClaimBatch", "ClaimQueue", "Retry", "Scheduled"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,16 +29,14 @@ class Retry:
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """One due occurrence a beat claimed and must publish, then acknowledge.
+    """One due occurrence a beat claimed and must plan, publish, then acknowledge.
 
     A schedule occurrence advances the job to its next one; a retry (``retry`` set) is
     one-shot and the occurrence it retries is ``occurrence_ms``. ``definition``,
     ``state`` and ``queue`` are the job's stored fields as the claim read them
-    (``definition`` is empty when the job is gone). ``stream_id`` is the claims-stream
-    entry it came in, which holds the other claims of its batch.
+    (``definition`` is empty when the job is gone).
     """
 
-    stream_id: str
     jid: str
     occurrence_ms: int
     gen: str
@@ -54,6 +52,39 @@ class Claim:
         return KeySchema.ledger_member(
             self.jid, self.occurrence_ms, attempt, error=error, manual=False
         )
+
+
+class Scheduled(NamedTuple):
+    """A scheduled occurrence the claim script already put back at its job's next one
+    (a plain interval's cadence, see CLAIM_DUE): the beat only publishes it."""
+
+    jid: str
+    occurrence_ms: int
+    action_type: str
+    queue: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimBatch:
+    """What one claim took: the claims-stream entries that hold it (to acknowledge once
+    published), the occurrences to plan and those only to publish."""
+
+    now_ms: int
+    stream_ids: list[str]
+    claims: list[Claim]
+    scheduled: list[Scheduled]
+
+    def __len__(self) -> int:
+        return len(self.claims) + len(self.scheduled)
+
+
+class Advance(NamedTuple):
+    """A planned claim: when its job fires next (None: never), and the cadence the claim
+    script may follow from now on ('' = the beat keeps planning it; see ADVANCE)."""
+
+    claim: Claim
+    next_ms: int | None
+    cadence: str = ""
 
 
 class ClaimQueue:
@@ -75,9 +106,9 @@ class ClaimQueue:
                 if "BUSYGROUP" not in str(exc):
                     raise
 
-    def claim_due(self, consumer: str, batch: int) -> tuple[int, list[Claim]]:
+    def claim_due(self, consumer: str, batch: int) -> ClaimBatch:
         """Atomically claim up to ``batch`` due occurrences with their jobs' fields, in one
-        round trip; returns (Redis now ms, claims)."""
+        round trip, by Redis's clock."""
         with redis_errors():
             now_ms, stream_ids, rows = self._claim(
                 keys=[self.store.keys.due, self.store.keys.claims, self.store.keys.ledger],
@@ -89,13 +120,17 @@ class ClaimQueue:
                     self.redelivery_ms,
                 ],
             )
-        # Claim k came in the stream entry k // _CLAIMS_PER_ENTRY (entries in XADD order).
-        return int(now_ms), [
-            _claim(stream_ids[i // (6 * _CLAIMS_PER_ENTRY)], *rows[i : i + 6])
-            for i in range(0, len(rows), 6)
-        ]
+        claims: list[Claim] = []
+        scheduled: list[Scheduled] = []
+        for i in range(0, len(rows), 7):
+            member, due_ms, gen, definition, state, queue, action = rows[i : i + 7]
+            if action:
+                scheduled.append(Scheduled(member, int(due_ms), action, queue))
+            else:
+                claims.append(_claim(member, due_ms, gen, definition, state, queue))
+        return ClaimBatch(int(now_ms), stream_ids, claims, scheduled)
 
-    def recover_claims(self, consumer: str, min_idle_ms: int, count: int) -> list[Claim]:
+    def recover_claims(self, consumer: str, min_idle_ms: int, count: int) -> ClaimBatch:
         """Take over claims another beat took and did not acknowledge in ``min_idle_ms``
         (up to ``count``, rounded up to whole stream entries), with their jobs' fields."""
         entries = max(1, -(-count // _CLAIMS_PER_ENTRY))
@@ -104,42 +139,47 @@ class ClaimQueue:
                 self.store.keys.claims, CLAIM_GROUP, consumer, min_idle_ms, count=entries
             )
             found = [
-                (stream_id, member, value)
-                for stream_id, fields in taken
-                if fields
-                for member, value in _pairs(fields)
+                (member, value) for _, fields in taken if fields for member, value in _pairs(fields)
             ]
             pipe = self.store.redis.pipeline(transaction=False)
-            for _, member, _ in found:
+            for member, _ in found:
                 pipe.hmget(self.store.keys.job(member.split("|", 1)[0]), "def", "state", "queue")
             jobs = pipe.execute() if found else []
-        claims = []
-        for (stream_id, member, value), job in zip(found, jobs, strict=True):
-            due_ms, gen = value.split("|")
-            claims.append(_claim(stream_id, member, due_ms, gen, *(f or "" for f in job)))
-        return claims
+            now_ms = self.store.time_ms()
+        claims: list[Claim] = []
+        scheduled: list[Scheduled] = []
+        for (member, value), (definition, state, queue) in zip(found, jobs, strict=True):
+            due_ms, gen, *action = value.split("|")
+            if action:  # the claim script advanced it already
+                scheduled.append(Scheduled(member, int(due_ms), action[0], queue or ""))
+            else:
+                claims.append(_claim(member, due_ms, gen, definition or "", state or "", queue))
+        return ClaimBatch(now_ms, [stream_id for stream_id, _ in taken], claims, scheduled)
 
     def advance(
-        self, done: Sequence[tuple[Claim, int | None]], unpublished: Sequence[Claim] = ()
+        self,
+        stream_ids: Sequence[str],
+        done: Sequence[Advance],
+        unpublished: Sequence[Claim] = (),
     ) -> None:
-        """Reschedule dispatched jobs at their next occurrence and acknowledge the claims;
-        the ``unpublished`` ones (not run: disabled, deleted, missed) leave the ledger."""
-        if not done:
+        """Reschedule planned jobs at their next occurrence and acknowledge the claims of
+        a batch; the ``unpublished`` ones (not run: disabled, deleted, missed) leave the
+        ledger."""
+        if not stream_ids:
             return
         args: list[str | int] = [self.store.keys.job_prefix]
-        for claim, next_ms in done:
+        for claim, next_ms, cadence in done:
             if claim.retry is None:  # a retry is one-shot: nothing to reschedule
                 args += (claim.jid, claim.gen, "" if next_ms is None else next_ms)
-                args.append(claim.occurrence_ms)
-        ids = list({claim.stream_id: None for claim, _ in done})
+                args += (claim.occurrence_ms, cadence)
         with redis_errors():
             pipe = self.store.redis.pipeline(transaction=False)
             if unpublished:
                 pipe.zrem(self.store.keys.ledger, *(claim.ledger_member for claim in unpublished))
             if len(args) > 1:
                 self._advance(keys=[self.store.keys.due], args=args, client=pipe)
-            pipe.xack(self.store.keys.claims, CLAIM_GROUP, *ids)
-            pipe.xdel(self.store.keys.claims, *ids)
+            pipe.xack(self.store.keys.claims, CLAIM_GROUP, *stream_ids)
+            pipe.xdel(self.store.keys.claims, *stream_ids)
             pipe.execute()
 
     def next_due_ms(self) -> int | None:
@@ -160,7 +200,6 @@ def _pairs(fields: Any) -> Iterable[tuple[str, str]]:
 
 
 def _claim(
-    stream_id: str,
     member: str,
     due_ms: str,
     gen: str,
@@ -169,7 +208,7 @@ def _claim(
     queue: str,
 ) -> Claim:
     if "|" not in member:
-        return Claim(stream_id, member, int(float(due_ms)), gen, None, definition, state, queue)
+        return Claim(member, int(float(due_ms)), gen, None, definition, state, queue)
     jid, kind, occurrence, attempt = member.split("|")
     retry = Retry(attempt=int(attempt), error=kind == "e")
-    return Claim(stream_id, jid, int(occurrence), gen, retry, definition, state, queue)
+    return Claim(jid, int(occurrence), gen, retry, definition, state, queue)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 __all__ = ["from_ms", "to_ms", "utcnow"]
 
@@ -11,7 +11,11 @@ def to_ms(moment: datetime) -> int:
     """Epoch milliseconds of an aware datetime (naive ones are refused)."""
     if moment.tzinfo is None:
         raise ValueError(f"naive datetime {moment!r}: a UTC offset is required")
-    return int(moment.timestamp() * 1000)
+    return (moment - _EPOCH) // _MS  # exact: a float timestamp can round down a whole ms
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
 
 
 def from_ms(epoch_ms: int | float | str) -> datetime:

@@ -13,7 +13,8 @@ key                                    type    TTL                        writte
 ``{p}:jobs:{cid}``                     zset    none (score 0, lex order)  API
 ``{p}:job:{jid}``                      hash    none                       API (def, state,
                                                                           gen, owner, name);
-                                                                          beat (next time);
+                                                                          beat (next time,
+                                                                          cadence);
                                                                           worker (counters,
                                                                           last time, state)
 ``{p}:history:{jid}``                  list    none; trimmed to 1,000     worker (newest

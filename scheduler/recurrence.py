@@ -31,6 +31,7 @@ from zoneinfo import ZoneInfo
 
 from scheduler._calendar import DAY_S, Calendar, DayFilter, Unit
 from scheduler._clocks import (
+    EPOCH_S,
     ElapsedZoneClock,
     FixedClock,
     ZoneClock,
@@ -206,6 +207,23 @@ class Rule:
         if first is None or self._next_second(first + 1) is None:
             return None
         return timedelta(seconds=self._source.spacing())
+
+    def grid_us(self) -> tuple[int, int, int | None] | None:
+        """A plain interval's occurrences as arithmetic on Unix epoch µs: (first,
+        step, last or None), the occurrences being first + k step up to last. None for
+        any other rule, and for a plain one that never fires.
+
+        ``next_after(t)`` is then the first ``first + k step > t`` not after ``last``:
+        what the beat's claim script computes in Redis for such jobs (see CLAIM_DUE).
+        """
+        if not isinstance(self._source, _Periodic):
+            return None
+        first = self._next_second(self._first)
+        if first is None:
+            return None
+        micro = self._microsecond
+        last = None if self._last is None else (self._last - EPOCH_S) * 1_000_000 + micro
+        return (first - EPOCH_S) * 1_000_000 + micro, self._source.step * 1_000_000, last
 
     def _next_second(self, instant: int) -> int | None:
         found = self._source.first_at_or_after(max(instant, self._first))

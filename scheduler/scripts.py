@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "ACQUIRE_LEASE",
     "ADVANCE",
+    "CADENCE_NEXT",
     "CLAIM_DUE",
     "CLAIM_RUNNING",
     "PUT_JOB",
@@ -17,21 +18,48 @@ __all__ = [
     "RELEASE_RUNNING",
 ]
 
+#: The next occurrence of a cadence (Rule.grid_us: first, step and last in epoch µs, last
+#: '' when none) strictly after the µs instant ``after``, in epoch ms ('' = none). Lua's
+#: numbers are doubles: epoch µs stay far below 2^53, so the products are exact, and the
+#: loops correct the quotient's rounding by a step at most.
+CADENCE_NEXT = """
+local function next_ms(after, first, step, last)
+  local at = first
+  if after >= first then
+    local k = math.floor((after - first) / step)
+    while first + k * step <= after do k = k + 1 end
+    while k > 0 and first + (k - 1) * step > after do k = k - 1 end
+    at = first + k * step
+  end
+  if last ~= '' and at > tonumber(last) then return '' end
+  return string.format('%d', math.floor(at / 1000))
+end
+"""
+
 #: Claim up to ARGV[1] due occurrences, by Redis's clock, exactly once across beats, and
 #: return what the beat needs to publish them (so it reads nothing else).
 #: They move from the due set into the claims stream and straight into this beat's
 #: pending list (XREADGROUP in the same script), so a beat killed before it published
 #: them leaves them pending for another beat's XAUTOCLAIM. A stream entry holds up to
-#: 500 claims (field = due-set member, value = "due ms|gen"): one XADD per 500, not one
-#: per occurrence. Each one's first attempt is entered in the execution ledger, to be
-#: delivered again at now + ARGV[5] ms unless a worker records it first (the beat removes
-#: the ones it decides not to run).
+#: 500 claims (field = due-set member, value = "due ms|gen", plus "|action type" when
+#: this script advanced the job): one XADD per 500, not one per occurrence. Each one's
+#: first attempt is entered in the execution ledger, to be delivered again at
+#: now + ARGV[5] ms unless a worker records it first (the beat removes the ones it
+#: decides not to run).
+#: A job the beat has planned once carries a ``cadence`` field when its rule is a plain
+#: interval with the default missed-run policy ("gen|first µs|step µs|last µs or
+#: empty|action type", see Rule.grid_us): while its gen is current and it is Enabled,
+#: this script puts it back at its next occurrence itself (the first one strictly after
+#: max(due, now), the RunOnce policy) and returns no definition; the beat only publishes
+#: it. Every other claim comes back with the definition for the beat to plan and ADVANCE.
 #: ZRANGEBYSCORE from -inf returns the lowest ranks, so ZREMRANGEBYRANK removes exactly
 #: those. Lists are sent to XADD and ZADD in chunks: Lua's unpack has a stack limit.
 #: KEYS: due, claims, ledger. ARGV: batch, group, consumer, job key prefix, redelivery ms.
-#: Returns {now_ms, stream ids, rows}; rows are flat, six per claim: member, due ms, gen,
-#: and the job's def, state and queue ('' when the job is gone).
-CLAIM_DUE = """
+#: Returns {now_ms, stream ids, rows}; rows are flat, seven per claim: member, due ms,
+#: gen, the job's def, state and queue ('' when the job is gone), and the action type
+#: when this script advanced the job ('' otherwise; its def is then '').
+CLAIM_DUE = (
+    """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES', 'LIMIT', 0,
@@ -39,52 +67,85 @@ local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES', 'LIM
 if #due == 0 then return {now, {}, {}} end
 redis.call('ZREMRANGEBYRANK', KEYS[1], 0, #due / 2 - 1)
 local again = now + tonumber(ARGV[5])
-local rows, entry, owed, entries = {}, {}, {}, 0
+local rows, entry, owed, put, entries = {}, {}, {}, {}, 0
 local function flush()
   redis.call('XADD', KEYS[2], '*', unpack(entry))
   redis.call('ZADD', KEYS[3], unpack(owed))
   entries, entry, owed = entries + 1, {}, {}
 end
+"""
+    + CADENCE_NEXT
+    + """
 for i = 1, #due, 2 do
   local member, score = due[i], due[i + 1]
-  local jid, attempt = member, member
+  local jid, attempt, key = member, member, nil
   local bar = string.find(member, '|', 1, true)
   if bar then
     jid = string.sub(member, 1, bar - 1)
   else
-    attempt = member .. '|m|' .. string.format('%d', tonumber(score)) .. '|0'
+    score = string.format('%d', tonumber(score))
+    attempt = member .. '|m|' .. score .. '|0'
   end
-  local h = redis.call('HMGET', ARGV[4] .. jid, 'gen', 'def', 'state', 'queue')
-  local gen = h[1] or '0'
+  key = ARGV[4] .. jid
+  local h = redis.call('HMGET', key, 'gen', 'state', 'queue', 'cadence')
+  local gen, def, action = h[1] or '0', '', ''
+  if not bar and h[2] == 'Enabled' and h[4] then
+    local cg, first, step, last, kind =
+      string.match(h[4], '^(%d+)|(%d+)|(%d+)|(%d*)|(.+)$')
+    if cg == gen then
+      local nxt = next_ms(math.max(tonumber(score), now) * 1000, tonumber(first),
+                          tonumber(step), last)
+      redis.call('HSET', key, 'lastOccurrence', score, 'nextExecutionTime', nxt)
+      if nxt ~= '' then
+        put[#put + 1] = nxt
+        put[#put + 1] = jid
+        if #put == 1000 then
+          redis.call('ZADD', KEYS[1], unpack(put))
+          put = {}
+        end
+      end
+      action = kind
+    end
+  end
+  if action == '' then def = redis.call('HGET', key, 'def') or '' end
   entry[#entry + 1] = member
-  entry[#entry + 1] = score .. '|' .. gen
+  local value = score .. '|' .. gen
+  if action ~= '' then value = value .. '|' .. action end
+  entry[#entry + 1] = value
   owed[#owed + 1] = again
   owed[#owed + 1] = attempt .. '|s'
   local n = #rows
-  rows[n + 1], rows[n + 2], rows[n + 3] = member, score, gen
-  rows[n + 4], rows[n + 5], rows[n + 6] = h[2] or '', h[3] or '', h[4] or ''
+  rows[n + 1], rows[n + 2], rows[n + 3], rows[n + 4] = member, score, gen, def
+  rows[n + 5], rows[n + 6], rows[n + 7] = h[2] or '', h[3] or '', action
   if #entry == 1000 then flush() end
 end
 if #entry > 0 then flush() end
+if #put > 0 then redis.call('ZADD', KEYS[1], unpack(put)) end
 local read = redis.call('XREADGROUP', 'GROUP', ARGV[2], ARGV[3], 'COUNT', entries,
                         'STREAMS', KEYS[2], '>')
 local ids = {}
 for i, e in ipairs(read[1][2]) do ids[i] = e[1] end
 return {now, ids, rows}
 """
+)
 
 #: Put a batch of dispatched jobs back into the due set at their next occurrence, each
 #: unless it was deleted, replaced (its writer already scheduled it) or stopped being
-#: Enabled; one call per batch (the due set gets one ZADD per 500 jobs).
-#: KEYS: due. ARGV: job key prefix, then four per job: jid, claimed gen, next ms
-#: ('' = none), occurrence ms. Returns how many were put back.
+#: Enabled; one call per batch (the due set gets one ZADD per 500 jobs). A job whose
+#: rule the claim script can follow gets its ``cadence`` (see CLAIM_DUE), stamped with
+#: the gen it was planned from.
+#: KEYS: due. ARGV: job key prefix, then five per job: jid, claimed gen, next ms
+#: ('' = none), occurrence ms, cadence ('' = none). Returns how many were put back.
 ADVANCE = """
 local put, back = {}, 0
-for i = 2, #ARGV, 4 do
+for i = 2, #ARGV, 5 do
   local key = ARGV[1] .. ARGV[i]
   local h = redis.call('HMGET', key, 'gen', 'state')
   if h[1] and h[1] == ARGV[i + 1] then
     redis.call('HSET', key, 'lastOccurrence', ARGV[i + 3], 'nextExecutionTime', ARGV[i + 2])
+    if ARGV[i + 4] ~= '' then
+      redis.call('HSET', key, 'cadence', ARGV[i + 1] .. '|' .. ARGV[i + 4])
+    end
     if h[2] == 'Enabled' and ARGV[i + 2] ~= '' then
       put[#put + 1] = ARGV[i + 2]
       put[#put + 1] = ARGV[i]

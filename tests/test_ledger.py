@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from beat.redelivery import Redelivery
-from scheduler.claims import ClaimQueue
+from scheduler.claims import Advance, ClaimQueue
 from scheduler.clock import to_ms, utcnow
 from scheduler.ledger import Ledger, LedgerEntry
 from scheduler.models import (
@@ -57,7 +57,8 @@ def test_a_claimed_occurrence_is_owed_until_the_beat_decides_not_to_run_it(
     claims.ensure_claim_group()
 
     # When a beat claims them
-    claimed_at, taken = claims.claim_due("beat", 10)
+    batch = claims.claim_due("beat", 10)
+    claimed_at, taken = batch.now_ms, batch.claims
 
     # Then both first attempts are owed one period from Redis's now
     assert _ledger(store) == {
@@ -68,7 +69,7 @@ def test_a_claimed_occurrence_is_owed_until_the_beat_decides_not_to_run_it(
 
     # And the one the beat does not publish leaves the ledger when it advances
     off = next(claim for claim in taken if claim.jid.endswith("off"))
-    claims.advance([(claim, None) for claim in taken], unpublished=[off])
+    claims.advance(batch.stream_ids, [Advance(claim, None) for claim in taken], [off])
     assert list(_ledger(store)) == [f"{CID}/on|m|{now_ms - 10}|0|s"]
 
 

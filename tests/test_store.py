@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from scheduler.claims import ClaimQueue
+from scheduler.claims import Advance, ClaimQueue
 from scheduler.errors import JobNotFound, SchemaTooNew
 from scheduler.models import (
     HistoryEntry,
@@ -98,11 +98,11 @@ def test_every_due_occurrence_is_claimed_exactly_once_by_concurrent_beats(
 
     def beat(name: str) -> None:
         while True:
-            _, batch = claims.claim_due(name, 97)
+            batch = claims.claim_due(name, 97)
             if not batch:
                 return
             with lock:
-                claimed.extend(c.jid for c in batch)
+                claimed.extend(c.jid for c in batch.claims)
 
     threads = [threading.Thread(target=beat, args=(f"beat{i}",)) for i in range(4)]
 
@@ -121,16 +121,16 @@ def test_claims_of_a_dead_beat_are_recovered_by_another(
 ) -> None:
     # Given a beat that claimed three occurrences and died without acknowledging them
     add_jobs(store, 3)
-    _, taken = claims.claim_due("dead-beat", 10)
+    taken = claims.claim_due("dead-beat", 10).claims
     assert len(taken) == 3
 
     # When another beat looks for idle claims
     recovered = claims.recover_claims("live-beat", min_idle_ms=0, count=10)
 
     # Then it owns them, and once it has advanced them nothing is pending
-    assert sorted(c.jid for c in recovered) == sorted(c.jid for c in taken)
-    claims.advance([(c, None) for c in recovered])
-    assert claims.recover_claims("third-beat", min_idle_ms=0, count=10) == []
+    assert sorted(c.jid for c in recovered.claims) == sorted(c.jid for c in taken)
+    claims.advance(recovered.stream_ids, [Advance(c, None) for c in recovered.claims])
+    assert not claims.recover_claims("third-beat", min_idle_ms=0, count=10).stream_ids
 
 
 def test_advance_reschedules_unless_the_job_was_replaced_or_disabled(
@@ -138,8 +138,8 @@ def test_advance_reschedules_unless_the_job_was_replaced_or_disabled(
 ) -> None:
     # Given three claimed jobs
     kept, replaced, disabled = add_jobs(store, 3)
-    _, taken = claims.claim_due("beat", 10)
-    by_jid = {c.jid: c for c in taken}
+    batch = claims.claim_due("beat", 10)
+    by_jid = {c.jid: c for c in batch.claims}
 
     # When one is replaced and one disabled before the beat advances them
     store.put_job(replaced, job(), owner="admin", next_fire_ms=777)
@@ -149,7 +149,14 @@ def test_advance_reschedules_unless_the_job_was_replaced_or_disabled(
         owner="admin",
         next_fire_ms=None,
     )
-    claims.advance([(by_jid[kept], 1000), (by_jid[replaced], 1000), (by_jid[disabled], 1000)])
+    claims.advance(
+        batch.stream_ids,
+        [
+            Advance(by_jid[kept], 1000),
+            Advance(by_jid[replaced], 1000),
+            Advance(by_jid[disabled], 1000),
+        ],
+    )
 
     # Then only the untouched job takes the beat's next time; the replaced one keeps its
     # writer's, the disabled one is not scheduled
