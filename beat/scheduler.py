@@ -29,7 +29,7 @@ from pydantic import TypeAdapter
 from beat.publisher import Outgoing, Publisher, publisher_for
 from beat.redelivery import Redelivery
 from scheduler.builtin_jobs import ensure_builtin_jobs
-from scheduler.claims import Advance, Claim, ClaimBatch, ClaimQueue
+from scheduler.claims import Advance, Claim, ClaimBatch, ClaimQueue, PendingClaim
 from scheduler.clock import from_ms, to_ms, utcnow
 from scheduler.errors import SchemaTooNew, StoreError
 from scheduler.ledger import Ledger
@@ -199,8 +199,7 @@ class JobScheduler(Scheduler):
         """Dispatch everything due, then wait for the next due time or a wake-up."""
         try:
             self._recover_orphans()
-            while self._dispatch_batch() >= self.settings.beat_batch_size:
-                pass
+            self._dispatch_due()
             self._wait_for_work()
         except (StoreError, redis.RedisError) as exc:
             # Redis restarting or unreachable: nothing claimed is lost (claims wait in the
@@ -211,10 +210,21 @@ class JobScheduler(Scheduler):
 
     # -- the work ----------------------------------------------------------------------
 
-    def _dispatch_batch(self) -> int:
-        batch = self.claims.claim_due(self.consumer, self.settings.beat_batch_size)
-        self._dispatch(batch)
-        return len(batch)
+    def _dispatch_due(self) -> None:
+        """Dispatch everything due, batch by batch; while the beat publishes one batch,
+        Redis is already claiming the next (a beat's own steps never wait on each other).
+        """
+        size = self.settings.beat_batch_size
+        pending: PendingClaim | None = self.claims.start_claim(self.consumer, size)
+        while pending is not None:
+            batch = pending.result()
+            pending = self.claims.start_claim(self.consumer, size) if len(batch) >= size else None
+            try:
+                self._dispatch(batch)
+            except BaseException:
+                if pending is not None:
+                    pending.abandon()  # its claims wait in the stream for recovery
+                raise
 
     def _recover_orphans(self) -> None:
         if time.monotonic() - self._last_recovery < _RECOVER_EVERY_S:

@@ -6,8 +6,9 @@ why a consumer-group stream holds the claims.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, NamedTuple
 
 import redis
@@ -16,7 +17,15 @@ from scheduler.keys import CLAIM_GROUP, KeySchema
 from scheduler.scripts import ADVANCE, CLAIM_DUE
 from scheduler.store import JobStore, redis_errors
 
-__all__ = ["Advance", "Claim", "ClaimBatch", "ClaimQueue", "Retry", "Scheduled"]
+__all__ = [
+    "Advance",
+    "Claim",
+    "ClaimBatch",
+    "ClaimQueue",
+    "PendingClaim",
+    "Retry",
+    "Scheduled",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +96,33 @@ class Advance(NamedTuple):
     cadence: str = ""
 
 
+class PendingClaim:
+    """A claim sent and not yet read (see :meth:`ClaimQueue.start_claim`). Read it
+    once, with :meth:`result`; claims never read wait in the stream for recovery."""
+
+    def __init__(self, pool: Any, connection: Any, again: Callable[[], Any]) -> None:
+        self._pool, self._connection, self._again = pool, connection, again
+
+    def result(self) -> ClaimBatch:
+        with redis_errors():
+            try:
+                reply = self._connection.read_response()
+            except redis.exceptions.NoScriptError:  # Redis restarted: load it, claim again
+                reply = self._again()
+            except BaseException:
+                self._connection.disconnect()  # its reply may still be on its way
+                raise
+            finally:
+                self._pool.release(self._connection)
+        return _batch(reply)
+
+    def abandon(self) -> None:
+        """Drop the claim unread: its occurrences stay pending in the claims stream, and a
+        beat recovers them once they have been idle long enough."""
+        self._connection.disconnect()
+        self._pool.release(self._connection)
+
+
 class ClaimQueue:
     """Due occurrences, claimed exactly once across any number of beats."""
 
@@ -109,26 +145,25 @@ class ClaimQueue:
     def claim_due(self, consumer: str, batch: int) -> ClaimBatch:
         """Atomically claim up to ``batch`` due occurrences with their jobs' fields, in one
         round trip, by Redis's clock."""
+        return self.start_claim(consumer, batch).result()
+
+    def start_claim(self, consumer: str, batch: int) -> PendingClaim:
+        """Send :meth:`claim_due`'s script and return at once: the beat plans and
+        publishes the batch it has while Redis claims the next one."""
+        keys = [self.store.keys.due, self.store.keys.claims, self.store.keys.ledger]
+        args: list[str | int] = [batch, CLAIM_GROUP, consumer, self.store.keys.job_prefix]
+        args.append(self.redelivery_ms)
+        pool = self.store.redis.connection_pool
         with redis_errors():
-            now_ms, stream_ids, rows = self._claim(
-                keys=[self.store.keys.due, self.store.keys.claims, self.store.keys.ledger],
-                args=[
-                    batch,
-                    CLAIM_GROUP,
-                    consumer,
-                    self.store.keys.job_prefix,
-                    self.redelivery_ms,
-                ],
-            )
-        claims: list[Claim] = []
-        scheduled: list[Scheduled] = []
-        for i in range(0, len(rows), 7):
-            member, due_ms, gen, definition, state, queue, action = rows[i : i + 7]
-            if action:
-                scheduled.append(Scheduled(member, int(due_ms), action, queue))
-            else:
-                claims.append(_claim(member, due_ms, gen, definition, state, queue))
-        return ClaimBatch(int(now_ms), stream_ids, claims, scheduled)
+            connection = pool.get_connection()
+            try:
+                connection.send_command(  # type: ignore[no-untyped-call]
+                    "EVALSHA", self._claim.sha, len(keys), *keys, *args
+                )
+            except BaseException:
+                pool.release(connection)
+                raise
+        return PendingClaim(pool, connection, partial(self._claim, keys=keys, args=args))
 
     def recover_claims(self, consumer: str, min_idle_ms: int, count: int) -> ClaimBatch:
         """Take over claims another beat took and did not acknowledge in ``min_idle_ms``
@@ -191,6 +226,19 @@ class ClaimQueue:
 
 #: Claims per claims-stream entry (see CLAIM_DUE).
 _CLAIMS_PER_ENTRY = 500
+
+
+def _batch(reply: Any) -> ClaimBatch:
+    now_ms, stream_ids, rows = reply
+    claims: list[Claim] = []
+    scheduled: list[Scheduled] = []
+    for i in range(0, len(rows), 7):
+        member, due_ms, gen, definition, state, queue, action = rows[i : i + 7]
+        if action:
+            scheduled.append(Scheduled(member, int(due_ms), action, queue))
+        else:
+            claims.append(_claim(member, due_ms, gen, definition, state, queue))
+    return ClaimBatch(int(now_ms), stream_ids, claims, scheduled)
 
 
 def _pairs(fields: Any) -> Iterable[tuple[str, str]]:
