@@ -113,15 +113,28 @@ def _ratios(results: Results) -> list[str]:
                     f"N={burst.n:,}: {_ratio(_drain_rate(takt), _drain_rate(burst))}"
                 )
         lines.append(f"- Takt ÷ {peer}, burst drain rate: " + ", ".join(burst_parts))
-    lines.append(
-        "- at N = 1,000 Takt fires everything due (1,000/s), so the ratio there is a floor"
-    )
+    floors = [f"{run.n:,}" for run in _takt_runs(results) if _fires_all_due(run)]
+    if floors:
+        lines.append(
+            f"- at N = {', '.join(floors)} Takt fires everything due (N/s), so the ratio there"
+            " is a floor, not a measure of its capacity"
+        )
     for two in (s for s in results.sustained if s.beats == 2):
         lines.append(
             f"- two Takt beats ÷ one at N={two.n:,}: "
             f"{_ratio(two.firings_per_s, results.rate(TAKT, two.n))}"
         )
     return lines
+
+
+def _takt_runs(results: Results) -> list[Sustained]:
+    return [s for s in results.sustained if s.scheduler == TAKT and s.beats == 1]
+
+
+def _fires_all_due(run: Sustained) -> bool:
+    """Whether a sustained run met its whole demand (N jobs every second: N/s), which
+    bounds its rate from above: its ratio to a peer is then a floor."""
+    return (run.firings_per_s or 0) >= 0.95 * run.n
 
 
 def _drain_rate(burst: Burst) -> float | None:
@@ -148,13 +161,15 @@ def _target(
 
 
 def _targets(results: Results) -> list[str]:
-    takt = [s for s in results.sustained if s.scheduler == TAKT and s.beats == 1]
+    takt = _takt_runs(results)
     best = max((s.firings_per_s or 0 for s in takt if s.n >= 10_000), default=None)
     redbeat = [s for s in results.sustained if s.scheduler.startswith("redbeat")]
+    # Where Takt fired all that was due, the ratio is a floor: judge it where it did not.
+    capacity_bound = {s.n for s in takt if not _fires_all_due(s)}
     ratios = [
         (results.rate(TAKT, s.n) or 0) / s.firings_per_s
         for s in redbeat
-        if s.firings_per_s and s.n >= 10_000  # at 1,000 jobs Takt fires all that is due
+        if s.firings_per_s and s.n in capacity_bound
     ]
     two = next((s for s in results.sustained if s.beats == 2), None)
     one = results.rate(TAKT, two.n) if two is not None else None
@@ -170,7 +185,10 @@ def _targets(results: Results) -> list[str]:
             "≥ 5,000 firings/s sustained from one beat (best N ≥ 10k)", best, "{:,.0f}/s", 5000
         ),
         _target(
-            "≥ 20× redbeat (lowest ratio at N ≥ 10k)", min(ratios, default=None), "{:.1f}×", 20
+            "≥ 20× redbeat (lowest ratio at an N where Takt does not fire all that is due)",
+            min(ratios, default=None),
+            "{:.1f}×",
+            20,
         ),
         _target("two beats ≥ 1.7× one", scaling, "{:.2f}×", 1.7),
         _target("lateness p99 ≤ 50 ms at 1,000 firings/s", p99, "{:.1f} ms", 50, False),
