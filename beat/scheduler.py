@@ -34,8 +34,8 @@ from scheduler.clock import from_ms, to_ms, utcnow
 from scheduler.errors import SchemaTooNew, StoreError
 from scheduler.ledger import Ledger
 from scheduler.models import ActionType, Duration, JobState, MissedRunPolicy
-from scheduler.planning import NextAfter, plan_dispatch
-from scheduler.recurrence import Rule, RuleShape, rule_shape
+from scheduler.planning import NextAfter, cadence, plan_dispatch
+from scheduler.recurrence import RuleShape, rule_shape
 from scheduler.settings import TaktSettings, load_settings
 from scheduler.store import SCHEMA_VERSION, JobStore
 
@@ -97,24 +97,9 @@ def _plan(raw: str) -> _Plan:
         shape = _shape(raw)
     if shape.rule is None:
         return _Plan(shape, None)
-    rule = shape.rule.at(start or shape.start or utcnow())
-    return _Plan(shape, rule.next_after, _cadence(shape, rule))
-
-
-def _cadence(shape: _Shape, rule: Rule) -> str:
-    """What the claim script needs to advance the job itself (see CLAIM_DUE): a plain
-    interval under the default missed-run policy, which then runs each due occurrence
-    and fires next at the first occurrence after the later of it and now."""
-    if shape.starting_deadline is not None or shape.missed_run_policy not in _RUN_ONCE:
-        return ""
-    grid = rule.grid_us()
-    if grid is None:
-        return ""
-    first, step, last = grid
-    return f"{first}|{step}|{'' if last is None else last}|{shape.action_type.value}"
-
-
-_RUN_ONCE = (None, MissedRunPolicy.RUN_ONCE)
+    anchor = start or shape.start
+    rule = shape.rule.at(anchor or utcnow())
+    return _Plan(shape, rule.next_after, cadence(shape, shape.action_type, rule) if anchor else "")
 
 
 @lru_cache(maxsize=1024)

@@ -21,16 +21,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from scheduler.models import JobProperties, JobRecurrence, MissedRunPolicy
-from scheduler.recurrence import next_occurrence
+from scheduler.models import ActionType, JobProperties, JobRecurrence, MissedRunPolicy
+from scheduler.recurrence import Rule, next_occurrence, rule_shape
 
 __all__ = [
     "SKIP_TOLERANCE",
     "Dispatch",
     "DispatchPolicy",
     "NextAfter",
+    "cadence",
     "first_fire",
     "is_last_occurrence",
+    "job_cadence",
     "plan_dispatch",
     "upcoming",
 ]
@@ -85,6 +87,33 @@ def plan_dispatch(
 
 
 _EPSILON = timedelta(microseconds=1)
+
+
+def cadence(policy: DispatchPolicy, action_type: ActionType, rule: Rule | None) -> str:
+    """What the beat's claim script needs to run a job and put it back at its next
+    occurrence by itself, without the beat planning it (see ``CLAIM_DUE``): the rule's
+    grid "first µs|step µs|last µs or empty|action type". Only a plain interval under the
+    default policy (RunOnce, no ``startingDeadline``) has one, for there
+    :func:`plan_dispatch` always runs the occurrence and fires next at the first one
+    after the later of it and now; '' for every other job.
+    """
+    if rule is None or policy.starting_deadline is not None:
+        return ""
+    if (policy.missed_run_policy or MissedRunPolicy.RUN_ONCE) is not MissedRunPolicy.RUN_ONCE:
+        return ""
+    grid = rule.grid_us()
+    if grid is None:
+        return ""
+    first, step, last = grid
+    return f"{first}|{step}|{'' if last is None else last}|{action_type.value}"
+
+
+def job_cadence(properties: JobProperties) -> str:
+    """:func:`cadence` of a job as written, '' without a start time to anchor its rule."""
+    if properties.recurrence is None or properties.start_time is None:
+        return ""
+    rule = rule_shape(properties.recurrence).at(properties.start_time)
+    return cadence(properties, properties.action.type, rule)
 
 
 def first_fire(properties: JobProperties, now: datetime) -> datetime | None:

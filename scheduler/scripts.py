@@ -218,15 +218,17 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 1
 """
 
-#: Create or replace one job: its fields, a new generation, its collection index entry and
-#: its place in the due set. Returns 1 when it existed before.
+#: Create or replace one job: its fields, a new generation (and the cadence stamped with
+#: it, see CLAIM_DUE), its collection index entry and its place in the due set. Returns
+#: 1 when it existed before.
 #: KEYS: job hash, collection's job index, due. ARGV: jid, name, next ms ('' = not
-#: scheduled), then field/value pairs.
+#: scheduled), cadence ('' = none), then field/value pairs.
 PUT_JOB = """
 local existed = redis.call('EXISTS', KEYS[1])
-redis.call('HSET', KEYS[1], unpack(ARGV, 4))
-redis.call('HINCRBY', KEYS[1], 'gen', 1)
-redis.call('HDEL', KEYS[1], 'finishedAt')
+redis.call('HSET', KEYS[1], unpack(ARGV, 5))
+local gen = redis.call('HINCRBY', KEYS[1], 'gen', 1)
+redis.call('HDEL', KEYS[1], 'finishedAt', 'cadence')
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'cadence', gen .. '|' .. ARGV[4]) end
 redis.call('ZADD', KEYS[2], 0, ARGV[2])
 if ARGV[3] ~= '' then
   redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])

@@ -27,6 +27,7 @@ from scheduler.models import (
     JobState,
     JobStatus,
 )
+from scheduler.planning import job_cadence
 from scheduler.scripts import (
     ACQUIRE_LEASE,
     CLAIM_RUNNING,
@@ -586,7 +587,8 @@ def _put_job_call(keys: KeySchema, job: NewJob) -> tuple[list[str], list[Any]]:
     }
     next_ms: int | str = job.next_fire_ms if job.next_fire_ms and _scheduled(job) else ""
     pairs = [item for pair in fields.items() for item in pair]
-    return [keys.job(job.jid), keys.jobs(cid), keys.due], [job.jid, name, next_ms, *pairs]
+    args = [job.jid, name, next_ms, job_cadence(job.properties), *pairs]
+    return [keys.job(job.jid), keys.jobs(cid), keys.due], args
 
 
 # -- one job's write in two round trips, shared by the sync and the asyncio store -----------

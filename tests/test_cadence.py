@@ -1,7 +1,8 @@
 """The claim script follows a plain interval's cadence exactly as the beat would plan it.
 
-Once the beat has planned a job whose rule is a plain interval under the default
-missed-run policy, the claim script puts it back at its next occurrence itself (see
+A job whose rule is a plain interval under the default missed-run policy carries a
+cadence, stamped with its gen by the store when it is written (and by the beat when the gen
+moved alone); the claim script then puts it back at its next occurrence itself (see
 CLAIM_DUE). These tests hold its arithmetic, run in Valkey, to the beat's own planning in
 Python, over rules with odd steps, microsecond start times, counts and end times.
 """
@@ -99,33 +100,11 @@ def test_the_cadence_arithmetic_in_lua(
     assert script(args=[after, first, step, last]) == expected
 
 
-def test_the_claim_script_advances_plain_intervals_as_the_beat_plans_them(
-    store: JobStore, claims: ClaimQueue
-) -> None:
-    # Given 400 jobs on random plain intervals, planned once by the beat
-    rng = random.Random(20261123)
-    store.put_collection(CID, JobCollection())
-    now = from_ms(store.time_ms())
-    definitions: dict[str, JobProperties] = {}
-    for i in range(400):
-        jid = f"{CID}/j{i}"
-        definitions[jid] = JobProperties.model_validate(_random_job(rng, now))
-        store.put_job(jid, definitions[jid], owner="admin", next_fire_ms=1)
-    cadences = _plan_and_advance(claims, _claim_all(claims, "beat"))
-    assert all(cadences.values()), "every plain interval under RunOnce has a cadence"
-
-    # When each is due again, at a random instant (late, or long before its start)
-    occurrences = {jid: to_ms(now) - rng.randrange(0, 10**10) for jid in definitions}
-    store.redis.zadd(store.keys.due, occurrences)
-    batch = _claim_all(claims, "beat")
-
-    # Then the claim script advanced every one, to the beat's own next occurrence
-    assert batch.claims == []
-    assert {s.jid: s.occurrence_ms for s in batch.scheduled} == occurrences
-    assert {s.action_type for s in batch.scheduled} == {"Http"}
+def _mismatches(store: JobStore, batch: ClaimBatch) -> list[tuple[str, int, Any, Any, Any]]:
+    """The claims the script advanced differently from the beat's own planning."""
     due = {jid: int(ms) for jid, ms in store.redis.zrange(store.keys.due, 0, -1, withscores=True)}
-    mismatches = []
-    for jid, occurrence_ms in occurrences.items():
+    found = []
+    for jid, occurrence_ms, _, _ in batch.scheduled:
         plan = _plan(store.redis.hget(store.keys.job(jid), "def"))
         decision = plan_dispatch(
             plan.shape, from_ms(occurrence_ms), from_ms(batch.now_ms), plan.next_after
@@ -133,8 +112,37 @@ def test_the_claim_script_advances_plain_intervals_as_the_beat_plans_them(
         expected = None if decision.next_fire is None else to_ms(decision.next_fire)
         stored = store.redis.hget(store.keys.job(jid), "nextExecutionTime")
         if (due.get(jid), stored, decision.run) != (expected, str(expected or ""), True):
-            mismatches.append((jid, cadences[jid], occurrence_ms, expected, due.get(jid), stored))
-    assert mismatches == []
+            found.append((jid, occurrence_ms, expected, due.get(jid), stored))
+    return found
+
+
+def test_the_claim_script_advances_plain_intervals_as_the_beat_plans_them(
+    store: JobStore, claims: ClaimQueue
+) -> None:
+    # Given 400 jobs on random plain intervals, written through the store
+    rng = random.Random(20261123)
+    store.put_collection(CID, JobCollection())
+    now = from_ms(store.time_ms())
+    jids = [f"{CID}/j{i}" for i in range(400)]
+    for jid in jids:
+        properties = JobProperties.model_validate(_random_job(rng, now))
+        store.put_job(jid, properties, owner="admin", next_fire_ms=1)
+
+    # When they are claimed long after they were due
+    first = _claim_all(claims, "beat")
+
+    # Then the claim script advanced every one, to the beat's own next occurrence
+    assert first.claims == []
+    assert sorted(s.jid for s in first.scheduled) == sorted(jids)
+    assert {s.action_type for s in first.scheduled} == {"Http"}
+    assert _mismatches(store, first) == []
+
+    # And so it does when each is due again at a random instant
+    occurrences = {jid: to_ms(now) - rng.randrange(0, 10**10) for jid in jids}
+    store.redis.zadd(store.keys.due, occurrences)
+    again = _claim_all(claims, "beat")
+    assert {s.jid: s.occurrence_ms for s in again.scheduled} == occurrences
+    assert _mismatches(store, again) == []
 
 
 def test_other_rules_and_policies_stay_with_the_beat(store: JobStore, claims: ClaimQueue) -> None:
@@ -160,41 +168,66 @@ def test_other_rules_and_policies_stay_with_the_beat(store: JobStore, claims: Cl
     batch = _claim_all(claims, "beat")
 
     # Then none has a cadence, and each comes back to the beat with its definition
-    assert set(cadences.values()) == {""}
+    assert cadences == {f"{CID}/{name}": "" for name in shapes}
     assert batch.scheduled == []
     assert sorted(c.jid for c in batch.claims) == sorted(f"{CID}/{name}" for name in shapes)
     assert all(c.definition for c in batch.claims)
 
 
-def test_a_replaced_or_disabled_job_goes_back_to_the_beat(
-    store: JobStore, claims: ClaimQueue
-) -> None:
-    # Given two jobs with a cadence
-    store.put_collection(CID, JobCollection())
-    now = from_ms(store.time_ms())
-    every_minute = JobProperties.model_validate(
+def _every(frequency: str, start: datetime) -> JobProperties:
+    return JobProperties.model_validate(
         {
-            "startTime": now.isoformat(),
+            "startTime": start.isoformat(),
             "action": {"type": "Http", "request": {"uri": "http://a.test/", "method": "GET"}},
-            "recurrence": {"frequency": "Minute", "interval": 1},
+            "recurrence": {"frequency": frequency, "interval": 1},
         }
     )
-    for name in ("replaced", "disabled"):
-        store.put_job(f"{CID}/{name}", every_minute, owner="admin", next_fire_ms=1)
-    _plan_and_advance(claims, _claim_all(claims, "beat"))
 
-    # When one is replaced (every hour now) and the other disabled, and both are due
-    every_hour = JobProperties.model_validate(
-        {**every_minute.model_dump(mode="json"), "recurrence": {"frequency": "Hour"}}
-    )
-    store.put_job(f"{CID}/replaced", every_hour, owner="admin", next_fire_ms=1)
+
+def test_a_replaced_job_follows_its_new_cadence_and_a_disabled_one_goes_to_the_beat(
+    store: JobStore, claims: ClaimQueue
+) -> None:
+    # Given two jobs every minute
+    store.put_collection(CID, JobCollection())
+    start = from_ms(store.time_ms()) - timedelta(days=1)
+    for name in ("replaced", "disabled"):
+        store.put_job(f"{CID}/{name}", _every("Minute", start), owner="admin", next_fire_ms=1)
+
+    # When one is replaced by a job every hour and the other disabled, and both are due
+    store.put_job(f"{CID}/replaced", _every("Hour", start), owner="admin", next_fire_ms=1)
     store.set_job_state(f"{CID}/disabled", JobState.DISABLED, None)
     store.redis.zadd(store.keys.due, {f"{CID}/replaced": 1, f"{CID}/disabled": 1})
     batch = _claim_all(claims, "beat")
 
-    # Then the stale cadence is not followed: both come back to the beat to plan
-    assert batch.scheduled == []
-    assert sorted(c.jid for c in batch.claims) == [f"{CID}/disabled", f"{CID}/replaced"]
+    # Then the replaced one is put back on the hour; the disabled one goes to the beat
+    assert [s.jid for s in batch.scheduled] == [f"{CID}/replaced"]
+    assert _mismatches(store, batch) == []
+    next_ms = store.redis.zscore(store.keys.due, f"{CID}/replaced")
+    assert next_ms is not None
+    assert (next_ms - to_ms(start)) % 3_600_000 == 0
+    assert [c.jid for c in batch.claims] == [f"{CID}/disabled"]
+
+
+def test_the_beat_stamps_the_cadence_again_when_the_gen_moved_alone(
+    store: JobStore, claims: ClaimQueue
+) -> None:
+    # Given a job disabled and enabled again: a new gen, the same definition
+    store.put_collection(CID, JobCollection())
+    jid = f"{CID}/j"
+    store.put_job(jid, _every("Minute", from_ms(store.time_ms())), owner="admin", next_fire_ms=1)
+    store.set_job_state(jid, JobState.DISABLED, None)
+    store.set_job_state(jid, JobState.ENABLED, 1)
+
+    # When it is due, Then the beat plans it (the cadence's gen is stale) and stamps it
+    batch = _claim_all(claims, "beat")
+    assert [c.jid for c in batch.claims] == [jid]
+    assert _plan_and_advance(claims, batch)[jid]
+
+    # And the next time it is due, the claim script advances it itself
+    store.redis.zadd(store.keys.due, {jid: 1})
+    again = _claim_all(claims, "beat")
+    assert [s.jid for s in again.scheduled] == [jid]
+    assert _mismatches(store, again) == []
 
 
 def test_a_dead_beats_advanced_claims_are_published_not_advanced_again(
