@@ -197,19 +197,21 @@ class JobScheduler(Scheduler):
 
     def _dispatch_due(self) -> None:
         """Dispatch everything due, batch by batch; while the beat publishes one batch,
-        Redis is already claiming the next (a beat's own steps never wait on each other).
-        """
-        size = self.settings.beat_batch_size
+        Redis is already claiming the next (unless ``beat_claim_ahead`` is off)."""
+        size, ahead = self.settings.beat_batch_size, self.settings.beat_claim_ahead
         pending: PendingClaim | None = self.claims.start_claim(self.consumer, size)
         while pending is not None:
             batch = pending.result()
-            pending = self.claims.start_claim(self.consumer, size) if len(batch) >= size else None
+            full = len(batch) >= size
+            pending = self.claims.start_claim(self.consumer, size) if full and ahead else None
             try:
                 self._dispatch(batch)
             except BaseException:
                 if pending is not None:
                     pending.abandon()  # its claims wait in the stream for recovery
                 raise
+            if full and not ahead:
+                pending = self.claims.start_claim(self.consumer, size)
 
     def _recover_orphans(self) -> None:
         if time.monotonic() - self._last_recovery < _RECOVER_EVERY_S:

@@ -42,6 +42,7 @@ from bench.beat.scenarios import Settings, run_burst, run_sustained
 SIZES = (1_000, 10_000, 100_000)
 MILLION = 1_000_000
 TWO_BEATS_N = 100_000
+SERIAL = Takt("Takt, one step at a time", (("TAKT_BEAT_CLAIM_AHEAD", "false"),))
 
 
 @contextmanager
@@ -92,6 +93,12 @@ def measure(url: str, workdir: Path, args: argparse.Namespace) -> Results:
         two = run_sustained(Takt(), url, args.two_beats, workdir, settings, beats=2)
         results.sustained.append(two)
         _progress(f"Takt, two beats, N={args.two_beats}: {two}")
+        # One beat that claims ahead keeps Valkey busy enough to fill a small machine on its
+        # own; beats that wait on Valkey show how beats scale when the beats are the limit.
+        for beats in (1, 2):
+            run = run_sustained(SERIAL, url, args.two_beats, workdir, settings, beats=beats)
+            results.sustained.append(run)
+            _progress(f"{SERIAL.name}, {beats} beat(s), N={args.two_beats}: {run}")
     results.machine_after = machine()
     return results
 

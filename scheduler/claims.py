@@ -229,15 +229,12 @@ _CLAIMS_PER_ENTRY = 500
 
 
 def _batch(reply: Any) -> ClaimBatch:
-    now_ms, stream_ids, rows = reply
-    claims: list[Claim] = []
-    scheduled: list[Scheduled] = []
-    for i in range(0, len(rows), 7):
-        member, due_ms, gen, definition, state, queue, action = rows[i : i + 7]
-        if action:
-            scheduled.append(Scheduled(member, int(due_ms), action, queue))
-        else:
-            claims.append(_claim(member, due_ms, gen, definition, state, queue))
+    now_ms, stream_ids, advanced, planned = reply
+    scheduled = [
+        Scheduled(advanced[i], int(advanced[i + 1]), advanced[i + 2], advanced[i + 3])
+        for i in range(0, len(advanced), 4)
+    ]
+    claims = [_claim(*planned[i : i + 6]) for i in range(0, len(planned), 6)]
     return ClaimBatch(int(now_ms), stream_ids, claims, scheduled)
 
 

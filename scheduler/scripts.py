@@ -55,41 +55,42 @@ end
 #: ZRANGEBYSCORE from -inf returns the lowest ranks, so ZREMRANGEBYRANK removes exactly
 #: those. Lists are sent to XADD and ZADD in chunks: Lua's unpack has a stack limit.
 #: KEYS: due, claims, ledger. ARGV: batch, group, consumer, job key prefix, redelivery ms.
-#: Returns {now_ms, stream ids, rows}; rows are flat, seven per claim: member, due ms,
-#: gen, the job's def, state and queue ('' when the job is gone), and the action type
-#: when this script advanced the job ('' otherwise; its def is then '').
+#: Returns {now_ms, stream ids, advanced, planned}, both flat: four per claim this script
+#: advanced (jid, due ms, action type, queue), six per claim left to the beat (member,
+#: due ms, gen, and the job's def, state and queue; '' when the job is gone).
 CLAIM_DUE = (
     """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES', 'LIMIT', 0,
                        tonumber(ARGV[1]))
-if #due == 0 then return {now, {}, {}} end
+if #due == 0 then return {now, {}, {}, {}} end
 redis.call('ZREMRANGEBYRANK', KEYS[1], 0, #due / 2 - 1)
 local again = now + tonumber(ARGV[5])
-local rows, entry, owed, put, entries = {}, {}, {}, {}, 0
+-- Tables are filled through counters: Lua 5.1's # is a binary search on every use.
+local fast, slow, entry, owed, put = {}, {}, {}, {}, {}
+local nf, ns, ne, no, np, entries = 0, 0, 0, 0, 0, 0
 local function flush()
-  redis.call('XADD', KEYS[2], '*', unpack(entry))
-  redis.call('ZADD', KEYS[3], unpack(owed))
-  entries, entry, owed = entries + 1, {}, {}
+  redis.call('XADD', KEYS[2], '*', unpack(entry, 1, ne))
+  redis.call('ZADD', KEYS[3], unpack(owed, 1, no))
+  entries, ne, no = entries + 1, 0, 0
 end
 """
     + CADENCE_NEXT
     + """
 for i = 1, #due, 2 do
   local member, score = due[i], due[i + 1]
-  local jid, attempt, key = member, member, nil
+  local jid, owe = member, nil
   local bar = string.find(member, '|', 1, true)
   if bar then
-    jid = string.sub(member, 1, bar - 1)
+    jid, owe = string.sub(member, 1, bar - 1), member .. '|s'
   else
-    score = string.format('%d', tonumber(score))
-    attempt = member .. '|m|' .. score .. '|0'
+    owe = member .. '|m|' .. score .. '|0|s'
   end
-  key = ARGV[4] .. jid
+  local key = ARGV[4] .. jid
   local h = redis.call('HMGET', key, 'gen', 'state', 'queue', 'cadence')
-  local gen, def, action = h[1] or '0', '', ''
-  if not bar and h[2] == 'Enabled' and h[4] then
+  local gen, state, queue, action = h[1] or '0', h[2] or '', h[3] or '', nil
+  if not bar and state == 'Enabled' and h[4] then
     local cg, first, step, last, kind =
       string.match(h[4], '^(%d+)|(%d+)|(%d+)|(%d*)|(.+)$')
     if cg == gen then
@@ -97,35 +98,37 @@ for i = 1, #due, 2 do
                           tonumber(step), last)
       redis.call('HSET', key, 'lastOccurrence', score, 'nextExecutionTime', nxt)
       if nxt ~= '' then
-        put[#put + 1] = nxt
-        put[#put + 1] = jid
-        if #put == 1000 then
-          redis.call('ZADD', KEYS[1], unpack(put))
-          put = {}
+        put[np + 1], put[np + 2], np = nxt, jid, np + 2
+        if np == 1000 then
+          redis.call('ZADD', KEYS[1], unpack(put, 1, np))
+          np = 0
         end
       end
       action = kind
     end
   end
-  if action == '' then def = redis.call('HGET', key, 'def') or '' end
-  entry[#entry + 1] = member
-  local value = score .. '|' .. gen
-  if action ~= '' then value = value .. '|' .. action end
-  entry[#entry + 1] = value
-  owed[#owed + 1] = again
-  owed[#owed + 1] = attempt .. '|s'
-  local n = #rows
-  rows[n + 1], rows[n + 2], rows[n + 3], rows[n + 4] = member, score, gen, def
-  rows[n + 5], rows[n + 6], rows[n + 7] = h[2] or '', h[3] or '', action
-  if #entry == 1000 then flush() end
+  if action then
+    fast[nf + 1], fast[nf + 2], fast[nf + 3], fast[nf + 4] = jid, score, action, queue
+    nf = nf + 4
+    entry[ne + 1], entry[ne + 2] = member, score .. '|' .. gen .. '|' .. action
+  else
+    local def = redis.call('HGET', key, 'def') or ''
+    slow[ns + 1], slow[ns + 2], slow[ns + 3] = member, score, gen
+    slow[ns + 4], slow[ns + 5], slow[ns + 6] = def, state, queue
+    ns = ns + 6
+    entry[ne + 1], entry[ne + 2] = member, score .. '|' .. gen
+  end
+  owed[no + 1], owed[no + 2] = again, owe
+  ne, no = ne + 2, no + 2
+  if ne == 1000 then flush() end
 end
-if #entry > 0 then flush() end
-if #put > 0 then redis.call('ZADD', KEYS[1], unpack(put)) end
+if ne > 0 then flush() end
+if np > 0 then redis.call('ZADD', KEYS[1], unpack(put, 1, np)) end
 local read = redis.call('XREADGROUP', 'GROUP', ARGV[2], ARGV[3], 'COUNT', entries,
                         'STREAMS', KEYS[2], '>')
 local ids = {}
 for i, e in ipairs(read[1][2]) do ids[i] = e[1] end
-return {now, ids, rows}
+return {now, ids, fast, slow}
 """
 )
 

@@ -74,6 +74,12 @@ class TaktSettings(BaseSettings):
         "three Redis round trips per task).",
     )
     beat_batch_size: int = Field(default=500, ge=1, le=10_000)
+    beat_claim_ahead: bool = Field(
+        default=True,
+        description="A beat sends the claim of its next batch before it publishes this "
+        "one, so Redis claims while the beat publishes (false: one step at a time, each "
+        "beat waiting on Redis).",
+    )
     beat_max_interval_s: float = Field(default=5.0, gt=0, le=300)
     log_level: str = "INFO"
     # What the CLI and the Python client use to reach an API (not read by the services).

@@ -49,6 +49,8 @@ class Takt:
     """``python -m scheduler beat`` (``celery beat -S beat:JobScheduler``)."""
 
     name: str = "Takt"
+    #: Settings of its own, as environment variables (``TAKT_BEAT_CLAIM_AHEAD``...).
+    settings: tuple[tuple[str, str], ...] = ()
 
     @property
     def queue(self) -> str:
@@ -65,7 +67,10 @@ class Takt:
         self, url: str, n: int, recurring: bool, workdir: Path
     ) -> tuple[list[str], dict[str, str]]:
         env = _environment(
-            TAKT_REDIS_URL=url, TAKT_KEY_PREFIX=TAKT_PREFIX, TAKT_LOG_LEVEL="WARNING"
+            TAKT_REDIS_URL=url,
+            TAKT_KEY_PREFIX=TAKT_PREFIX,
+            TAKT_LOG_LEVEL="WARNING",
+            **dict(self.settings),
         )
         return [sys.executable, "-m", "scheduler", "beat"], env
 
