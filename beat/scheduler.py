@@ -96,7 +96,7 @@ def _plan(raw: str) -> _Plan:
     else:
         shape = _shape(raw)
     if shape.rule is None:
-        return _Plan(shape, None)
+        return _Plan(shape, None, cadence(shape, shape.action_type, None))
     anchor = start or shape.start
     rule = shape.rule.at(anchor or utcnow())
     return _Plan(shape, rule.next_after, cadence(shape, shape.action_type, rule) if anchor else "")

@@ -91,14 +91,19 @@ _EPSILON = timedelta(microseconds=1)
 
 def cadence(policy: DispatchPolicy, action_type: ActionType, rule: Rule | None) -> str:
     """What the beat's claim script needs to run a job and put it back at its next
-    occurrence by itself, without the beat planning it (see ``CLAIM_DUE``): the rule's
-    grid "first µs|step µs|last µs or empty|action type". Only a plain interval under the
-    default policy (RunOnce, no ``startingDeadline``) has one, for there
-    :func:`plan_dispatch` always runs the occurrence and fires next at the first one
-    after the later of it and now; '' for every other job.
+    occurrence by itself, without the beat planning it (see ``CLAIM_DUE``):
+    "first µs|step µs|last µs or empty|action type", the rule's grid; step 0 for a
+    one-shot job (``rule`` None), which has no next occurrence.
+
+    Only jobs for which :func:`plan_dispatch` always runs the occurrence have one: without
+    a ``startingDeadline``, a one-shot job, and a plain interval under the default policy
+    (RunOnce), which fires next at the first occurrence after the later of the due time
+    and now. Every other job gets '': the beat plans each of its runs.
     """
-    if rule is None or policy.starting_deadline is not None:
+    if policy.starting_deadline is not None:
         return ""
+    if rule is None:
+        return f"0|0||{action_type.value}"
     if (policy.missed_run_policy or MissedRunPolicy.RUN_ONCE) is not MissedRunPolicy.RUN_ONCE:
         return ""
     grid = rule.grid_us()
@@ -109,8 +114,11 @@ def cadence(policy: DispatchPolicy, action_type: ActionType, rule: Rule | None) 
 
 
 def job_cadence(properties: JobProperties) -> str:
-    """:func:`cadence` of a job as written, '' without a start time to anchor its rule."""
-    if properties.recurrence is None or properties.start_time is None:
+    """:func:`cadence` of a job as written ('' for a recurrence without a start time to
+    anchor it: the beat anchors it when it first plans it)."""
+    if properties.recurrence is None:
+        return cadence(properties, properties.action.type, None)
+    if properties.start_time is None:
         return ""
     rule = rule_shape(properties.recurrence).at(properties.start_time)
     return cadence(properties, properties.action.type, rule)

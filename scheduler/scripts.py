@@ -19,11 +19,12 @@ __all__ = [
 ]
 
 #: The next occurrence of a cadence (Rule.grid_us: first, step and last in epoch µs, last
-#: '' when none) strictly after the µs instant ``after``, in epoch ms ('' = none). Lua's
-#: numbers are doubles: epoch µs stay far below 2^53, so the products are exact, and the
-#: loops correct the quotient's rounding by a step at most.
+#: '' when none; step 0 for a one-shot job) strictly after the µs instant ``after``, in
+#: epoch ms ('' = none). Lua's numbers are doubles: epoch µs stay far below 2^53, so the
+#: products are exact, and the loops correct the quotient's rounding by a step at most.
 CADENCE_NEXT = """
 local function next_ms(after, first, step, last)
+  if step == 0 then return '' end
   local at = first
   if after >= first then
     local k = math.floor((after - first) / step)
@@ -46,12 +47,14 @@ end
 #: first attempt is entered in the execution ledger, to be delivered again at
 #: now + ARGV[5] ms unless a worker records it first (the beat removes the ones it
 #: decides not to run).
-#: A job the beat has planned once carries a ``cadence`` field when its rule is a plain
-#: interval with the default missed-run policy ("gen|first µs|step µs|last µs or
-#: empty|action type", see Rule.grid_us): while its gen is current and it is Enabled,
-#: this script puts it back at its next occurrence itself (the first one strictly after
-#: max(due, now), the RunOnce policy) and returns no definition; the beat only publishes
-#: it. Every other claim comes back with the definition for the beat to plan and ADVANCE.
+#: A job carries a ``cadence`` field when the beat would run every due occurrence of it:
+#: a one-shot job or a plain interval under the default missed-run policy, without a
+#: starting deadline ("gen|first µs|step µs|last µs or empty|action type", see
+#: scheduler.planning.cadence). While its gen is current and it is Enabled, this script
+#: puts it back at its next occurrence itself (the first one strictly after max(due,
+#: now), the RunOnce policy; none for a one-shot job) and returns no definition: the
+#: beat only publishes it. Every other claim comes back with the definition for the beat
+#: to plan and ADVANCE.
 #: ZRANGEBYSCORE from -inf returns the lowest ranks, so ZREMRANGEBYRANK removes exactly
 #: those. Lists are sent to XADD and ZADD in chunks: Lua's unpack has a stack limit.
 #: KEYS: due, claims, ledger. ARGV: batch, group, consumer, job key prefix, redelivery ms.

@@ -83,6 +83,7 @@ _CADENCE_CASES = [
     pytest.param(_T, _T, 60_000_000, str(_T + 59_999_999), "", id="past-the-last"),
     pytest.param(_T + 999, _T + 999, 1_000_000, "", str(_T // 1000 + 1_000), id="sub-ms-start"),
     pytest.param(2**52, 7, 3, "", str((2**52 + 3) // 1000), id="near-2^52"),
+    pytest.param(_T, 0, 0, "", "", id="one-shot"),
 ]
 
 
@@ -147,7 +148,7 @@ def test_the_claim_script_advances_plain_intervals_as_the_beat_plans_them(
 
 def test_other_rules_and_policies_stay_with_the_beat(store: JobStore, claims: ClaimQueue) -> None:
     # Given jobs the claim script cannot plan: a calendar rule, a missed-run policy other
-    # than RunOnce, a starting deadline and a one-shot job
+    # than RunOnce, and starting deadlines
     store.put_collection(CID, JobCollection())
     start = datetime(2026, 1, 1, tzinfo=UTC).isoformat()
     action = {"type": "Http", "request": {"uri": "http://example.test/", "method": "GET"}}
@@ -156,7 +157,7 @@ def test_other_rules_and_policies_stay_with_the_beat(store: JobStore, claims: Cl
         "calendar": {"recurrence": {"frequency": "Month", "schedule": {"monthDays": [1]}}},
         "skip": {"recurrence": minutely, "missedRunPolicy": "Skip"},
         "deadline": {"recurrence": minutely, "startingDeadline": "PT1H"},
-        "once": {},
+        "once-with-deadline": {"startingDeadline": "PT1H"},
     }
     for name, extra in shapes.items():
         properties = JobProperties.model_validate({"startTime": start, "action": action, **extra})
@@ -172,6 +173,27 @@ def test_other_rules_and_policies_stay_with_the_beat(store: JobStore, claims: Cl
     assert batch.scheduled == []
     assert sorted(c.jid for c in batch.claims) == sorted(f"{CID}/{name}" for name in shapes)
     assert all(c.definition for c in batch.claims)
+
+
+def test_a_one_shot_job_is_run_by_the_claim_script_and_not_put_back(
+    store: JobStore, claims: ClaimQueue
+) -> None:
+    # Given a one-shot job, due
+    store.put_collection(CID, JobCollection())
+    jid = f"{CID}/once"
+    action = {"type": "Http", "request": {"uri": "http://a.test/", "method": "GET"}}
+    once = JobProperties.model_validate({"startTime": "2026-01-01T00:00:00Z", "action": action})
+    store.put_job(jid, once, owner="admin", next_fire_ms=1)
+
+    # When it is claimed
+    batch = _claim_all(claims, "beat")
+
+    # Then the script ran it without the beat, as the beat would, and it fires no more
+    assert [(s.jid, s.occurrence_ms, s.action_type) for s in batch.scheduled] == [(jid, 1, "Http")]
+    assert batch.claims == []
+    assert store.redis.zscore(store.keys.due, jid) is None
+    assert store.redis.hget(store.keys.job(jid), "nextExecutionTime") == ""
+    assert _mismatches(store, batch) == []
 
 
 def _every(frequency: str, start: datetime) -> JobProperties:

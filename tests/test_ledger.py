@@ -48,11 +48,12 @@ def _ledger(store: JobStore) -> dict[str, int]:
 def test_a_claimed_occurrence_is_owed_until_the_beat_decides_not_to_run_it(
     store: JobStore,
 ) -> None:
-    # Given two jobs due now, one of them disabled
+    # Given two jobs due now that the beat plans itself (a starting deadline)
     store.put_collection(CID, JobCollection())
     now_ms = store.time_ms()
-    store.put_job(f"{CID}/on", _http_job(), owner="admin", next_fire_ms=now_ms - 10)
-    store.put_job(f"{CID}/off", _http_job(), owner="admin", next_fire_ms=now_ms - 10)
+    planned = _http_job().model_copy(update={"starting_deadline": timedelta(hours=1)})
+    store.put_job(f"{CID}/on", planned, owner="admin", next_fire_ms=now_ms - 10)
+    store.put_job(f"{CID}/off", planned, owner="admin", next_fire_ms=now_ms - 10)
     claims = ClaimQueue(store, PERIOD_MS)
     claims.ensure_claim_group()
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from scheduler.claims import Advance, ClaimQueue
+from scheduler.claims import Advance, ClaimBatch, ClaimQueue
 from scheduler.errors import JobNotFound, SchemaTooNew
 from scheduler.models import (
     HistoryEntry,
@@ -38,12 +38,22 @@ def job(uri: str = "http://example.test/") -> JobProperties:
     )
 
 
-def add_jobs(store: JobStore, count: int, due_ms: int = 1) -> list[str]:
+def add_jobs(store: JobStore, count: int, due_ms: int = 1, *, planned: bool = False) -> list[str]:
+    """``count`` one-shot jobs, due; ``planned``: with a starting deadline, so that the beat
+    plans them rather than the claim script (see tests/test_cadence.py)."""
     store.put_collection(CID, JobCollection())
+    properties = job()
+    if planned:
+        properties = properties.model_copy(update={"starting_deadline": timedelta(hours=1)})
     jids = [f"{CID}/job{i}" for i in range(count)]
     for jid in jids:
-        store.put_job(jid, job(), owner="admin", next_fire_ms=due_ms)
+        store.put_job(jid, properties, owner="admin", next_fire_ms=due_ms)
     return jids
+
+
+def jids_of(batch: ClaimBatch) -> list[str]:
+    """Every job a claim took, planned by the beat or advanced by the claim script."""
+    return [c.jid for c in batch.claims] + [s.jid for s in batch.scheduled]
 
 
 def attempt(jid: str, occurrence_ms: int, *, failed: bool, n: int = 0) -> Attempt:
@@ -102,7 +112,7 @@ def test_every_due_occurrence_is_claimed_exactly_once_by_concurrent_beats(
             if not batch:
                 return
             with lock:
-                claimed.extend(c.jid for c in batch.claims)
+                claimed.extend(jids_of(batch))
 
     threads = [threading.Thread(target=beat, args=(f"beat{i}",)) for i in range(4)]
 
@@ -121,14 +131,14 @@ def test_claims_of_a_dead_beat_are_recovered_by_another(
 ) -> None:
     # Given a beat that claimed three occurrences and died without acknowledging them
     add_jobs(store, 3)
-    taken = claims.claim_due("dead-beat", 10).claims
+    taken = claims.claim_due("dead-beat", 10)
     assert len(taken) == 3
 
     # When another beat looks for idle claims
     recovered = claims.recover_claims("live-beat", min_idle_ms=0, count=10)
 
     # Then it owns them, and once it has advanced them nothing is pending
-    assert sorted(c.jid for c in recovered.claims) == sorted(c.jid for c in taken)
+    assert sorted(jids_of(recovered)) == sorted(jids_of(taken))
     claims.advance(recovered.stream_ids, [Advance(c, None) for c in recovered.claims])
     assert not claims.recover_claims("third-beat", min_idle_ms=0, count=10).stream_ids
 
@@ -136,8 +146,8 @@ def test_claims_of_a_dead_beat_are_recovered_by_another(
 def test_advance_reschedules_unless_the_job_was_replaced_or_disabled(
     store: JobStore, claims: ClaimQueue
 ) -> None:
-    # Given three claimed jobs
-    kept, replaced, disabled = add_jobs(store, 3)
+    # Given three claimed jobs that the beat plans itself (a starting deadline)
+    kept, replaced, disabled = add_jobs(store, 3, planned=True)
     batch = claims.claim_due("beat", 10)
     by_jid = {c.jid: c for c in batch.claims}
 
