@@ -12,8 +12,9 @@ key                                    type    TTL                        writte
 ``{p}:collections``                    zset    none (score 0, lex order)  API
 ``{p}:jobs:{cid}``                     zset    none (score 0, lex order)  API
 ``{p}:job:{jid}``                      hash    none                       API (def, state,
-                                                                          gen, owner, name);
-                                                                          beat (next time,
+                                                                          gen, owner, name,
+                                                                          cadence); beat
+                                                                          (next time,
                                                                           cadence);
                                                                           worker (counters,
                                                                           last time, state)
