@@ -65,7 +65,7 @@ class Claim:
 
 class Scheduled(NamedTuple):
     """A scheduled occurrence the claim script already put back at its job's next one
-    (a plain interval's cadence, see CLAIM_DUE): the beat only publishes it."""
+    (the job's cadence, see CLAIM_DUE): the beat only publishes it."""
 
     jid: str
     occurrence_ms: int
@@ -183,12 +183,13 @@ class ClaimQueue:
             now_ms = self.store.time_ms()
         claims: list[Claim] = []
         scheduled: list[Scheduled] = []
-        for (member, value), (definition, state, queue) in zip(found, jobs, strict=True):
+        for (member, value), job in zip(found, jobs, strict=True):
+            definition, state, queue = (field or "" for field in job)
             due_ms, gen, *action = value.split("|")
             if action:  # the claim script advanced it already
-                scheduled.append(Scheduled(member, int(due_ms), action[0], queue or ""))
+                scheduled.append(Scheduled(member, int(due_ms), action[0], queue))
             else:
-                claims.append(_claim(member, due_ms, gen, definition or "", state or "", queue))
+                claims.append(_claim(member, due_ms, gen, definition, state, queue))
         return ClaimBatch(now_ms, [stream_id for stream_id, _ in taken], claims, scheduled)
 
     def advance(
