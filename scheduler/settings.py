@@ -6,7 +6,9 @@ Each entry point (``takt up``, ``takt api``, the Celery app, the beat) builds on
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from scheduler.errors import ConfigurationError
 
 ENV_PREFIX = "TAKT_"
+#: Link-local addresses and the cloud metadata services (AWS's IPv6 one included).
+DEFAULT_DENY_NETWORKS = "169.254.0.0/16,fe80::/10,fd00:ec2::254/128"
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 #: A worker's lease on an attempt outlives the action's timeout by this much.
 LEASE_MARGIN_S = 5.0
 #: Variables under this prefix belong to the test suite (``TAKT_TEST_REDIS_URL``),
@@ -82,6 +88,40 @@ class TaktSettings(BaseSettings):
     )
     beat_max_interval_s: float = Field(default=5.0, gt=0, le=300)
     log_level: str = "INFO"
+    # Trust: input bounds, outbound policy, sessions, the embedded store (docs/security.md).
+    max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=16 * 1024,
+        le=64 * 1024 * 1024,
+        description="Largest request body the API reads (413 above it).",
+    )
+    max_json_depth: int = Field(
+        default=32, ge=8, le=256, description="Deepest nesting of a JSON body the API parses."
+    )
+    action_deny_networks: str = Field(
+        default=DEFAULT_DENY_NETWORKS,
+        description="CIDRs that Http/Https, StorageQueue and token calls may not reach.",
+    )
+    action_allow_networks: str = Field(
+        default="",
+        description="If set, the only CIDRs such calls may reach (deny still applies).",
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="Base of every absolute URL the API writes (nextLink); relative if unset.",
+    )
+    trusted_proxies: str = Field(
+        default="",
+        description="CIDRs whose X-Forwarded-For/-Proto the API believes.",
+    )
+    redis_socket_timeout_s: float = Field(
+        default=5.0, gt=0, le=300, description="Longest wait on one Redis call."
+    )
+    valkey_maxmemory: str = Field(
+        default="1gb",
+        pattern=r"^[0-9]+(b|kb|mb|gb)?$",
+        description="maxmemory of the embedded Valkey (noeviction refuses writes past it).",
+    )
     # What the CLI and the Python client use to reach an API (not read by the services).
     api_url: str | None = Field(
         default=None,
@@ -99,6 +139,23 @@ class TaktSettings(BaseSettings):
         if "{account}" not in value:
             raise ValueError(
                 "must contain {account}, e.g. https://{account}.queue.core.windows.net"
+            )
+        return value.rstrip("/")
+
+    @field_validator("action_deny_networks", "action_allow_networks", "trusted_proxies")
+    @classmethod
+    def _cidrs(cls, value: str) -> str:
+        _parse_networks(value)
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _absolute_base(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not re.fullmatch(r"https?://[^/?#\s]+(/[^?#\s]*)?", value):
+            raise ValueError(
+                "must be an absolute http(s) URL without query, e.g. https://takt.example.com"
             )
         return value.rstrip("/")
 
@@ -144,9 +201,37 @@ class TaktSettings(BaseSettings):
         return self.api_url or f"http://{self.api_host}:{self.api_port}"
 
     @property
+    def deny_networks(self) -> tuple[Network, ...]:
+        """``TAKT_ACTION_DENY_NETWORKS``, parsed."""
+        return _parse_networks(self.action_deny_networks)
+
+    @property
+    def allow_networks(self) -> tuple[Network, ...]:
+        """``TAKT_ACTION_ALLOW_NETWORKS``, parsed (empty: every network not denied)."""
+        return _parse_networks(self.action_allow_networks)
+
+    @property
+    def trusted_proxy_networks(self) -> tuple[Network, ...]:
+        """``TAKT_TRUSTED_PROXIES``, parsed."""
+        return _parse_networks(self.trusted_proxies)
+
+    @property
     def admin_token_path(self) -> Path:
         """Where a generated administrator key is kept (mode 0600)."""
         return self.data_dir / "admin-token"
+
+
+def _parse_networks(value: str) -> tuple[Network, ...]:
+    """Comma-separated CIDRs (or single addresses) as networks; a bad one is a ValueError."""
+    networks = []
+    for part in (piece.strip() for piece in value.split(",")):
+        if not part:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(part, strict=False))
+        except ValueError:
+            raise ValueError(f"{part!r} is not a CIDR such as 10.0.0.0/8 or fe80::/10") from None
+    return tuple(networks)
 
 
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> TaktSettings:
