@@ -19,6 +19,7 @@ either (``except JobNotFound`` or ``except LookupError``)::
     ├── StoreError (ConnectionError)         the Redis store failed (wraps redis errors)
     │   └── SchemaTooNew                       stored data written by a newer Takt
     ├── ConfigurationError (ValueError)      settings that cannot work
+    ├── CommandFailed                        a management command could not finish (its file)
     └── ClientError                          the Python client could not talk to the API
         └── ApiError                           the API answered with an ARM error body
 """
@@ -92,6 +93,10 @@ class SchemaTooNew(StoreError):
 
 class ConfigurationError(TaktError, ValueError):
     """Settings that cannot work together."""
+
+
+class CommandFailed(TaktError):
+    """A management command could not finish: a file it may not write, or cannot read."""
 
 
 class ClientError(TaktError):
