@@ -244,14 +244,23 @@ end
 return existed
 """
 
-#: Take an attempt's lease. Returns {1} when taken, {0, 'done'} when the attempt was
-#: recorded already, {0, 'running', pttl} when another worker holds it.
-#: KEYS: lease. ARGV: ttl ms.
+#: Take an attempt's lease, if the execution ledger owes the attempt: a task message that
+#: nobody handed out (forged into the broker, through Flower or any client) has no ledger
+#: entry and runs nothing. Checked here, so it costs no round trip of its own.
+#: KEYS: lease, ledger. ARGV: ttl ms, the attempt's ledger member.
+#: Returns {1} when taken, {0, 'done'} when the attempt was recorded already,
+#: {0, 'not-owed'} when the ledger does not hold it, {0, 'running', pttl} when another
+#: worker holds it.
 ACQUIRE_LEASE = """
-if redis.call('SET', KEYS[1], 'running', 'NX', 'PX', tonumber(ARGV[1])) then return {1} end
-local value = redis.call('GET', KEYS[1])
+local lease, ledger = KEYS[1], KEYS[2]
+local ttl_ms, member = tonumber(ARGV[1]), ARGV[2]
+local value = redis.call('GET', lease)
 if value == 'done' then return {0, 'done'} end
-return {0, 'running', redis.call('PTTL', KEYS[1])}
+if not value then
+  if not redis.call('ZSCORE', ledger, member) then return {0, 'not-owed'} end
+  if redis.call('SET', lease, 'running', 'NX', 'PX', ttl_ms) then return {1} end
+end
+return {0, 'running', redis.call('PTTL', lease)}
 """
 
 

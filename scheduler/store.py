@@ -112,10 +112,12 @@ class JobRecord:
 
 @dataclass(frozen=True, slots=True)
 class Lease:
-    """An attempt's lease: taken by us, or recorded already (done), or held elsewhere."""
+    """An attempt's lease: taken by us, or recorded already (done), or not owed by the
+    execution ledger, or held elsewhere (for ``busy_ms`` more)."""
 
     taken: bool
     done: bool = False
+    owed: bool = True
     busy_ms: int = 0
 
 
@@ -441,14 +443,22 @@ class JobStore:
 
     # -- leases ------------------------------------------------------------------------
 
-    def acquire_lease(self, jid: str, occurrence_ms: int, tag: str, ttl_ms: int) -> Lease:
-        """Take the lease of one attempt (``tag``: m0, m1, e0 ...)."""
+    def acquire_lease(
+        self, jid: str, occurrence_ms: int, tag: str, ttl_ms: int, ledger_member: str
+    ) -> Lease:
+        """Take the lease of one attempt (``tag``: m0, m1, e0 ...), if the execution ledger
+        owes it (``ledger_member``); in one round trip."""
         with redis_errors():
-            reply = self._lease(keys=[self.keys.lease(jid, occurrence_ms, tag)], args=[ttl_ms])
+            reply = self._lease(
+                keys=[self.keys.lease(jid, occurrence_ms, tag), self.keys.ledger],
+                args=[ttl_ms, ledger_member],
+            )
         if int(reply[0]) == 1:
             return Lease(taken=True)
         if reply[1] == "done":
             return Lease(taken=False, done=True)
+        if reply[1] == "not-owed":
+            return Lease(taken=False, owed=False)
         return Lease(taken=False, busy_ms=max(int(reply[2]), 0))
 
     def release_lease(self, jid: str, occurrence_ms: int, tag: str) -> None:

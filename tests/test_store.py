@@ -10,6 +10,7 @@ import pytest
 
 from scheduler.claims import Advance, ClaimBatch, ClaimQueue
 from scheduler.errors import JobNotFound, SchemaTooNew
+from scheduler.keys import KeySchema
 from scheduler.models import (
     HistoryEntry,
     JobCollection,
@@ -214,13 +215,15 @@ def test_a_record_written_by_a_newer_takt_is_refused(store: JobStore) -> None:
 
 def test_a_lease_is_taken_once_and_an_attempt_once_recorded_stays_taken(store: JobStore) -> None:
     [jid] = add_jobs(store, 1)
-    assert store.acquire_lease(jid, 5, "m0", ttl_ms=60_000).taken
-    busy = store.acquire_lease(jid, 5, "m0", ttl_ms=60_000)
+    m0, m1 = (KeySchema.ledger_member(jid, 5, n, error=False, manual=False) for n in (0, 1))
+    store.redis.zadd(store.keys.ledger, {m0: 1, m1: 1})
+    assert store.acquire_lease(jid, 5, "m0", 60_000, m0).taken
+    busy = store.acquire_lease(jid, 5, "m0", 60_000, m0)
     assert (busy.taken, busy.done) == (False, False)
     assert 59_000 < busy.busy_ms <= 60_000
     store.record_attempt(attempt(jid, 5, failed=False))
-    assert store.acquire_lease(jid, 5, "m0", ttl_ms=60_000).done
-    assert store.acquire_lease(jid, 5, "m1", ttl_ms=60_000).taken
+    assert store.acquire_lease(jid, 5, "m0", 60_000, m0).done
+    assert store.acquire_lease(jid, 5, "m1", 60_000, m1).taken
 
 
 def test_deleting_a_job_removes_it_everywhere(store: JobStore) -> None:

@@ -102,10 +102,22 @@ def _execute(ctx: WorkerContext, run: RunRequest) -> Verdict:
     if action is None:
         return Verdict("no-error-action")
     ttl_ms = int(timeout_for(ctx, action) * 1000) + _LEASE_MARGIN_MS
-    lease = ctx.store.acquire_lease(run.jid, run.occurrence_ms, run.tag, ttl_ms)
+    lease = ctx.store.acquire_lease(
+        run.jid, run.occurrence_ms, run.tag, ttl_ms, run.ledger_entry.member
+    )
     if lease.done:
         log.info("%s of %s@%s ran already", run.tag, run.jid, run.occurrence_ms)
         return Verdict("duplicate")
+    if not lease.owed:
+        # Nobody handed this attempt out: a message forged into the broker, or one so
+        # stale that its record has expired. Either way it must not run.
+        log.warning(
+            "%s of %s@%s is not owed by the execution ledger; dropped",
+            run.tag,
+            run.jid,
+            run.occurrence_ms,
+        )
+        return Verdict("not-owed")
     if not lease.taken:
         # Another worker holds it: if that one dies, this copy must still run, so look
         # again once its lease has expired (by then it is done, or free).
