@@ -100,20 +100,31 @@ def flower(flower_args: tuple[str, ...]) -> None:
     )
 
 
-@cli.command()
-@click.argument("command_line")
-def manage(command_line: str) -> None:
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.option(
+    "--include-secrets",
+    is_flag=True,
+    help="ExportJobs only: keep the secrets in the file (mode 0600). No job can do this.",
+)
+@click.argument("command_line", nargs=-1, required=True, type=click.UNPROCESSED)
+def manage(include_secrets: bool, command_line: tuple[str, ...]) -> None:
     """Run a built-in management command against the store (TAKT_REDIS_URL), e.g.
-    takt manage "PurgeHistory --older-than P60D" or takt manage VerifyStore."""
+    takt manage PurgeHistory --older-than P60D, takt manage VerifyStore, or
+    takt manage --include-secrets ExportJobs --collection c --to c.json. Files are
+    names in the command folder, TAKT_DATA_DIR/exchange."""
+    import shlex
+
     from scheduler.clock import utcnow
     from scheduler.errors import TaktError
     from scheduler.management import run_command_line
     from scheduler.store import JobStore
 
+    # One argument is a whole line ("PurgeHistory --older-than P60D"); several are words.
+    line = command_line[0] if len(command_line) == 1 else shlex.join(command_line)
     settings = _settings()
     try:
         store = JobStore.from_url(settings.store_url, settings.key_prefix)
-        result = run_command_line(store, command_line, utcnow())
+        result = run_command_line(store, line, utcnow(), settings, include_secrets=include_secrets)
     except TaktError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(result.report)

@@ -32,9 +32,14 @@ class CollectionService:
         self.store = store
         self.jobs = jobs
 
-    def put(self, ref: CollectionRef, body: JobCollection) -> tuple[CollectionRecord, bool]:
+    @staticmethod
+    def checked(body: JobCollection) -> JobCollection:
+        """The collection :meth:`put` would store, once its rules have passed."""
         _refuse_deleted(body)
-        clean = body.model_copy(update={"id": None, "type": None, "name": None})
+        return body.model_copy(update={"id": None, "type": None, "name": None})
+
+    def put(self, ref: CollectionRef, body: JobCollection) -> tuple[CollectionRecord, bool]:
+        clean = self.checked(body)
         created = self.store.put_collection(ref.cid, clean)
         if not created:
             self._apply_queue(ref, clean.properties.queue if clean.properties else None)

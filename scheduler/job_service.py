@@ -13,9 +13,9 @@ from pydantic import ValidationError
 
 from scheduler.async_store import AsyncJobStore
 from scheduler.clock import to_ms
+from scheduler.command_line import parse_command_line
 from scheduler.errors import JobDisabled, JobFinished, ValidationFailed
 from scheduler.limits import check_limits
-from scheduler.management import parse_command_line
 from scheduler.merge_patch import merge_patch
 from scheduler.models import (
     ActionType,
@@ -155,6 +155,19 @@ class JobService:
         context = await self.async_store.save_context(ref.jid, properties.owner)
         job = self._new_job(ref, properties, principal, now, context)
         return await self.async_store.put_job_and_get(job)
+
+    def checked_job(
+        self,
+        ref: JobRef,
+        properties: JobProperties,
+        principal: Principal,
+        now: datetime,
+        context: SaveContext,
+    ) -> NewJob:
+        """The job :meth:`put` would write in ``context``, every rule applied, nothing
+        written: ImportJobs checks a whole document this way before it writes any of it."""
+        _refuse_server_fields(properties)
+        return self._new_job(ref, properties, principal, now, context)
 
     def _new_job(
         self,

@@ -1,16 +1,20 @@
 """Built-in management commands, run by ``Command`` jobs and by ``takt manage``.
 
 A command is written as a command line, as at a prompt (MailStore's jobs run Management
-API commands the same way). Unknown commands and bad arguments are refused when the job
-is created, with the command's usage.
+API commands the same way); :mod:`scheduler.command_line` is its grammar, checked when a
+job is written. ExportJobs and ImportJobs use files of the command folder only
+(:mod:`scheduler.command_folder`), and ImportJobs goes through the API's rules
+(:mod:`scheduler.job_exchange`).
 
 =====================  ===============================================================
 command                what it does
 =====================  ===============================================================
 PurgeHistory           drops history entries older than ``--older-than`` (ISO 8601)
 DeleteFinishedJobs     deletes Completed/Faulted jobs finished before ``--older-than``
-ExportJobs             writes a collection's jobs (secrets included, file mode 0600)
-ImportJobs             creates or replaces the jobs of an export file
+ExportJobs             writes a collection's jobs to a new file of the command folder,
+                       mode 0600, secrets masked (``takt manage --include-secrets``
+                       keeps them)
+ImportJobs             checks an export file whole, then creates or replaces its jobs
 VerifyStore            checks the store's invariants and reports what is wrong
 =====================  ===============================================================
 """
@@ -19,22 +23,27 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from pathlib import Path
+from datetime import UTC, datetime, timedelta
 
 import isodate
 
 from scheduler.clock import to_ms
+from scheduler.collection_service import CollectionService
+from scheduler.command_folder import CommandFolder
+from scheduler.command_line import NOW_FIELD, parse_command_line
 from scheduler.errors import ValidationFailed
-from scheduler.models import JobCollection, JobProperties, JobState
-from scheduler.planning import first_fire
+from scheduler.job_exchange import export_document, find_collection, plan_import
+from scheduler.job_service import JobService
+from scheduler.principals import PrincipalBook
+from scheduler.settings import TaktSettings
 from scheduler.store import JobStore
 
-__all__ = ["COMMANDS", "CommandResult", "parse_command_line", "run_command_line"]
+__all__ = ["COMMANDS", "CommandContext", "CommandResult", "parse_command_line", "run_command_line"]
+
+#: The largest export file ImportJobs reads (a thousand 16 KB jobs fit four times over).
+MAX_IMPORT_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,33 +52,42 @@ class CommandResult:
     report: str
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that raises instead of printing and exiting."""
+@dataclass(frozen=True, slots=True)
+class CommandContext:
+    """What a command runs against: the store, the command folder, the API's rules."""
 
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise ValidationFailed(f"{message}\n{self.format_usage().strip()}", field="command")
+    store: JobStore
+    folder: CommandFolder
+    jobs: JobService
+    collections: CollectionService
+    include_secrets: bool = False
+
+    @classmethod
+    def of(
+        cls, store: JobStore, settings: TaktSettings, *, include_secrets: bool = False
+    ) -> CommandContext:
+        jobs = JobService(
+            store,
+            PrincipalBook(store),
+            _never_runs,
+            max_timeout=timedelta(seconds=settings.http_timeout_max_s),
+        )
+        return cls(
+            store, CommandFolder.of(settings), jobs, CollectionService(store, jobs), include_secrets
+        )
 
 
-def _duration(text: str) -> timedelta:
-    try:
-        value = isodate.parse_duration(text)
-    except (isodate.ISO8601Error, ValueError) as exc:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 duration") from exc
-    if isinstance(value, isodate.Duration):
-        value = value.totimedelta(start=datetime(2000, 1, 1))
-    span = timedelta(seconds=float(value.total_seconds()))
-    if span <= timedelta(0):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive duration")
-    return span
+def _never_runs(*_: object) -> None:
+    raise RuntimeError("management commands never run jobs")
 
 
-Runner = Callable[[JobStore, argparse.Namespace, datetime], CommandResult]
+Runner = Callable[[CommandContext, argparse.Namespace, datetime], CommandResult]
 
 
-def _purge_history(store: JobStore, args: argparse.Namespace, now: datetime) -> CommandResult:
+def _purge_history(ctx: CommandContext, args: argparse.Namespace, now: datetime) -> CommandResult:
     cutoff = to_ms(now - args.older_than)
-    jobs = store.all_job_ids()
-    dropped = sum(store.trim_history(jid, cutoff) for jid in jobs)
+    jobs = ctx.store.all_job_ids()
+    dropped = sum(ctx.store.trim_history(jid, cutoff) for jid in jobs)
     return CommandResult(
         True,
         f"dropped {dropped} history entries older than "
@@ -77,7 +95,8 @@ def _purge_history(store: JobStore, args: argparse.Namespace, now: datetime) -> 
     )
 
 
-def _delete_finished(store: JobStore, args: argparse.Namespace, now: datetime) -> CommandResult:
+def _delete_finished(ctx: CommandContext, args: argparse.Namespace, now: datetime) -> CommandResult:
+    store = ctx.store
     cutoff = to_ms(now - args.older_than)
     deleted = 0
     while batch := store.finished_before(cutoff):
@@ -92,117 +111,70 @@ def _delete_finished(store: JobStore, args: argparse.Namespace, now: datetime) -
     )
 
 
-def _collection_id(store: JobStore, name: str) -> str:
-    if name.count("/") == 2:
-        return name
-    matches = [cid for cid in store.collection_ids("") if cid.rsplit("/", 1)[1] == name]
-    if len(matches) != 1:
-        found = "no" if not matches else f"{len(matches)}"
-        raise ValidationFailed(
-            f"{found} collection(s) named {name!r}; give subscription/group/name"
-        )
-    return matches[0]
+def _export(ctx: CommandContext, args: argparse.Namespace, now: datetime) -> CommandResult:
+    cid = find_collection(ctx.store, args.collection)
+    document = export_document(ctx.store, cid, include_secrets=ctx.include_secrets)
+    name = args.to.replace(NOW_FIELD, now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ"))
+    ctx.folder.write_new(name, json.dumps(document, indent=2).encode())
+    secrets = "with secrets" if ctx.include_secrets else "secrets masked"
+    return CommandResult(
+        True, f"exported {len(document['jobs'])} jobs of {cid} to {name} ({secrets})"
+    )
 
 
-def _export(store: JobStore, args: argparse.Namespace, now: datetime) -> CommandResult:
-    cid = _collection_id(store, args.collection)
-    collection = store.get_collection(cid).collection.to_wire()
-    jobs = [
-        {"name": jid.rsplit("/", 1)[1], "properties": _exportable(record.properties)}
-        for jid, record in (
-            (f"{cid}/{n}", store.get_job(f"{cid}/{n}")) for n in store.job_names(cid)
-        )
-    ]
-    path = Path(args.to)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump({"collection": cid, "definition": collection, "jobs": jobs}, handle, indent=2)
-    return CommandResult(True, f"exported {len(jobs)} jobs of {cid} to {path}")
+def _import(ctx: CommandContext, args: argparse.Namespace, now: datetime) -> CommandResult:
+    data = ctx.folder.read(args.source, max_bytes=MAX_IMPORT_BYTES)
+    try:
+        document = json.loads(data)
+    except (ValueError, RecursionError) as exc:  # bad JSON, bad UTF-8, nested too deep
+        reason = "nested too deep" if isinstance(exc, RecursionError) else str(exc)
+        raise ValidationFailed(f"{args.source}: not JSON ({reason})", field="--from") from exc
+    try:
+        plan = plan_import(document, ctx.jobs, now)
+    except ValidationFailed as exc:
+        raise ValidationFailed(f"{exc} (nothing was imported)", field=exc.field) from exc
+    plan.apply(ctx.collections)
+    return CommandResult(True, f"imported {len(plan.jobs)} jobs into {plan.ref.cid}")
 
 
-def _exportable(properties: JobProperties) -> dict[str, object]:
-    wire = properties.to_wire()
-    wire.pop("status", None)
-    if properties.state is not None and properties.state.is_final:
-        wire["state"] = JobState.DISABLED.value
-    return wire
-
-
-def _import(store: JobStore, args: argparse.Namespace, now: datetime) -> CommandResult:
-    document = json.loads(Path(args.source).read_text())
-    cid = document["collection"]
-    store.put_collection(cid, JobCollection.model_validate(document.get("definition", {})))
-    for job in document["jobs"]:
-        properties = JobProperties.model_validate(job["properties"])
-        enabled = (properties.state or JobState.ENABLED) is JobState.ENABLED
-        fire = first_fire(properties, now) if enabled else None
-        store.put_job(
-            f"{cid}/{job['name']}",
-            properties,
-            owner=properties.owner or "admin",
-            next_fire_ms=None if fire is None else to_ms(fire),
-        )
-    return CommandResult(True, f"imported {len(document['jobs'])} jobs into {cid}")
-
-
-def _verify(store: JobStore, args: argparse.Namespace, now: datetime) -> CommandResult:
+def _verify(ctx: CommandContext, args: argparse.Namespace, now: datetime) -> CommandResult:
     from scheduler.verification import verify_store
 
-    problems = verify_store(store)
+    problems = verify_store(ctx.store)
     if not problems:
         return CommandResult(True, "the store is consistent")
     shown = "; ".join(problems[:20])
     return CommandResult(False, f"{len(problems)} problem(s): {shown}")
 
 
-def _command(
-    name: str, runner: Runner, *arguments: tuple[str, dict[str, object]]
-) -> tuple[_Parser, Runner]:
-    parser = _Parser(prog=name, add_help=False)
-    for flag, options in arguments:
-        parser.add_argument(flag, **options)  # type: ignore[arg-type]
-    return parser, runner
-
-
-_OLDER_THAN = (
-    "--older-than",
-    {"type": _duration, "default": _duration("P60D"), "dest": "older_than", "metavar": "DURATION"},
-)
-
-#: Every built-in command: its parser (usage) and what it runs.
-COMMANDS: dict[str, tuple[_Parser, Runner]] = {
-    "PurgeHistory": _command("PurgeHistory", _purge_history, _OLDER_THAN),
-    "DeleteFinishedJobs": _command("DeleteFinishedJobs", _delete_finished, _OLDER_THAN),
-    "ExportJobs": _command(
-        "ExportJobs",
-        _export,
-        ("--collection", {"required": True, "metavar": "NAME"}),
-        ("--to", {"required": True, "metavar": "PATH"}),
-    ),
-    "ImportJobs": _command(
-        "ImportJobs", _import, ("--from", {"required": True, "dest": "source", "metavar": "PATH"})
-    ),
-    "VerifyStore": _command("VerifyStore", _verify),
+#: Every built-in command and what it runs (its grammar: :mod:`scheduler.command_line`).
+COMMANDS: dict[str, Runner] = {
+    "DeleteFinishedJobs": _delete_finished,
+    "ExportJobs": _export,
+    "ImportJobs": _import,
+    "PurgeHistory": _purge_history,
+    "VerifyStore": _verify,
 }
 
 
-def parse_command_line(line: str) -> tuple[Runner, argparse.Namespace]:
-    """The command and its arguments; a 400 with the usage when either is wrong."""
-    try:
-        words = shlex.split(line)
-    except ValueError as exc:
-        raise ValidationFailed(f"command line {line!r}: {exc}", field="command") from exc
-    if not words or words[0] not in COMMANDS:
-        known = ", ".join(sorted(COMMANDS))
+def run_command_line(
+    store: JobStore,
+    line: str,
+    now: datetime,
+    settings: TaktSettings,
+    *,
+    include_secrets: bool = False,
+) -> CommandResult:
+    """Parse and run one command line against ``store`` at ``now``.
+
+    ``include_secrets`` is ``takt manage --include-secrets``: an administrator's export
+    with the secrets in it. A Command job never sets it.
+    """
+    command = parse_command_line(line)
+    if include_secrets and command.name != "ExportJobs":
         raise ValidationFailed(
-            f"unknown command {words[0] if words else ''!r}; the commands are {known}",
-            field="command",
+            f"--include-secrets applies to ExportJobs only, not {command.name}",
+            field="--include-secrets",
         )
-    parser, runner = COMMANDS[words[0]]
-    return runner, parser.parse_args(words[1:])
-
-
-def run_command_line(store: JobStore, line: str, now: datetime) -> CommandResult:
-    """Parse and run one command line against ``store`` at ``now``."""
-    runner, args = parse_command_line(line)
-    return runner(store, args, now)
+    context = CommandContext.of(store, settings, include_secrets=include_secrets)
+    return COMMANDS[command.name](context, command.args, now)

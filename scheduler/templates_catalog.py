@@ -237,7 +237,7 @@ TEMPLATES: tuple[JobTemplate, ...] = (
     JobTemplate(
         "export-jobs",
         "ExportJobs",
-        "Write a collection's jobs to a file on the worker (secrets included, mode 0600).",
+        "Write a collection's jobs to a new file of the command folder (secrets masked, 0600).",
         "Command",
         _command(
             lambda v: (
@@ -245,16 +245,16 @@ TEMPLATES: tuple[JobTemplate, ...] = (
                 f" --to {shlex.quote(v['to'])}"
             )
         ),
-        (_COLLECTION, TemplateField("to", "File", "/var/backups/takt/jobs.json")),
+        (_COLLECTION, TemplateField("to", "File", "jobs-{now}.json")),
         _DAILY_AT_3,
     ),
     JobTemplate(
         "import-jobs",
         "ImportJobs",
-        "Create or replace the jobs of an export file (runs once).",
+        "Create or replace the jobs of an export file of the command folder (runs once).",
         "Command",
         _command(lambda v: f"ImportJobs --from {shlex.quote(v['source'])}"),
-        (TemplateField("source", "File", "/var/backups/takt/jobs.json"),),
+        (TemplateField("source", "File", "jobs.json"),),
         None,
     ),
     JobTemplate(

@@ -22,10 +22,11 @@ from scheduler.models import (
     JobProperties,
     JobState,
 )
+from scheduler.principals import ADMIN_PRINCIPAL, Role, ensure_principal_key
 from scheduler.settings import TaktSettings
 from scheduler.store import Attempt, JobStore
 from tests.arm import API_VERSION, history, new_collection, put_job
-from tests.conftest import Stack
+from tests.conftest import ADMIN_TOKEN, Stack
 from tests.helpers import wait_until
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -68,6 +69,7 @@ def record(store: JobStore, jid: str, at: datetime, *, final: JobState | None = 
 
 @pytest.fixture
 def filled(store: JobStore) -> JobStore:
+    ensure_principal_key(store, ADMIN_PRINCIPAL, Role.ADMIN, ADMIN_TOKEN)
     store.put_collection(CID, JobCollection())
     for name in ("old", "recent", "running"):
         store.put_job(f"{CID}/{name}", job(), owner="admin", next_fire_ms=None)
@@ -78,26 +80,30 @@ def filled(store: JobStore) -> JobStore:
     return store
 
 
-def test_purge_history_drops_what_is_older_than_the_cutoff(filled: JobStore) -> None:
-    result = run_command_line(filled, "PurgeHistory --older-than P60D", NOW)
+def test_purge_history_drops_what_is_older_than_the_cutoff(
+    filled: JobStore, settings: TaktSettings
+) -> None:
+    result = run_command_line(filled, "PurgeHistory --older-than P60D", NOW, settings)
     assert result.ok
     assert "dropped 3 history entries" in result.report
     kept = [e.entry.end_time for e in filled.history(f"{CID}/running")]
     assert kept == [NOW - timedelta(days=1), NOW - timedelta(days=59)]
 
 
-def test_delete_finished_jobs_deletes_only_those_finished_long_ago(filled: JobStore) -> None:
-    result = run_command_line(filled, "DeleteFinishedJobs --older-than P60D", NOW)
+def test_delete_finished_jobs_deletes_only_those_finished_long_ago(
+    filled: JobStore, settings: TaktSettings
+) -> None:
+    result = run_command_line(filled, "DeleteFinishedJobs --older-than P60D", NOW, settings)
     assert result.ok
     assert "deleted 1 jobs" in result.report
     assert filled.job_names(CID) == ["recent", "running"]
     # a clock 60 days later takes the job that finished 10 days ago too
-    run_command_line(filled, "DeleteFinishedJobs", NOW + timedelta(days=51))
+    run_command_line(filled, "DeleteFinishedJobs", NOW + timedelta(days=51), settings)
     assert filled.job_names(CID) == ["running"]
 
 
 def test_export_then_import_round_trips_with_secrets_in_a_private_file(
-    filled: JobStore, tmp_path: Path
+    filled: JobStore, settings: TaktSettings
 ) -> None:
     secret = job(
         action={
@@ -110,13 +116,14 @@ def test_export_then_import_round_trips_with_secrets_in_a_private_file(
         }
     )
     filled.put_job(f"{CID}/secret", secret, owner="admin", next_fire_ms=None)
-    path = tmp_path / "export.json"
-    assert run_command_line(filled, f"ExportJobs --collection coll --to {path}", NOW).ok
+    line = "ExportJobs --collection coll --to export.json"
+    assert run_command_line(filled, line, NOW, settings, include_secrets=True).ok
+    path = settings.data_dir / "exchange" / "export.json"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     for name in filled.job_names(CID):
         filled.delete_job(f"{CID}/{name}")
 
-    result = run_command_line(filled, f"ImportJobs --from {path}", NOW)
+    result = run_command_line(filled, "ImportJobs --from export.json", NOW, settings)
 
     assert result.ok
     assert filled.job_names(CID) == ["old", "recent", "running", "secret"]
@@ -127,13 +134,13 @@ def test_export_then_import_round_trips_with_secrets_in_a_private_file(
     assert filled.get_job(f"{CID}/old").state is JobState.DISABLED
 
 
-def test_verify_store_reports_broken_invariants(filled: JobStore) -> None:
-    assert run_command_line(filled, "VerifyStore", NOW).ok
+def test_verify_store_reports_broken_invariants(filled: JobStore, settings: TaktSettings) -> None:
+    assert run_command_line(filled, "VerifyStore", NOW, settings).ok
     filled.redis.zadd(filled.keys.due, {f"{CID}/ghost": 1})
     filled.put_job(f"{CID}/lost", job(), owner="admin", next_fire_ms=to_ms(NOW))
     filled.redis.zrem(filled.keys.due, f"{CID}/lost")
 
-    result = run_command_line(filled, "VerifyStore", NOW)
+    result = run_command_line(filled, "VerifyStore", NOW, settings)
 
     assert not result.ok
     assert "2 problem(s)" in result.report
@@ -219,7 +226,7 @@ def test_the_retention_jobs_are_built_in_and_visible(stack: Stack) -> None:
 
 
 def _lines(tmp_path: Path) -> dict[str, str]:
-    export = tmp_path / "export.json"
+    export = f"{tmp_path.name}.json"  # a name in the command folder, this test's own
     return {
         "PurgeHistory": "PurgeHistory --older-than P3650D",
         "DeleteFinishedJobs": "DeleteFinishedJobs --older-than P3650D",
@@ -235,10 +242,17 @@ def _lines(tmp_path: Path) -> dict[str, str]:
 def test_every_command_runs_from_the_cli(
     filled: JobStore, settings: TaktSettings, tmp_path: Path, command: str
 ) -> None:
-    env = {"TAKT_REDIS_URL": settings.store_url, "TAKT_KEY_PREFIX": settings.key_prefix}
+    env = {
+        "TAKT_REDIS_URL": settings.store_url,
+        "TAKT_KEY_PREFIX": settings.key_prefix,
+        "TAKT_DATA_DIR": str(settings.data_dir),
+    }
     lines = _lines(tmp_path)
     if command == "ImportJobs":
         CliRunner().invoke(cli, ["manage", lines["ExportJobs"]], env=env)
+        # finished jobs cannot be replaced (the API's rule), so import into a clean collection
+        for name in filled.job_names(CID):
+            filled.delete_job(f"{CID}/{name}")
     result = CliRunner().invoke(cli, ["manage", lines[command]], env=env)
     assert result.exit_code == 0, result.output
     assert result.output.strip()
@@ -250,7 +264,7 @@ def test_every_command_runs_from_the_cli(
 )
 def test_every_command_runs_as_a_job(stack: Stack, tmp_path: Path, command: str) -> None:
     # Given a Command job far in the future (ExportJobs/ImportJobs use a collection "coll"
-    # and a file in this test's directory, which the worker shares here)
+    # and a file of the stack's command folder)
     collection = new_collection(stack.http)
     coll = collection.rsplit("/", 1)[0] + "/coll"
     stack.http.put(coll, params=API_VERSION, json={"location": "l"})
@@ -259,7 +273,9 @@ def test_every_command_runs_as_a_job(stack: Stack, tmp_path: Path, command: str)
         "--collection coll", "--collection sub1/rg1/coll"
     )
     if command == "ImportJobs":
-        (tmp_path / "export.json").write_text(
+        folder = stack.log_dir / "data" / "exchange"
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        (folder / f"{tmp_path.name}.json").write_text(
             '{"collection": "sub1/rg1/imported", "definition": {}, "jobs": []}'
         )
     put_job(

@@ -73,10 +73,10 @@ def test_values_fill_the_fields() -> None:
 
 
 def test_a_command_argument_is_quoted_as_one_word() -> None:
-    properties = render_template("export-jobs", {"to": "/backups/my jobs.json"})
+    properties = render_template("export-jobs", {"to": "backups/my jobs.json"})
 
     assert properties["action"]["command"] == (
-        "ExportJobs --collection default/default/jobs --to '/backups/my jobs.json'"
+        "ExportJobs --collection default/default/jobs --to 'backups/my jobs.json'"
     )
 
 

@@ -95,7 +95,7 @@ def _send_celery_task(ctx: WorkerContext, task: CeleryTask) -> Outcome:
 def _run_command(ctx: WorkerContext, line: str) -> Outcome:
     """A built-in management command, run here against the store."""
     try:
-        result = run_command_line(ctx.store, line, utcnow())
+        result = run_command_line(ctx.store, line, utcnow(), ctx.settings)
     except TaktError as exc:
         return Outcome(False, f"Command Action - {line}: {exc}")
     return Outcome(result.ok, f"Command Action - {line}: {result.report}")
