@@ -56,7 +56,11 @@ key                                    type    TTL                        writte
                                                                           occurrence that
                                                                           replaced this one)
 ``{p}:session:{id}``                   hash    8 h                        console (principal,
+                                                                          its key's digest,
                                                                           csrf token)
+``{p}:signin-failures:{address}``      string  5 min from the first       console (failed
+                                               failure                    sign-ins of one
+                                                                          client address)
 ``{p}:wake``                           pubsub  --                         API (a job fires
                                                                           earlier: beats
                                                                           wake up)
@@ -148,6 +152,9 @@ class KeySchema:
 
     def api_key(self, digest: str) -> str:
         return f"{self._tag}:apikey:{digest}"
+
+    def sign_in_failures(self, address: str) -> str:
+        return f"{self._tag}:signin-failures:{address}"
 
     @property
     def wake(self) -> str:

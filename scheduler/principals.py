@@ -7,6 +7,7 @@ random 256-bit tokens, so a fast hash is enough: there is nothing to brute-force
 from __future__ import annotations
 
 import hashlib
+import hmac
 import os
 import secrets
 import time
@@ -29,6 +30,7 @@ __all__ = [
     "authenticate",
     "ensure_admin_token",
     "ensure_principal_key",
+    "key_digest",
     "new_key",
     "require_admin_role",
 ]
@@ -57,7 +59,8 @@ def new_key() -> str:
     return "takt_" + secrets.token_urlsafe(32)
 
 
-def _digest(key: str) -> str:
+def key_digest(key: str) -> str:
+    """What Redis keeps of a key (its SHA-256, hex): the key cannot be read back from it."""
     return hashlib.sha256(key.encode()).hexdigest()
 
 
@@ -65,9 +68,9 @@ def ensure_principal_key(store: JobStore, name: str, role: Role, key: str) -> No
     """Make ``key`` a valid key of principal ``name`` (idempotent)."""
     keys = store.keys
     pipe = store.redis.pipeline(transaction=True)
-    pipe.hset(keys.principal(name), mapping={"role": role.value, "digest": _digest(key)})
+    pipe.hset(keys.principal(name), mapping={"role": role.value, "digest": key_digest(key)})
     pipe.zadd(keys.principals, {name: 0})
-    pipe.set(keys.api_key(_digest(key)), name)
+    pipe.set(keys.api_key(key_digest(key)), name)
     pipe.execute()
 
 
@@ -79,10 +82,10 @@ def authenticate(store: JobStore, key: str | None) -> Principal:
     """
     if not key:
         raise AuthenticationFailed("an API key is required: Authorization: Bearer <key>")
-    found = store.redis.get(store.keys.api_key(_digest(key)))
+    found = store.redis.get(store.keys.api_key(key_digest(key)))
     name = str(found) if found else ""
     fields = store.redis.hgetall(store.keys.principal(name)) if name else {}
-    if not name or fields.get("digest") != _digest(key):
+    if not name or fields.get("digest") != key_digest(key):
         raise AuthenticationFailed("the API key is not valid")
     return Principal(name=name, role=Role(str(fields["role"])))
 
@@ -151,9 +154,15 @@ class PrincipalBook:
         self.store = store
         self.keys = keys or KeyCache()
 
-    def get(self, name: str) -> Principal | None:
+    def get(self, name: str, *, digest: str | None = None) -> Principal | None:
+        """Principal ``name``; None if there is none, or (``digest`` given) if its key is not
+        the one of that :func:`key_digest` any more (revoked and made again, a new key)."""
         fields = self.store.redis.hgetall(self.store.keys.principal(name))
-        return Principal(name, Role(str(fields["role"]))) if fields else None
+        if not fields:
+            return None
+        if digest is not None and not hmac.compare_digest(str(fields.get("digest", "")), digest):
+            return None
+        return Principal(name, Role(str(fields["role"])))
 
     def list(self) -> list[Principal]:
         names = [str(n) for n in self.store.redis.zrange(self.store.keys.principals, 0, -1)]

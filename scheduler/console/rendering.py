@@ -36,6 +36,7 @@ __all__ = [
     "services",
     "session_of",
     "sessions",
+    "settings_of",
     "to_sign_in",
 ]
 
@@ -87,7 +88,7 @@ def collection_url(ref: CollectionRef) -> str:
     return f"/console/c/{ref.subscription}/{ref.resource_group}/{ref.name}"
 
 
-def _settings(request: Request) -> TaktSettings:
+def settings_of(request: Request) -> TaktSettings:
     """The deployment's settings: the app's if it keeps them, else read once from the
     environment (the API process was started with the same ``TAKT_*`` variables)."""
     state = request.app.state
@@ -100,7 +101,7 @@ def _settings(request: Request) -> TaktSettings:
 
 
 def flower_url(request: Request) -> str:
-    settings = _settings(request)
+    settings = settings_of(request)
     host = settings.flower_host
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"

@@ -1,7 +1,10 @@
 """The console's routes: ``/`` (sign-in or collections) and everything under ``/console``.
 
 Handlers that read a form body are ``async``; the work (Redis, rendering) runs in the
-thread pool, as FastAPI runs plain ``def`` handlers.
+thread pool, as FastAPI runs plain ``def`` handlers. They look the session up before they
+read the body: a post without a live session is refused unread. The sign-in form, which
+has no session yet, is checked for its origin and its address's failures first
+(:mod:`scheduler.console.sign_in`).
 """
 
 from __future__ import annotations
@@ -31,11 +34,14 @@ from scheduler.console.rendering import (
     error_page,
     error_status,
     page,
+    services,
     session_of,
     sessions,
+    settings_of,
     to_sign_in,
 )
 from scheduler.console.sessions import COOKIE, SESSION_TTL, ConsoleSession
+from scheduler.console.sign_in import SignInThrottle, posted_from
 from scheduler.errors import AuthenticationFailed, TaktError, ValidationFailed
 from scheduler.refs import CollectionRef, JobRef
 
@@ -54,10 +60,29 @@ def _signed_in(request: Request, render: Callable[[ConsoleSession], Response]) -
     session = session_of(request)
     if session is None:
         return to_sign_in()
+    return _rendered(request, session, render)
+
+
+def _rendered(
+    request: Request, session: ConsoleSession, render: Callable[[ConsoleSession], Response]
+) -> Response:
     try:
         return render(session)
     except TaktError as exc:
         return error_page(request, session, exc)
+
+
+async def _signed_in_form(
+    request: Request, render: Callable[[ConsoleSession, FormData], Response]
+) -> Response:
+    """``render`` with the posted form, read only once the session is known to be live."""
+    session = await run_in_threadpool(session_of, request)
+    if session is None:
+        return to_sign_in()
+    body = await request.body()
+    return await run_in_threadpool(
+        _rendered, request, session, lambda s: render(s, FormData.parse(body))
+    )
 
 
 async def _form(request: Request) -> FormData:
@@ -75,10 +100,32 @@ def home(request: Request) -> Response:
     return collections_page(request, session)
 
 
+def _client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _sign_in_refusal(request: Request) -> Response | None:
+    """Why this sign-in is refused before its key is read (None: it is not)."""
+    own_url = settings_of(request).public_url or str(request.base_url)
+    if not posted_from(request.headers, own_url):
+        error = "This sign-in form was sent from another site."
+        return page(request, "signin.html", None, 403, error=error)
+    jobs, _, _ = services(request)
+    wait_s = SignInThrottle(jobs.store).wait_s(_client_address(request))
+    if wait_s:
+        error = f"Too many failed sign-ins from your address: try again in {wait_s} s."
+        refusal = page(request, "signin.html", None, 429, error=error)
+        refusal.headers["Retry-After"] = str(wait_s)
+        return refusal
+    return None
+
+
 def _sign_in(request: Request, form: FormData) -> Response:
     try:
         session = sessions(request).sign_in(form.get("key"))
     except AuthenticationFailed:
+        jobs, _, _ = services(request)
+        SignInThrottle(jobs.store).failed(_client_address(request))
         return page(request, "signin.html", None, 401, error="That API key is not valid.")
     response = to_sign_in()
     response.set_cookie(
@@ -95,13 +142,19 @@ def _sign_in(request: Request, form: FormData) -> Response:
 
 @router.post("/console/signin")
 async def sign_in(request: Request) -> Response:
+    refusal = await run_in_threadpool(_sign_in_refusal, request)
+    if refusal is not None:
+        return refusal
     return await run_in_threadpool(_sign_in, request, await _form(request))
 
 
-def _sign_out(request: Request, form: FormData) -> Response:
-    session = session_of(request)
-    if session is not None and session.csrf_matches(form.get("csrf")):
+def _sign_out(request: Request, session: ConsoleSession, form: FormData) -> Response:
+    if session.csrf_matches(form.get("csrf")):
         sessions(request).sign_out(session.sid)
+    return _signed_out()
+
+
+def _signed_out() -> Response:
     response = to_sign_in()
     response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
     return response
@@ -109,7 +162,10 @@ def _sign_out(request: Request, form: FormData) -> Response:
 
 @router.post("/console/signout")
 async def sign_out(request: Request) -> Response:
-    return await run_in_threadpool(_sign_out, request, await _form(request))
+    session = await run_in_threadpool(session_of, request)
+    if session is None:
+        return _signed_out()
+    return await run_in_threadpool(_sign_out, request, session, await _form(request))
 
 
 @router.get("/console/static/{name}")
@@ -188,21 +244,16 @@ def job_result(request: Request, sub: str, rg: str, coll: str, job: str, entry: 
 
 @router.post(_COLLECTION + "/new")
 async def create(request: Request, sub: str, rg: str, coll: str) -> Response:
-    form = await _form(request)
-    return await run_in_threadpool(
-        _signed_in,
-        request,
-        lambda s: create_job(request, s, CollectionRef(sub, rg, coll), form),
+    return await _signed_in_form(
+        request, lambda s, form: create_job(request, s, CollectionRef(sub, rg, coll), form)
     )
 
 
 @router.post(_JOB)
 async def save(request: Request, sub: str, rg: str, coll: str, job: str) -> Response:
-    form = await _form(request)
-    return await run_in_threadpool(
-        _signed_in,
+    return await _signed_in_form(
         request,
-        lambda s: save_job(request, s, JobRef(CollectionRef(sub, rg, coll), job), form),
+        lambda s, form: save_job(request, s, JobRef(CollectionRef(sub, rg, coll), job), form),
     )
 
 
@@ -212,11 +263,9 @@ async def operate(
 ) -> Response:
     if operation not in JOB_OPERATIONS:
         return JSONResponse({"error": {"code": "NotFound", "message": "no such action"}}, 404)
-    form = await _form(request)
-    return await run_in_threadpool(
-        _signed_in,
+    return await _signed_in_form(
         request,
-        lambda s: job_operation(
+        lambda s, form: job_operation(
             request, s, JobRef(CollectionRef(sub, rg, coll), job), operation, form
         ),
     )
@@ -225,7 +274,8 @@ async def operate(
 # -- schedule preview ----------------------------------------------------------------------
 
 
-def _preview(request: Request, body: bytes, content_type: str, count: int) -> JSONResponse:
+def _preview_refusal(request: Request) -> JSONResponse | None:
+    """Why a preview is refused before its body is read (None: it is not)."""
     session = session_of(request)
     if session is None:
         return _json_error(AuthenticationFailed("sign in to the console first"))
@@ -234,6 +284,10 @@ def _preview(request: Request, body: bytes, content_type: str, count: int) -> JS
             {"error": {"code": "AuthorizationFailed", "message": "missing or stale CSRF token"}},
             403,
         )
+    return None
+
+
+def _preview(body: bytes, content_type: str, count: int) -> JSONResponse:
     try:
         schedule = _schedule_of(body, content_type)
         return JSONResponse(preview(schedule, utcnow(), count))
@@ -268,6 +322,9 @@ async def schedule_preview(
     Body: JSON ``{"startTime": ..., "recurrence": ...}`` (wire form), or the job form's
     fields (urlencoded). Needs the console session and its CSRF token in ``X-CSRF-Token``.
     """
+    refusal = await run_in_threadpool(_preview_refusal, request)
+    if refusal is not None:
+        return refusal
     body = await request.body()
     content_type = request.headers.get("content-type", "")
-    return await run_in_threadpool(_preview, request, body, content_type, count)
+    return await run_in_threadpool(_preview, body, content_type, count)

@@ -1,9 +1,12 @@
 """Console sessions: kept server-side in Redis, named by a random id in an HttpOnly cookie.
 
-``{prefix}:session:{id}`` is a hash (``principal``, ``csrf``) that expires
-:data:`SESSION_TTL` after sign-in. The session names the principal only: its role is read
-on every request, so revoking a principal ends its console sessions at once. Each session
-has its own CSRF token, which every form and the preview send back.
+``{prefix}:session:{id}`` is a hash (``principal``, ``digest``, ``csrf``) that expires
+:data:`SESSION_TTL` after sign-in. A session belongs to the key it signed in with: it keeps
+that key's digest (what the principal's hash keeps too), and every request reads the
+principal and compares, in the one read it needs anyway for the role. Revoking a principal,
+or giving it another key, ends its console sessions at once, and a principal made again
+under the same name gets none of them. Each session has its own CSRF token, which every
+form and the preview send back.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from scheduler.principals import Principal, PrincipalBook, authenticate
+from scheduler.principals import Principal, PrincipalBook, authenticate, key_digest
 from scheduler.store import JobStore, redis_errors
 
 __all__ = ["COOKIE", "SESSION_TTL", "ConsoleSession", "SessionBook"]
@@ -48,23 +51,33 @@ class SessionBook:
         Raises:
             AuthenticationFailed: no key or an unknown key.
         """
-        principal = authenticate(self.store, api_key.strip())
+        key = api_key.strip()
+        principal = authenticate(self.store, key)
         sid, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         with redis_errors():
             pipe = self.store.redis.pipeline(transaction=True)
-            pipe.hset(self._key(sid), mapping={"principal": principal.name, "csrf": csrf})
+            pipe.hset(
+                self._key(sid),
+                mapping={"principal": principal.name, "digest": key_digest(key), "csrf": csrf},
+            )
             pipe.expire(self._key(sid), SESSION_TTL)
             pipe.execute()
         return ConsoleSession(sid, principal, csrf)
 
     def find(self, sid: str | None) -> ConsoleSession | None:
-        """The live session of cookie value ``sid`` (None: none, expired or revoked)."""
+        """The live session of cookie value ``sid`` (None: none, expired, or its key is no
+        longer its principal's; such a session is deleted)."""
         if not sid or len(sid) > 100:
             return None
         with redis_errors():
             fields = self.store.redis.hgetall(self._key(sid))
-        principal = self.principals.get(str(fields["principal"])) if fields else None
+            if not fields:
+                return None
+            principal = self.principals.get(
+                str(fields["principal"]), digest=str(fields.get("digest", "-"))
+            )
         if principal is None:
+            self.sign_out(sid)
             return None
         return ConsoleSession(sid, principal, str(fields["csrf"]))
 
