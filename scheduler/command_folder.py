@@ -63,9 +63,9 @@ class CommandFolder:
         """Write ``data`` to a new file ``name`` (mode 0600); an existing name is refused."""
         self.ensure()
         wanted = self.path / name
+        if not wanted.parent.is_dir():
+            raise CommandFailed(f"{name}: no such folder in the command folder")
         parent = self._inside(name, self._resolve(name, wanted.parent))
-        if not parent.is_dir():
-            raise CommandFailed(f"{name}: its folder is not a folder in the command folder")
         target = parent / wanted.name
         if os.path.lexists(target):
             raise CommandFailed(f"{name} exists in the command folder; exports never overwrite")

@@ -33,8 +33,9 @@ from scheduler.principals import (
 from scheduler.refs import CollectionRef, JobRef
 from scheduler.settings import TaktSettings
 from scheduler.store import JobStore
-from tests.arm import API_VERSION, new_collection
+from tests.arm import API_VERSION, history, new_collection
 from tests.conftest import ADMIN_TOKEN, Stack
+from tests.helpers import wait_until
 from workers.context import WorkerContext
 from workers.http_action import Outcome
 
@@ -320,14 +321,24 @@ def test_an_import_through_a_symlink_that_leaves_the_folder_is_refused(
     assert snapshot(filled) == before
 
 
+@pytest.mark.parametrize(
+    ("line", "says"),
+    [
+        ("ImportJobs --from missing.json", "missing.json: no such file in the command folder"),
+        (
+            "ExportJobs --collection coll --to nowhere/x.json",
+            "nowhere/x.json: no such folder in the command folder",
+        ),
+    ],
+    ids=["missing-file", "missing-folder"],
+)
 def test_a_run_time_file_problem_is_a_message_not_a_traceback(
-    filled: JobStore, worker: WorkerContext, tmp_path: Path
+    filled: JobStore, worker: WorkerContext, tmp_path: Path, line: str, says: str
 ) -> None:
-    outcome = scheduled(worker, "ImportJobs --from missing.json")
+    outcome = scheduled(worker, line)
 
     assert not outcome.succeeded
-    assert "missing.json" in outcome.message
-    assert "command folder" in outcome.message
+    assert says in outcome.message
     assert str(tmp_path) not in outcome.message
 
 
@@ -506,3 +517,22 @@ def test_an_export_with_secrets_round_trips_through_the_cli(
     assert request is not None
     assert request.authentication is not None
     assert request.authentication.password == SECRET
+
+
+@pytest.mark.e2e
+def test_a_command_that_fails_at_run_time_leaves_a_failed_history_entry(stack: Stack) -> None:
+    # Given a Command job whose file is not in the command folder
+    collection = new_collection(stack.http)
+    line = "ImportJobs --from no-such-export.json"
+    body = {"properties": {**http_job(), "action": {"type": "Command", "command": line}}}
+    assert stack.http.put(f"{collection}/jobs/cmd", params=API_VERSION, json=body).is_success
+
+    # When it runs
+    assert stack.http.post(f"{collection}/jobs/cmd/run", params=API_VERSION).status_code == 200
+
+    # Then its history says it failed and why, without the folder's absolute path
+    [entry] = wait_until(lambda: history(stack.http, collection, "cmd"), timeout=10)
+    assert entry["properties"]["status"] == "Failed"
+    message = entry["properties"]["message"]
+    assert "no-such-export.json: no such file in the command folder" in message
+    assert str(stack.log_dir) not in message
