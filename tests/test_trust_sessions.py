@@ -177,8 +177,10 @@ _DECLARED = 500_000  # below any body limit: only the route's own order can refu
 _SENT = b"key=" + b"a" * 1000
 
 
-def _first_answer_line(url: str, path: str, content_type: str, cookie: str = "") -> bytes:
-    """POST headers that promise ``_DECLARED`` bytes, send 1 KB of them, read the status line.
+def _first_answer_line(
+    url: str, path: str, content_type: str, cookie: str = "", sent: bytes = _SENT
+) -> bytes:
+    """POST headers that promise ``_DECLARED`` bytes, send ``sent``, read the status line.
 
     An empty answer means the server was still waiting for the rest of the body after 3 s.
     """
@@ -190,7 +192,7 @@ def _first_answer_line(url: str, path: str, content_type: str, cookie: str = "")
         + "\r\n"
     )
     with socket.create_connection((str(host), int(port or 80)), timeout=3) as sock:
-        sock.sendall(head.encode() + _SENT)
+        sock.sendall(head.encode() + sent)
         try:
             return sock.recv(4096).split(b"\r\n", 1)[0]
         except TimeoutError:
@@ -221,6 +223,13 @@ def test_a_post_without_a_session_is_refused_before_its_body_is_read(
         line = _first_answer_line(api, path, content_type, cookie)
 
         assert line.startswith(b"HTTP/1.1 " + status), (cookie, line or "no answer within 3 s")
+
+
+def test_a_sign_in_form_larger_than_a_key_needs_is_refused_unread(api: str) -> None:
+    # the sign-in form has no session to check first: it is read only up to a few KB
+    line = _first_answer_line(api, "/console/signin", FORM, sent=b"key=" + b"a" * 10_000)
+
+    assert line.startswith(b"HTTP/1.1 413"), line or "no answer within 3 s"
 
 
 def test_a_preview_with_a_stale_csrf_token_is_refused_before_its_body_is_read(

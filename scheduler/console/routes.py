@@ -41,7 +41,7 @@ from scheduler.console.rendering import (
     to_sign_in,
 )
 from scheduler.console.sessions import COOKIE, SESSION_TTL, ConsoleSession
-from scheduler.console.sign_in import SignInThrottle, posted_from
+from scheduler.console.sign_in import SIGN_IN_FORM_MAX_BYTES, SignInThrottle, posted_from
 from scheduler.errors import AuthenticationFailed, TaktError, ValidationFailed
 from scheduler.refs import CollectionRef, JobRef
 
@@ -87,6 +87,16 @@ async def _signed_in_form(
 
 async def _form(request: Request) -> FormData:
     return FormData.parse(await request.body())
+
+
+async def _small_form(request: Request, limit: int) -> FormData | None:
+    """The form, or None if its body is over ``limit`` bytes (the rest is left unread)."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return FormData.parse(bytes(body))
 
 
 # -- signing in and out --------------------------------------------------------------------
@@ -145,7 +155,11 @@ async def sign_in(request: Request) -> Response:
     refusal = await run_in_threadpool(_sign_in_refusal, request)
     if refusal is not None:
         return refusal
-    return await run_in_threadpool(_sign_in, request, await _form(request))
+    form = await _small_form(request, SIGN_IN_FORM_MAX_BYTES)
+    if form is None:
+        error = "The sign-in form holds an API key and nothing else."
+        return await run_in_threadpool(page, request, "signin.html", None, 413, error=error)
+    return await run_in_threadpool(_sign_in, request, form)
 
 
 def _sign_out(request: Request, session: ConsoleSession, form: FormData) -> Response:

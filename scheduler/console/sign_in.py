@@ -12,6 +12,9 @@ within :data:`SIGN_IN_WINDOW` of the first, that address's sign-ins are refused 
 (429, ``Retry-After``) until the window ends. The count is kept in Redis
 (``{prefix}:signin-failures:{address}``, expiring with the window), so every API process
 sees the same count.
+
+**Size.** The sign-in form is the one form read without a session; it is read only up to
+:data:`SIGN_IN_FORM_MAX_BYTES`.
 """
 
 from __future__ import annotations
@@ -23,10 +26,19 @@ from starlette.datastructures import Headers
 
 from scheduler.store import JobStore, redis_errors
 
-__all__ = ["SIGN_IN_FAILURES", "SIGN_IN_WINDOW", "SignInThrottle", "posted_from"]
+__all__ = [
+    "SIGN_IN_FAILURES",
+    "SIGN_IN_FORM_MAX_BYTES",
+    "SIGN_IN_WINDOW",
+    "SignInThrottle",
+    "posted_from",
+]
 
 SIGN_IN_FAILURES = 10
 SIGN_IN_WINDOW = timedelta(minutes=5)
+#: The sign-in form holds one key (about 50 characters); a larger body is refused (413)
+#: after reading this much, whatever the API's body limit.
+SIGN_IN_FORM_MAX_BYTES = 4096
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
