@@ -65,7 +65,8 @@ MiB = 1024 * 1024
 
 _ARM_COLLECTIONS = f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Scheduler"
 _ARM_COLLECTION = f"{_ARM_COLLECTIONS}/jobCollections/{COLL}"
-_CLASSIC_JOBS = f"/{SUB}/cloudservices/{RG}/resources/scheduler/~/jobcollections/{COLL}/jobs"
+_CLASSIC = f"/{SUB}/cloudservices/{RG}/resources/scheduler"
+_CLASSIC_JOBS = f"{_CLASSIC}/~/jobcollections/{COLL}/jobs"
 _CONSOLE = f"/console/c/{SUB}/{RG}/{COLL}"
 
 
@@ -272,6 +273,7 @@ NAMES = [
     ("control-newline", "a\nb"),
     ("bidi-override", "a\u202eb"),
 ]
+PRINCIPAL_NAME_CASES = [Hostile(f"principal-name-{i}", ("name",), job_name=n) for i, n in NAMES]
 JOB_NAME_CASES = [Hostile(f"job-name-{i}", ("jobName", "name"), job_name=n) for i, n in NAMES]
 COLLECTION_NAME_CASES = [
     Hostile(f"collection-name-{i}", ("jobCollectionName", "collection"), collection_name=n)
@@ -586,10 +588,11 @@ def _segment(name: str) -> str:
     return quote(name, safe="")
 
 
+_JSON = {"Content-Type": "application/json"}
+
+
 def _send_json(world: World, method: str, url: str, body: bytes) -> Outcome:
-    response = world.api.request(
-        method, url, params=API_VERSION, content=body, headers={"Content-Type": "application/json"}
-    )
+    response = world.api.request(method, url, params=API_VERSION, content=body, headers=_JSON)
     return _api_outcome(response)
 
 
@@ -651,6 +654,48 @@ def classic_put_job(world: World, case: Hostile) -> Outcome:
         )
     assert case.raw is not None
     return _send_json(world, "PUT", url, case.raw)
+
+
+def classic_post_job(world: World, case: Hostile) -> Outcome:
+    if case.properties is not None:
+        body = json.dumps(case.properties(valid_properties())).encode()
+        return _send_json(world, "POST", _CLASSIC_JOBS, body)
+    assert case.raw is not None
+    return _send_json(world, "POST", _CLASSIC_JOBS, case.raw)
+
+
+def classic_patch_job(world: World, case: Hostile) -> Outcome:
+    url = f"{_CLASSIC_JOBS}/{SEED}"
+    if case.properties is not None:
+        return _send_json(
+            world, "PATCH", url, json.dumps(case.properties(valid_properties())).encode()
+        )
+    assert case.raw is not None
+    return _send_json(world, "PATCH", url, case.raw)
+
+
+def classic_put_collection(world: World, case: Hostile) -> Outcome:
+    name = case.collection_name if case.collection_name is not None else "victim"
+    url = f"{_CLASSIC}/jobcollections/{_segment(name)}"
+    return _send_json(world, "PUT", url, case.raw or b'{"location": "local"}')
+
+
+def arm_patch_collection(world: World, case: Hostile) -> Outcome:
+    assert case.raw is not None
+    return _send_json(world, "PATCH", _ARM_COLLECTION, case.raw)
+
+
+def add_principal(world: World, case: Hostile) -> Outcome:
+    if case.job_name is not None:
+        body = json.dumps({"name": case.job_name, "role": "reader"}).encode()
+        return _api_outcome(world.api.post("/principals", content=body, headers=_JSON))
+    assert case.raw is not None
+    return _api_outcome(world.api.post("/principals", content=case.raw, headers=_JSON))
+
+
+def console_change_owner(world: World, case: Hostile) -> Outcome:
+    assert case.form is not None
+    return _console_post(world, f"{_CONSOLE}/jobs/{SEED}/owner", case.form)
 
 
 def _console_fields(case: Hostile) -> dict[str, Any]:
@@ -733,7 +778,28 @@ WRITE_PATHS = [
         _VALID_COLLECTION_NAME,
         url_names=True,
     ),
+    WritePath(
+        "arm-patch-collection",
+        arm_patch_collection,
+        RAW_CASES,
+        Hostile("valid", raw=b'{"tags": {"team": "billing"}}'),
+    ),
     WritePath("classic-put-job", classic_put_job, _JOB_CASES, _UNCHANGED, url_names=True),
+    WritePath("classic-post-job", classic_post_job, PROPERTY_CASES + RAW_CASES, _UNCHANGED),
+    WritePath("classic-patch-job", classic_patch_job, _DICT_CASES + RAW_CASES, _UNCHANGED),
+    WritePath(
+        "classic-put-collection",
+        classic_put_collection,
+        RAW_CASES + COLLECTION_NAME_CASES,
+        _VALID_COLLECTION_NAME,
+        url_names=True,
+    ),
+    WritePath(
+        "add-principal",
+        add_principal,
+        RAW_CASES + PRINCIPAL_NAME_CASES,
+        Hostile("valid", job_name="valid-principal"),
+    ),
     WritePath(
         "console-new-job",
         console_new_job,
@@ -745,6 +811,17 @@ WRITE_PATHS = [
         console_save_job,
         PROPERTY_CASES + FORM_CASES,
         Hostile("valid", form={"displayName": "still valid"}),
+    ),
+    WritePath(
+        "console-change-owner",
+        console_change_owner,
+        [
+            Hostile("owner-unknown", ("owner",), form={"owner": "nobody-such"}),
+            Hostile("owner-a-reader", ("owner",), form={"owner": READER}),
+            Hostile("owner-xss", ("owner",), form={"owner": "<img src=x>"}),
+            Hostile("owner-body-2MiB", form={"owner": "x" * (2 * MiB)}, status=413),
+        ],
+        Hostile("valid", form={"owner": "admin"}),
     ),
     WritePath(
         "client-create-job",
