@@ -1,10 +1,11 @@
 """Hostile input against every write path: refused with a 4xx, the store left as it was.
 
 One table of hostile inputs (body sizes, JSON depth, values that overflow later, control
-characters, names, owners, targets, wrong JSON types) crossed with every way a job or a
-collection gets written: the ARM API (PUT job, PATCH job, PUT collection), the classic
-API (PUT job), the console's new-job and save-job forms, the Python client and the
-ImportJobs management command. Each case asserts that
+characters, names, owners, targets, wrong JSON types) crossed with every way a job, a
+collection or a principal gets written: the ARM API (PUT and PATCH of a job and of a
+collection), the classic API (PUT, POST and PATCH of a job, PUT of a collection), adding
+a principal, the console's new-job, save-job and change-owner forms, the Python client,
+and the ImportJobs management command. Each case asserts that
 
 - the write is refused with a 4xx (never a 2xx, never a 5xx); the API answers with an ARM
   error body ``{"error": {"code", "message"}}``, the console with its form and the
@@ -14,8 +15,8 @@ ImportJobs management command. Each case asserts that
   the same after the attempt as before it (and is put back if it is not, so that one
   accepted case cannot decide the next one).
 
-The API runs in this process (uvicorn in a thread, over a real Valkey, no worker: a
-manual run is only recorded), so the body limit is met on a real socket.
+The API runs in this process (uvicorn in a thread, over a real Valkey, no worker, no
+beat), so the body limit is met on a real socket and nothing else writes to the store.
 ``test_the_valid_job_is_accepted_on_every_path`` proves that each path writes the job the
 hostile cases start from, so that a refusal is about the hostile part, not the rest.
 """
