@@ -79,16 +79,20 @@ def worker(celery_args: tuple[str, ...]) -> None:
 @cli.command(context_settings=_PASS_THROUGH)
 @click.argument("flower_args", nargs=-1, type=click.UNPROCESSED)
 def flower(flower_args: tuple[str, ...]) -> None:
-    """Run Flower against Takt's broker (TAKT_FLOWER_HOST:TAKT_FLOWER_PORT). Without
-    FLOWER_BASIC_AUTH it binds to loopback only and its HTTP API is open there."""
+    """Run Flower against Takt's broker (TAKT_FLOWER_HOST:TAKT_FLOWER_PORT), always behind
+    a login: FLOWER_BASIC_AUTH=user:password, else one generated into
+    TAKT_DATA_DIR/flower-credentials."""
+    from scheduler.flower import flower_login
+
     settings = _settings()
-    if "FLOWER_BASIC_AUTH" not in os.environ:
-        if settings.flower_host not in ("127.0.0.1", "localhost", "::1"):
-            raise click.ClickException(
-                "Flower outside loopback needs FLOWER_BASIC_AUTH=user:password"
-            )
-        # Loopback only, on purpose: Flower's HTTP API answers without a login here.
-        os.environ["FLOWER_UNAUTHENTICATED_API"] = "true"
+    try:
+        login = flower_login(settings, os.environ)
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if login.path is not None:
+        click.echo(f"takt: Flower login (user:password) in {login.where}")
+    # The environment, not --basic-auth: a command line is readable by every local user.
+    os.environ["FLOWER_BASIC_AUTH"] = login.credentials
     _celery(
         [
             "flower",

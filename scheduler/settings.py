@@ -119,7 +119,7 @@ class TaktSettings(BaseSettings):
     )
     valkey_maxmemory: str = Field(
         default="1gb",
-        pattern=r"^[0-9]+(b|kb|mb|gb)?$",
+        pattern=r"^[1-9][0-9]*(b|kb|mb|gb)?$",
         description="maxmemory of the embedded Valkey (noeviction refuses writes past it).",
     )
     # What the CLI and the Python client use to reach an API (not read by the services).

@@ -1,5 +1,8 @@
 """``takt up``: the embedded server, the API, a beat and a worker as one foreground group.
 
+The data folder is made private first (0700); the embedded server gets its password and
+Flower its login from there, and only their paths are printed (docs/security.md).
+
 Each role runs as a child process in its own session, so Ctrl-C reaches only this
 supervisor, which stops the children in order (SIGTERM, then SIGKILL after a grace
 period) and the embedded server last. Children also get SIGTERM from the kernel if the
@@ -20,7 +23,10 @@ from types import FrameType
 
 import click
 
+from scheduler.data_folder import private_folder
 from scheduler.embedded import start_embedded_server
+from scheduler.errors import ConfigurationError
+from scheduler.flower import FlowerLogin, flower_login
 from scheduler.principals import ensure_admin_token
 from scheduler.settings import TaktSettings
 
@@ -98,19 +104,24 @@ def run_group(
     children: dict[str, subprocess.Popen[bytes]] = {}
     env = dict(os.environ)
     try:
+        private_folder(settings.data_dir)
+        login = flower_login(settings, os.environ) if flower else None
         if settings.redis_url is None:
-            server = start_embedded_server(settings.data_dir)
-            env["TAKT_REDIS_URL"] = server.connection_url
+            server = start_embedded_server(settings.data_dir, maxmemory=settings.valkey_maxmemory)
+            env["TAKT_REDIS_URL"] = server.connection_url  # with the password: never printed
             click.echo(
-                f"takt: embedded Valkey at {server.connection_url} (data in "
-                f"{settings.data_dir / 'valkey'})"
+                f"takt: embedded Valkey at {server.address} (password in "
+                f"{server.password_path.resolve()}, data in {server.data_dir})"
             )
         _, token_path = ensure_admin_token(settings)
-        for role in roles_for(worker_args, flower=flower):
-            children[role.name] = _start(role, env)
+        for role in roles_for(worker_args, flower=login is not None):
+            children[role.name] = _start(role, env | _login_of(role, login))
         click.echo(f"takt: API and console at http://{settings.api_host}:{settings.api_port}/")
-        if flower:
-            click.echo(f"takt: Flower at http://{settings.flower_host}:{settings.flower_port}/")
+        if login is not None:
+            click.echo(
+                f"takt: Flower at http://{settings.flower_host}:{settings.flower_port}/ "
+                f"(login user:password in {login.where})"
+            )
         where = token_path.resolve() if token_path else "TAKT_ADMIN_TOKEN"
         click.echo(f"takt: administrator key in {where}")
         click.echo("takt: Ctrl-C stops everything")
@@ -118,6 +129,9 @@ def run_group(
     except _Stop as stop:
         click.echo(f"takt: {stop}, stopping")
         return 0
+    except ConfigurationError as exc:
+        click.echo(f"takt: {exc}", err=True)
+        return 2
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -125,6 +139,13 @@ def run_group(
         if server is not None:
             server.stop()
         click.echo("takt: stopped")
+
+
+def _login_of(role: Role, login: FlowerLogin | None) -> dict[str, str]:
+    """Flower's login goes to Flower's environment alone."""
+    if role.name == "flower" and login is not None:
+        return {"FLOWER_BASIC_AUTH": login.credentials}
+    return {}
 
 
 def _watch(children: dict[str, subprocess.Popen[bytes]]) -> int:

@@ -3,6 +3,7 @@ real browser (Chromium) against the session stack and a real HTTP target."""
 
 from __future__ import annotations
 
+import base64
 import re
 import subprocess
 import sys
@@ -649,10 +650,14 @@ def test_the_console_fits_a_phone(stack: Stack, browser: Browser, screenshots: P
 # -- Flower ----------------------------------------------------------------------------------
 
 
+FLOWER_LOGIN = ("takt", "console-test-login")
+
+
 @pytest.fixture
 def flower(stack: Stack, tmp_path: Path) -> Iterator[str]:
     port = free_port()
-    env = {**stack.env, "TAKT_FLOWER_PORT": str(port)}
+    login = ":".join(FLOWER_LOGIN)
+    env = {**stack.env, "TAKT_FLOWER_PORT": str(port), "FLOWER_BASIC_AUTH": login}
     log = tmp_path / "flower.log"
     with log.open("ab") as out:
         process = subprocess.Popen(
@@ -700,12 +705,14 @@ def test_a_run_shows_in_flower_from_the_console_link(
 
     # Then Flower's API knows that task, with the job id in its arguments
     tasks = wait_until(
-        lambda: httpx.get(flower + "/api/tasks", timeout=5).json().get(task_id),
+        lambda: httpx.get(flower + "/api/tasks", auth=FLOWER_LOGIN, timeout=5).json().get(task_id),
         timeout=15,
         message="Flower to see the task",
     )
     assert jid in str(tasks["args"])
-    # and the task's page in Flower loads in the browser
+    # and the task's page in Flower loads in the browser, behind Flower's login
+    basic = base64.b64encode(":".join(FLOWER_LOGIN).encode()).decode()
+    page.set_extra_http_headers({"Authorization": f"Basic {basic}"})
     page.goto(flower + task_path)
     expect(page.get_by_text(jid).first).to_be_visible()
     snap(page, screenshots, "flower-task")

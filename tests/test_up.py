@@ -48,9 +48,9 @@ def readme_curl_example() -> str:
     return section.split("```sh\n", 1)[1].split("```", 1)[0]
 
 
-def healthy_json(url: str) -> bool:
+def healthy_json(url: str, auth: tuple[str, str]) -> bool:
     try:
-        response = httpx.get(url, timeout=5)
+        response = httpx.get(url, timeout=5, auth=auth)
     except httpx.TransportError:
         return False
     return response.status_code == 200 and bool(response.json())
@@ -116,9 +116,14 @@ def test_up_serves_runs_jobs_stops_cleanly_and_keeps_jobs(
     wait_until(lambda: history(http, collection, "hello"), timeout=10)
     assert target.requests_to("/hello")
 
-    # and Flower, alongside, knows the worker
+    # and Flower, alongside, knows the worker (behind the login generated next to the key)
+    login = (workdir / ".takt" / "flower-credentials").read_text().strip().split(":", 1)
     flower = f"http://127.0.0.1:{flower_port}/api/workers?refresh=1"
-    wait_until(lambda: healthy_json(flower), timeout=30, message="Flower to list the worker")
+    wait_until(
+        lambda: healthy_json(flower, (login[0], login[1])),
+        timeout=30,
+        message="Flower to list the worker",
+    )
 
     # When Ctrl-C reaches takt up
     group = descendants(up.pid)
