@@ -47,7 +47,8 @@ class CommandFolder:
         """The content of file ``name``, at most ``max_bytes`` long."""
         path = self._inside(name, self._resolve(name, self.path / name))
         try:
-            fd = os.open(path, os.O_RDONLY | _NO_FOLLOW)
+            # O_NONBLOCK: a FIFO put in the folder must not hang the worker.
+            fd = os.open(path, os.O_RDONLY | _NO_FOLLOW | os.O_NONBLOCK)
         except OSError as exc:
             raise self._failed(name, exc) from exc
         with os.fdopen(fd, "rb") as handle:

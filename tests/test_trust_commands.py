@@ -325,16 +325,21 @@ def test_an_import_through_a_symlink_that_leaves_the_folder_is_refused(
     ("line", "says"),
     [
         ("ImportJobs --from missing.json", "missing.json: no such file in the command folder"),
+        ("ImportJobs --from pipe", "pipe: not a regular file in the command folder"),
         (
             "ExportJobs --collection coll --to nowhere/x.json",
             "nowhere/x.json: no such folder in the command folder",
         ),
     ],
-    ids=["missing-file", "missing-folder"],
+    ids=["missing-file", "fifo", "missing-folder"],
 )
 def test_a_run_time_file_problem_is_a_message_not_a_traceback(
-    filled: JobStore, worker: WorkerContext, tmp_path: Path, line: str, says: str
+    filled: JobStore, worker: WorkerContext, folder: Path, tmp_path: Path, line: str, says: str
 ) -> None:
+    # Given a command folder holding a FIFO (reading one would wait for a writer forever)
+    folder.mkdir(mode=0o700)
+    os.mkfifo(folder / "pipe")
+
     outcome = scheduled(worker, line)
 
     assert not outcome.succeeded
