@@ -112,6 +112,8 @@ class Hostile:
         status: The exact status expected where the issue fixes one (413 for a body over
             the limit); otherwise any 4xx.
         dict_only: ``properties`` returns a dict (the client can send it).
+        chunked: Send ``raw`` or the form chunked, without a Content-Length, so that
+            only a limit enforced while reading meets it.
     """
 
     id: str
@@ -124,6 +126,7 @@ class Hostile:
     import_text: str | None = None
     status: int | None = None
     dict_only: bool = True
+    chunked: bool = False
 
 
 def _set(path: str, value: Any) -> Callable[[dict[str, Any]], Any]:
@@ -251,6 +254,7 @@ PROPERTY_CASES = [
 _BIG = b'{"properties": {"displayName": "' + b"x" * (2 * MiB) + b'"}}'
 RAW_CASES = [
     Hostile("body-2MiB", raw=_BIG, status=413),
+    Hostile("body-2MiB-chunked", raw=_BIG, status=413, chunked=True),
     Hostile("json-5000-deep-arrays", raw=b'{"properties": ' + b"[" * 5000 + b"]" * 5000 + b"}"),
     Hostile(
         "json-5000-deep-objects",
@@ -326,6 +330,7 @@ FORM_CASES = [
     ),
     Hostile("form-owner-a-reader", ("owner",), form={"owner": READER}),
     Hostile("form-body-2MiB", form={"body": "x" * (2 * MiB)}, status=413),
+    Hostile("form-body-2MiB-chunked", form={"body": "x" * (2 * MiB)}, status=413, chunked=True),
 ]
 
 IMPORT_CASES = [
@@ -592,16 +597,29 @@ def _segment(name: str) -> str:
 _JSON = {"Content-Type": "application/json"}
 
 
-def _send_json(world: World, method: str, url: str, body: bytes) -> Outcome:
+def _chunks(body: bytes) -> Iterator[bytes]:
+    """The body in 64 KiB pieces: httpx sends it chunked, with no Content-Length."""
+    for start in range(0, len(body), 64 * 1024):
+        yield body[start : start + 64 * 1024]
+
+
+def _raw(case: Hostile) -> bytes | Iterator[bytes]:
+    assert case.raw is not None
+    return _chunks(case.raw) if case.chunked else case.raw
+
+
+def _send_json(world: World, method: str, url: str, body: bytes | Iterator[bytes]) -> Outcome:
     response = world.api.request(method, url, params=API_VERSION, content=body, headers=_JSON)
     return _api_outcome(response)
 
 
-def _console_post(world: World, url: str, fields: dict[str, Any]) -> Outcome:
-    body = urlencode({"csrf": world.csrf, **fields}, doseq=True)
+def _console_post(
+    world: World, url: str, fields: dict[str, Any], *, chunked: bool = False
+) -> Outcome:
+    body = urlencode({"csrf": world.csrf, **fields}, doseq=True).encode()
     response = world.console.post(
         url,
-        content=body.encode(),
+        content=_chunks(body) if chunked else body,
         headers={"Content-Type": "application/x-www-form-urlencoded", "Origin": world.base_url},
     )
     return _console_outcome(response)
@@ -623,8 +641,7 @@ def arm_put_job(world: World, case: Hostile) -> Outcome:
     if case.properties is not None:
         body = {"properties": case.properties(valid_properties())}
         return _send_json(world, "PUT", url, json.dumps(body).encode())
-    assert case.raw is not None
-    return _send_json(world, "PUT", url, case.raw)
+    return _send_json(world, "PUT", url, _raw(case))
 
 
 def arm_patch_job(world: World, case: Hostile) -> Outcome:
@@ -632,17 +649,15 @@ def arm_patch_job(world: World, case: Hostile) -> Outcome:
     if case.properties is not None:
         body = {"properties": case.properties(valid_properties())}
         return _send_json(world, "PATCH", url, json.dumps(body).encode())
-    assert case.raw is not None
-    return _send_json(world, "PATCH", url, case.raw)
+    return _send_json(world, "PATCH", url, _raw(case))
 
 
 def arm_put_collection(world: World, case: Hostile) -> Outcome:
     if case.collection_name is not None:
         url = f"{_ARM_COLLECTIONS}/jobCollections/{_segment(case.collection_name)}"
         return _send_json(world, "PUT", url, b'{"location": "local"}')
-    assert case.raw is not None
     url = f"{_ARM_COLLECTIONS}/jobCollections/victim"
-    return _send_json(world, "PUT", url, case.raw)
+    return _send_json(world, "PUT", url, _raw(case))
 
 
 def classic_put_job(world: World, case: Hostile) -> Outcome:
@@ -653,16 +668,14 @@ def classic_put_job(world: World, case: Hostile) -> Outcome:
         return _send_json(
             world, "PUT", url, json.dumps(case.properties(valid_properties())).encode()
         )
-    assert case.raw is not None
-    return _send_json(world, "PUT", url, case.raw)
+    return _send_json(world, "PUT", url, _raw(case))
 
 
 def classic_post_job(world: World, case: Hostile) -> Outcome:
     if case.properties is not None:
         body = json.dumps(case.properties(valid_properties())).encode()
         return _send_json(world, "POST", _CLASSIC_JOBS, body)
-    assert case.raw is not None
-    return _send_json(world, "POST", _CLASSIC_JOBS, case.raw)
+    return _send_json(world, "POST", _CLASSIC_JOBS, _raw(case))
 
 
 def classic_patch_job(world: World, case: Hostile) -> Outcome:
@@ -671,27 +684,26 @@ def classic_patch_job(world: World, case: Hostile) -> Outcome:
         return _send_json(
             world, "PATCH", url, json.dumps(case.properties(valid_properties())).encode()
         )
-    assert case.raw is not None
-    return _send_json(world, "PATCH", url, case.raw)
+    return _send_json(world, "PATCH", url, _raw(case))
 
 
 def classic_put_collection(world: World, case: Hostile) -> Outcome:
     name = case.collection_name if case.collection_name is not None else "victim"
     url = f"{_CLASSIC}/jobcollections/{_segment(name)}"
-    return _send_json(world, "PUT", url, case.raw or b'{"location": "local"}')
+    return _send_json(
+        world, "PUT", url, _raw(case) if case.raw is not None else b'{"location": "local"}'
+    )
 
 
 def arm_patch_collection(world: World, case: Hostile) -> Outcome:
-    assert case.raw is not None
-    return _send_json(world, "PATCH", _ARM_COLLECTION, case.raw)
+    return _send_json(world, "PATCH", _ARM_COLLECTION, _raw(case))
 
 
 def add_principal(world: World, case: Hostile) -> Outcome:
     if case.job_name is not None:
         body = json.dumps({"name": case.job_name, "role": "reader"}).encode()
         return _api_outcome(world.api.post("/principals", content=body, headers=_JSON))
-    assert case.raw is not None
-    return _api_outcome(world.api.post("/principals", content=case.raw, headers=_JSON))
+    return _api_outcome(world.api.post("/principals", content=_raw(case), headers=_JSON))
 
 
 def console_change_owner(world: World, case: Hostile) -> Outcome:
@@ -710,11 +722,13 @@ def console_new_job(world: World, case: Hostile) -> Outcome:
     url = f"{_CONSOLE}/new"
     if case.job_name is not None:
         return _console_post(world, url, _form_over(valid_properties(), {"name": case.job_name}))
-    return _console_post(world, url, {"name": VICTIM, **_console_fields(case)})
+    fields = {"name": VICTIM, **_console_fields(case)}
+    return _console_post(world, url, fields, chunked=case.chunked)
 
 
 def console_save_job(world: World, case: Hostile) -> Outcome:
-    return _console_post(world, f"{_CONSOLE}/jobs/{SEED}", _console_fields(case))
+    url = f"{_CONSOLE}/jobs/{SEED}"
+    return _console_post(world, url, _console_fields(case), chunked=case.chunked)
 
 
 def client_create_job(world: World, case: Hostile) -> Outcome:
