@@ -151,6 +151,8 @@ class Calendar:
     def next_at_or_after(self, wall: int) -> int | None:
         """The first candidate at or after ``wall``, or None when there is none."""
         wall = max(wall, self.origin)
+        if wall // DAY_S > _LAST_DAY:  # after the last day a date represents
+            return None
         if self.unit.is_subday:
             return self._next_subday(wall)
         day, second = divmod(wall, DAY_S)

@@ -23,9 +23,11 @@ from math import gcd
 from zoneinfo import ZoneInfo
 
 from scheduler._calendar import DAY_S, Calendar
+from scheduler.clock import END_OF_TIME
 
 __all__ = [
     "EPOCH_S",
+    "LAST_INSTANT_S",
     "ElapsedZoneClock",
     "FixedClock",
     "ZoneClock",
@@ -42,6 +44,8 @@ _ORIGIN_S = DAY_S  # 0001-01-01T00:00 is ordinal 1
 #: The Unix epoch in the seconds :func:`to_seconds` counts.
 EPOCH_S = datetime(1970, 1, 1).toordinal() * DAY_S
 _LOOKBACK_S = 2 * DAY_S  # longer than any gap in tzdata (Samoa skipped one day in 2011)
+#: The last instant a rule produces (:data:`scheduler.clock.END_OF_TIME`), on this scale.
+LAST_INSTANT_S = END_OF_TIME.toordinal() * DAY_S
 
 
 def to_seconds(moment: datetime) -> tuple[int, int]:
@@ -92,6 +96,9 @@ _STEADY: dict[tuple[str, int], object] = {}
 
 
 def _exact_offset(zone: ZoneInfo, instant: int) -> int:
+    # Past the last instant, the zone keeps the offset it has there: datetime ends soon
+    # after, and a zone's rules so far ahead are a guess anyway.
+    instant = min(instant, LAST_INSTANT_S)
     try:
         moment = datetime.fromtimestamp(instant - EPOCH_S, zone)
     except (OverflowError, OSError, ValueError):  # outside the platform's time_t

@@ -1,10 +1,16 @@
-"""Conversions between aware datetimes and the epoch milliseconds stored in Redis."""
+"""Conversions between aware datetimes and the epoch milliseconds stored in Redis, and the
+last instant anything is scheduled at."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-__all__ = ["from_ms", "to_ms", "utcnow"]
+__all__ = ["END_OF_TIME", "from_ms", "to_ms", "utcnow"]
+
+#: The last instant a job fires at: a recurrence ends here, a one-shot job beyond it never
+#: fires. A day before datetime's end, so that showing it at any UTC offset (at most
+#: ±24 h) and comparing it stays within what datetime represents.
+END_OF_TIME = datetime(9999, 12, 30, tzinfo=UTC)
 
 
 def to_ms(moment: datetime) -> int:

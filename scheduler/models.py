@@ -18,6 +18,7 @@ from typing import Annotated, Any, Self
 
 import isodate
 from pydantic import (
+    AfterValidator,
     AliasChoices,
     BaseModel,
     BeforeValidator,
@@ -25,10 +26,20 @@ from pydantic import (
     Field,
     PlainSerializer,
     ValidationError,
+    field_validator,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
 
+from scheduler.bounds import (
+    MAX_COUNT,
+    check_argument,
+    check_duration,
+    check_header,
+    check_http_uri,
+    check_method,
+    check_timestamp,
+)
 from scheduler.recurrence import validate_recurrence
 
 __all__ = [
@@ -212,6 +223,10 @@ Timestamp = Annotated[
     PlainSerializer(_format_timestamp, when_used="json"),
 ]
 
+#: A :data:`Timestamp` a client writes: also within the range of :mod:`scheduler.bounds`
+#: (what the server computes, occurrences and status, may lie beyond it).
+WrittenTimestamp = Annotated[Timestamp, AfterValidator(check_timestamp)]
+
 _DAYS_PER_MONTH = 30  # ISO durations in months/years are converted at 30 / 365 days
 
 
@@ -219,11 +234,13 @@ def _parse_duration(value: Any) -> Any:
     if isinstance(value, str):
         try:
             parsed = isodate.parse_duration(value.strip())
+            if isinstance(parsed, isodate.Duration):
+                days = float(parsed.years) * 365 + float(parsed.months) * _DAYS_PER_MONTH
+                return parsed.tdelta + timedelta(days=days)
         except (isodate.ISO8601Error, ValueError) as exc:
             raise ValueError(f"{value!r} is not an ISO 8601 duration (for example PT1M)") from exc
-        if isinstance(parsed, isodate.Duration):
-            days = float(parsed.years) * 365 + float(parsed.months) * _DAYS_PER_MONTH
-            return parsed.tdelta + timedelta(days=days)
+        except OverflowError as exc:
+            raise ValueError(f"{value!r} is out of range: from PT0S to P2Y (730 days)") from exc
         return parsed
     return value
 
@@ -236,6 +253,7 @@ def _format_duration(value: timedelta) -> str:
 Duration = Annotated[
     timedelta,
     BeforeValidator(_parse_duration),
+    AfterValidator(check_duration),
     PlainSerializer(_format_duration, when_used="json"),
 ]
 
@@ -266,7 +284,7 @@ class HttpAuthentication(WireModel):
     # ClientCertificate
     pfx: str | None = None
     certificate_thumbprint: str | None = None
-    certificate_expiration_date: Timestamp | None = None
+    certificate_expiration_date: WrittenTimestamp | None = None
     certificate_subject_name: str | None = None
     # ActiveDirectoryOAuth
     secret: str | None = None
@@ -310,25 +328,27 @@ class HttpAuthentication(WireModel):
 
 
 class HttpRequest(WireModel):
-    uri: str = Field(min_length=1)
-    method: str = Field(min_length=1, max_length=16, pattern=r"^[A-Za-z]+$")
+    uri: Annotated[str, AfterValidator(check_http_uri)] = Field(min_length=1)
+    method: Annotated[str, AfterValidator(check_method)] = Field(min_length=1, max_length=16)
     body: str | None = None
     headers: dict[str, str] | None = None
     authentication: HttpAuthentication | None = None
     # extension: this request's timeout (ISO 8601), instead of TAKT_HTTP_TIMEOUT_S
     timeout: Duration | None = None
 
-    @model_validator(mode="after")
-    def _absolute_http_uri(self) -> Self:
-        if not re.match(r"^https?://[^\s/]+", self.uri, re.IGNORECASE):
-            raise ValueError(f"uri {self.uri!r} must be an absolute http:// or https:// URI")
-        self.method = self.method.upper()
-        return self
+    @field_validator("headers")
+    @classmethod
+    def _headers_are_sendable(cls, headers: dict[str, str] | None) -> dict[str, str] | None:
+        for name, value in (headers or {}).items():
+            check_header(name, value)
+        return headers
 
 
 class StorageQueueMessage(WireModel):
-    storage_account: str = Field(min_length=1)
-    queue_name: str = Field(min_length=1)
+    # Both become part of the queue's URL: nothing that could change its host or path.
+    # (Azure's stricter rules are checked when the message is sent, naming them.)
+    storage_account: str = Field(min_length=1, max_length=63, pattern=r"^[A-Za-z0-9_-]+$")
+    queue_name: str = Field(min_length=1, max_length=63, pattern=r"^[A-Za-z0-9_-]+$")
     sas_token: str | None = None
     message: str
 
@@ -359,8 +379,8 @@ class CeleryTask(WireModel):
     """
 
     name: str = Field(min_length=1, max_length=256, pattern=r"^[A-Za-z_][\w.:-]*$")
-    args: list[Any] | None = None
-    kwargs: dict[str, Any] | None = None
+    args: Annotated[list[Any], AfterValidator(check_argument)] | None = None
+    kwargs: Annotated[dict[str, Any], AfterValidator(check_argument)] | None = None
     queue: str | None = Field(default=None, min_length=1, max_length=256)
 
 
@@ -430,8 +450,8 @@ class JobRecurrenceSchedule(WireModel):
 class JobRecurrence(WireModel):
     frequency: RecurrenceFrequency | None = None
     interval: int | None = None
-    count: int | None = None
-    end_time: Timestamp | None = None
+    count: int | None = Field(default=None, ge=1, le=MAX_COUNT)
+    end_time: WrittenTimestamp | None = None
     schedule: JobRecurrenceSchedule | None = None
     time_zone: str | None = None  # extension: IANA zone name
     cron: str | None = None  # extension: 5-field cron, instead of frequency/schedule
@@ -448,7 +468,7 @@ class JobStatus(WireModel):
 class JobProperties(WireModel):
     """The ``properties`` of an ARM job, and the flat job of the classic API."""
 
-    start_time: Timestamp | None = None
+    start_time: WrittenTimestamp | None = None
     action: JobAction
     recurrence: JobRecurrence | None = None
     state: JobState | None = None

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from scheduler.clock import END_OF_TIME
 from scheduler.models import ActionType, JobProperties, JobRecurrence, MissedRunPolicy
 from scheduler.recurrence import Rule, next_occurrence, rule_shape
 
@@ -125,10 +126,14 @@ def job_cadence(properties: JobProperties) -> str:
 
 
 def first_fire(properties: JobProperties, now: datetime) -> datetime | None:
-    """The first instant a new or replaced job fires (None: it never will)."""
+    """The first instant a new or replaced job fires (None: it never will).
+
+    Nothing fires after :data:`~scheduler.clock.END_OF_TIME`, not even a one-shot job.
+    """
     start = properties.start_time or now
     if properties.recurrence is None:
-        return max(start, now)
+        fire = max(start, now)
+        return fire if fire <= END_OF_TIME else None
     after = max(start, now) - _EPSILON
     return next_occurrence(properties.recurrence, start, after)
 

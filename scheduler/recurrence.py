@@ -5,6 +5,10 @@ A recurrence is Azure Scheduler's JSON object (``frequency``, ``interval``, ``co
 ``schedule.months``, ``timeZone``, ``cron``); ``None`` is a one-shot job that fires once
 at its start time. ``docs/recurrence.md`` states the semantics and the DST policy.
 
+Every rule ends at :data:`scheduler.clock.END_OF_TIME` (9999-12-30T00:00Z) at the latest,
+whatever its count or start time: past it there is simply no next occurrence, so the
+engine never computes a datetime Python cannot represent.
+
 The beat asks "what is the next occurrence after now?" millions of times, so a
 recurrence is compiled once into a :class:`Rule` (cached by its JSON and start time)
 whose :meth:`Rule.next_after` never iterates from the start time: plain intervals are
@@ -32,6 +36,7 @@ from zoneinfo import ZoneInfo
 from scheduler._calendar import DAY_S, Calendar, DayFilter, Unit
 from scheduler._clocks import (
     EPOCH_S,
+    LAST_INSTANT_S,
     ElapsedZoneClock,
     FixedClock,
     ZoneClock,
@@ -167,7 +172,7 @@ class Rule:
         start: the start time it was compiled for.
     """
 
-    __slots__ = ("_first", "_last", "_microsecond", "_source", "_tz", "start")
+    __slots__ = ("_endless", "_first", "_last", "_microsecond", "_source", "_tz", "start")
 
     def __init__(
         self,
@@ -184,7 +189,8 @@ class Rule:
         self._microsecond = microsecond  # every occurrence carries it (cron: 0)
         self._tz = tz
         self._first = start_s + (1 if start_us > microsecond else 0)
-        self._last = last
+        self._last = LAST_INSTANT_S if last is None else min(last, LAST_INSTANT_S)
+        self._endless = last is None  # no count, no endTime: the grid has no last
 
     def next_after(self, after: datetime) -> datetime | None:
         """The first occurrence strictly after ``after`` (aware), or None."""
@@ -222,12 +228,14 @@ class Rule:
         if first is None:
             return None
         micro = self._microsecond
-        last = None if self._last is None else (self._last - EPOCH_S) * 1_000_000 + micro
+        last = None if self._endless else (self._last - EPOCH_S) * 1_000_000 + micro
         return (first - EPOCH_S) * 1_000_000 + micro, self._source.step * 1_000_000, last
 
     def _next_second(self, instant: int) -> int | None:
+        if instant > self._last:
+            return None
         found = self._source.first_at_or_after(max(instant, self._first))
-        if found is None or (self._last is not None and found > self._last):
+        if found is None or found > self._last:
             return None
         return found
 
@@ -266,8 +274,10 @@ def _anchor(canonical: str, start: datetime) -> Rule:
             field="recurrence.endTime",
         )
     microsecond = 0 if spec.cron else start.microsecond  # cron fires on whole minutes
-    source = _source(spec, start)
     first = start_s + (1 if start.microsecond > microsecond else 0)
+    if first > LAST_INSTANT_S:  # starts after the end of time (stored by an old version)
+        return Rule(_Periodic(start_s, DAY_S), start, last=first - 1, microsecond=0, tz=own_tz)
+    source = _source(spec, start)
     if source.first_at_or_after(first) is None:
         field = "recurrence.cron" if spec.cron else "recurrence.schedule"
         raise InvalidRecurrence(f"{field}: matches no date at all", field=field)

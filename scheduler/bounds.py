@@ -1,0 +1,167 @@
+"""The ranges values on the wire must lie in, checked when a job is written.
+
+Every check raises :class:`ValueError` with a message that states the rule; the pydantic
+validators of :mod:`scheduler.models` call these, so the message reaches the client
+prefixed with the field's path (``properties.action.request.uri: ...``).
+
+============================  ======================================================
+value                         accepted
+============================  ======================================================
+a date-time                   an offset, and 1970-01-01T00:00:00Z <= t < 9000-01-01Z
+a duration                    PT0S .. P2Y (730 days; a year is 365 days, a month 30)
+recurrence.count              1 .. 1,000,000,000
+Celery args / kwargs          nesting at most 32 deep, at most 8 KiB as JSON each
+an HTTP request's uri         absolute http(s), a valid host and port, no space,
+                              no control character
+a header                      an RFC 9110 token as name, no control character but
+                              tab in the value
+a method                      GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS
+============================  ======================================================
+
+The latest date-time leaves a thousand years of room: a rule started before it can still
+produce occurrences for centuries, and the recurrence engine stops cleanly where Python's
+datetime ends (see :data:`scheduler._clocks.LAST_INSTANT_S`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import unicodedata
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+__all__ = [
+    "EARLIEST_TIMESTAMP",
+    "HTTP_METHODS",
+    "LATEST_TIMESTAMP",
+    "MAX_ARGUMENT_BYTES",
+    "MAX_ARGUMENT_DEPTH",
+    "MAX_COUNT",
+    "MAX_DURATION",
+    "check_argument",
+    "check_duration",
+    "check_header",
+    "check_http_uri",
+    "check_method",
+    "check_timestamp",
+]
+
+#: The earliest date-time accepted (epoch milliseconds stay non-negative).
+EARLIEST_TIMESTAMP = datetime(1970, 1, 1, tzinfo=UTC)
+#: The first date-time refused: far from datetime's end, so arithmetic on it cannot fail.
+LATEST_TIMESTAMP = datetime(9000, 1, 1, tzinfo=UTC)
+#: The longest duration accepted (P2Y; retryInterval is further held to P18M).
+MAX_DURATION = timedelta(days=730)
+#: The largest count accepted (recurrence.count).
+MAX_COUNT = 1_000_000_000
+#: How deep a Celery task's args or kwargs may nest.
+MAX_ARGUMENT_DEPTH = 32
+#: How large a Celery task's args or kwargs may be, as compact JSON.
+MAX_ARGUMENT_BYTES = 8 * 1024
+#: The methods an Http/Https action may use.
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")  # RFC 9110 5.6.2
+_LABEL = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$")
+
+
+def check_timestamp(value: datetime) -> datetime:
+    """``value`` if it is aware and within the accepted range."""
+    if value.utcoffset() is None:
+        raise ValueError("a date-time needs a UTC offset (for example 2026-01-01T10:00:00Z)")
+    if not EARLIEST_TIMESTAMP <= value < LATEST_TIMESTAMP:
+        raise ValueError(
+            f"{value.isoformat()} is out of range: from 1970-01-01T00:00:00Z to before "
+            "9000-01-01T00:00:00Z"
+        )
+    return value
+
+
+def check_duration(value: timedelta) -> timedelta:
+    """``value`` if it is within PT0S..P2Y."""
+    if not timedelta(0) <= value <= MAX_DURATION:
+        raise ValueError("is out of range: from PT0S to P2Y (730 days)")
+    return value
+
+
+def check_argument(value: Any) -> Any:
+    """``value`` (Celery args or kwargs) if it nests and weighs little enough."""
+    _check_depth(value, MAX_ARGUMENT_DEPTH)
+    size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > MAX_ARGUMENT_BYTES:
+        raise ValueError(f"is {size:,} bytes as JSON; at most {MAX_ARGUMENT_BYTES:,}")
+    return value
+
+
+def _check_depth(value: Any, allowed: int) -> None:
+    # Iterative, so that the check itself cannot exhaust the stack.
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict | list):
+            if depth > allowed:
+                raise ValueError(f"nests more than {allowed} levels deep")
+            children = item.values() if isinstance(item, dict) else item
+            pending.extend((child, depth + 1) for child in children)
+
+
+def check_method(value: str) -> str:
+    """The method in upper case, if it is one an action may use."""
+    method = value.strip().upper()
+    if method not in HTTP_METHODS:
+        raise ValueError(f"{value!r} is not one of {', '.join(HTTP_METHODS)}")
+    return method
+
+
+def check_header(name: str, value: str) -> None:
+    """Refuse a header that could not be sent as it is, or would split the request."""
+    if not _TOKEN.match(name):
+        raise ValueError(f"{name!r} is not a valid header name (an RFC 9110 token)")
+    if any(_is_control(ch) and ch != "\t" for ch in value):
+        raise ValueError(f"the value of {name!r} holds a control character (CR, LF, NUL, ...)")
+
+
+def check_http_uri(uri: str) -> str:
+    """``uri`` if it is an absolute http(s) URI that can be sent as it is."""
+    for position, ch in enumerate(uri):
+        if ch.isspace() or _is_control(ch):
+            raise ValueError(
+                f"holds a space or control character ({ch!r}) at position {position}; "
+                "percent-encode it"
+            )
+    try:
+        parts = urlsplit(uri)
+        port = parts.port
+    except ValueError as exc:  # an unclosed [IPv6 literal, a port out of range
+        raise ValueError(f"{uri!r} is not a valid URI ({exc})") from exc
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ValueError(f"{uri!r} must be an absolute http:// or https:// URI")
+    _check_host(uri, parts.hostname or "", parts.netloc)
+    if port == 0:
+        raise ValueError(f"{uri!r} has port 0")
+    return uri
+
+
+def _check_host(uri: str, host: str, netloc: str) -> None:
+    if not host:
+        raise ValueError(f"{uri!r} has no host")
+    if netloc.rpartition("@")[2].startswith("["):
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError as exc:
+            raise ValueError(f"{uri!r}: {host!r} is not an IPv6 address") from exc
+        return
+    try:
+        ascii_host = host.encode("idna").decode("ascii")
+    except UnicodeError as exc:
+        raise ValueError(f"{uri!r}: {host!r} is not a valid host name") from exc
+    labels = ascii_host.removesuffix(".").split(".")
+    if len(ascii_host) > 253 or not all(_LABEL.match(label) for label in labels):
+        raise ValueError(f"{uri!r}: {host!r} is not a valid host name")
+
+
+def _is_control(ch: str) -> bool:
+    return unicodedata.category(ch) == "Cc"
