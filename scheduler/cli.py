@@ -48,10 +48,12 @@ def api() -> None:
 
     from scheduler.api import create_app
     from scheduler.api.access_log import AccessLog
+    from scheduler.redaction import quiet_http_logging
 
     settings = _settings()
     settings.store_url  # noqa: B018 - fail early with a clear message
     logging.basicConfig(level=settings.log_level)
+    quiet_http_logging()
     uvicorn.run(
         AccessLog(create_app(settings)),
         host=settings.api_host,

@@ -6,7 +6,8 @@ either (``except JobNotFound`` or ``except LookupError``)::
     TaktError
     ├── ValidationFailed (ValueError)        bad input; names the field, becomes a 400
     │   ├── InvalidRecurrence                 a recurrence the engine refuses
-    │   └── LimitExceeded                     a size limit (job 16 KB, URI, headers, body)
+    │   ├── LimitExceeded                     a size limit (job 16 KB, URI, headers, body)
+    │   └── OutboundRefused                   an address the outbound policy refuses
     ├── NotFound (LookupError)               becomes a 404
     │   ├── CollectionNotFound
     │   └── JobNotFound
@@ -45,6 +46,11 @@ class InvalidRecurrence(ValidationFailed):
 
 class LimitExceeded(ValidationFailed):
     """A size limit of Azure Scheduler (job size, URI, headers, body)."""
+
+
+class OutboundRefused(ValidationFailed):
+    """An address ``TAKT_ACTION_DENY_NETWORKS``/``TAKT_ACTION_ALLOW_NETWORKS`` refuses; the
+    message names the setting and the network."""
 
 
 class NotFound(TaktError, LookupError):

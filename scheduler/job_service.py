@@ -24,6 +24,7 @@ from scheduler.models import (
     JobState,
     describe_validation_error,
 )
+from scheduler.outbound import NetworkPolicy
 from scheduler.planning import first_fire, upcoming
 from scheduler.principals import Principal, PrincipalBook, require_admin_role
 from scheduler.quotas import check_job_quota, effective_quota
@@ -130,12 +131,14 @@ class JobService:
         *,
         max_timeout: timedelta = timedelta(minutes=10),
         async_store: AsyncJobStore | None = None,
+        outbound: NetworkPolicy | None = None,
     ) -> None:
         self.store = store
         self.async_store = async_store
         self.principals = principals
         self.runner = runner
         self.max_timeout = max_timeout
+        self.outbound = outbound or NetworkPolicy.default()
 
     def put(
         self, ref: JobRef, properties: JobProperties, principal: Principal, now: datetime
@@ -244,6 +247,7 @@ class JobService:
         check_job_quota(quota, properties, context.job_count - (existing is not None))
         check_retry_policy(properties.action, allow_short=quota.allows_short_retries)
         self._check_timeouts(properties)
+        self._check_targets(properties)
         owner = _owner(properties, existing, principal, context.owner_role)
         state = properties.state or (existing.state if existing else JobState.ENABLED)
         next_ms = self._next_fire_ms(properties, existing, state, now, keep_next=keep_next)
@@ -255,6 +259,17 @@ class JobService:
             next_fire_ms=next_ms,
             queue=properties.queue or pool,
         )
+
+    def _check_targets(self, properties: JobProperties) -> None:
+        """A URI aimed at a literal address the outbound policy refuses is refused now;
+        names are checked when a worker connects (:mod:`scheduler.outbound`)."""
+        actions = (
+            (properties.action, "properties.action"),
+            (properties.action.error_action, "properties.action.errorAction"),
+        )
+        for action, where in actions:
+            if action is not None and action.request is not None:
+                self.outbound.check_uri(action.request.uri, f"{where}.request.uri")
 
     def _check_timeouts(self, properties: JobProperties) -> None:
         actions = (

@@ -20,6 +20,7 @@ from celery import Celery
 from celery.signals import worker_init
 
 from scheduler.models import ActionType
+from scheduler.redaction import quiet_http_logging
 from scheduler.settings import TaktSettings, load_settings
 from workers.config import celery_config
 from workers.context import WorkerContext
@@ -99,6 +100,7 @@ def _responsive_consumer(**_: Any) -> None:
 
 def create_app(settings: TaktSettings | None = None) -> TaktCelery:
     """A Celery app with Takt's tasks; settings are read from the environment if omitted."""
+    quiet_http_logging()  # every Takt process but the API builds its Celery app here
     celery_app = TaktCelery(settings)
     register_tasks(celery_app)
     return celery_app

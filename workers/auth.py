@@ -54,6 +54,8 @@ from cryptography.hazmat.primitives.serialization import (
 
 from scheduler.errors import TaktError
 from scheduler.models import AuthenticationType, HttpAuthentication
+from scheduler.outbound import NetworkPolicy
+from workers.network import policy_client
 
 __all__ = [
     "DEFAULT_OAUTH_AUTHORITY",
@@ -97,12 +99,15 @@ class ActionAuth:
         self,
         *,
         oauth_authority: str = DEFAULT_OAUTH_AUTHORITY,
+        outbound: NetworkPolicy | None = None,
         ca_file: str | None = None,
         max_certificates: int = 32,
         max_tokens: int = 1024,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.certificates = ClientCertificates(ca_file=ca_file, max_clients=max_certificates)
+        self.certificates = ClientCertificates(
+            ca_file=ca_file, max_clients=max_certificates, outbound=outbound
+        )
         self.tokens = AzureAdTokens(oauth_authority, max_tokens=max_tokens, clock=clock)
 
     @contextmanager
@@ -142,10 +147,17 @@ class _Lease:
 class ClientCertificates:
     """One ``httpx.Client`` per client certificate, in a bounded LRU; thread-safe."""
 
-    def __init__(self, *, ca_file: str | None = None, max_clients: int = 32) -> None:
+    def __init__(
+        self,
+        *,
+        ca_file: str | None = None,
+        max_clients: int = 32,
+        outbound: NetworkPolicy | None = None,
+    ) -> None:
         if max_clients < 1:
             raise ValueError("max_clients must be at least 1")
         self._ca_file = ca_file
+        self._outbound = outbound or NetworkPolicy.default()
         self._max = max_clients
         self._lock = threading.Lock()
         self._leases: OrderedDict[bytes, _Lease] = OrderedDict()
@@ -185,7 +197,8 @@ class ClientCertificates:
         if lease is not None:
             return lease
         # Built outside the lock: opening a PFX takes milliseconds that others need not wait.
-        built = _Lease(_client_for(_ssl_context(pfx, password, self._ca_file), template))
+        context = _ssl_context(pfx, password, self._ca_file)
+        built = _Lease(_client_for(context, template, self._outbound))
         with self._lock:
             lease = self._take(key)
             if lease is None:
@@ -231,11 +244,15 @@ def _digest(*parts: str) -> bytes:
     return hashlib.sha256("\0".join(parts).encode()).digest()
 
 
-def _client_for(context: ssl.SSLContext, template: httpx.Client) -> httpx.Client:
-    return httpx.Client(
+def _client_for(
+    context: ssl.SSLContext, template: httpx.Client, outbound: NetworkPolicy
+) -> httpx.Client:
+    """A client presenting the certificate, under the outbound policy, never following
+    redirects, with the timeout of ``template``."""
+    return policy_client(
+        outbound,
         verify=context,
         timeout=template.timeout,
-        follow_redirects=template.follow_redirects,
         limits=httpx.Limits(max_connections=64, max_keepalive_connections=8),
     )
 

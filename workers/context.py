@@ -5,15 +5,18 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from scheduler.ledger import Ledger
 from scheduler.models import ActionType
+from scheduler.outbound import NetworkPolicy
 from scheduler.settings import TaktSettings
 from scheduler.store import JobStore
 from workers.auth import ActionAuth
+from workers.network import policy_client
 
 if TYPE_CHECKING:
     from workers.execution import RunRequest
@@ -39,6 +42,11 @@ class WorkerContext:
     _http: httpx.Client | None = field(default=None, repr=False)
     _auth: ActionAuth | None = field(default=None, repr=False)
 
+    @cached_property
+    def outbound(self) -> NetworkPolicy:
+        """Which addresses actions and token calls may reach (TAKT_ACTION_*_NETWORKS)."""
+        return NetworkPolicy.from_settings(self.settings)
+
     @property
     def store(self) -> JobStore:
         with self._lock:
@@ -56,12 +64,12 @@ class WorkerContext:
 
     @property
     def http(self) -> httpx.Client:
-        """One keep-alive client per process; httpx clients are thread-safe."""
+        """One keep-alive client per process (thread-safe), under the outbound policy."""
         with self._lock:
             if self._http is None:
-                self._http = httpx.Client(
+                self._http = policy_client(
+                    self.outbound,
                     timeout=self.settings.http_timeout_s,
-                    follow_redirects=False,
                     limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
                 )
             return self._http
@@ -71,7 +79,9 @@ class WorkerContext:
         """Client-certificate clients and OAuth tokens, cached per process."""
         with self._lock:
             if self._auth is None:
-                self._auth = ActionAuth(oauth_authority=self.settings.oauth_authority)
+                self._auth = ActionAuth(
+                    oauth_authority=self.settings.oauth_authority, outbound=self.outbound
+                )
             return self._auth
 
     def close(self) -> None:

@@ -16,17 +16,25 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
+from pydantic import ValidationError
+
 from scheduler.clock import from_ms, to_ms, utcnow
 from scheduler.errors import JobNotFound
 from scheduler.ledger import LedgerEntry
-from scheduler.models import ConcurrencyPolicy, JobErrorAction, JobState
+from scheduler.models import (
+    ConcurrencyPolicy,
+    JobErrorAction,
+    JobState,
+    describe_validation_error,
+)
+from scheduler.redaction import redact_urls
 from scheduler.retries import retry_plan
 from scheduler.settings import LEASE_MARGIN_S
 from scheduler.store import JobRecord
 from workers.actions import run_action
 from workers.context import WorkerContext
 from workers.http_action import Outcome
-from workers.recording import record_attempt, record_postponed
+from workers.recording import record_attempt, record_postponed, record_unreadable
 
 __all__ = ["RunRequest", "Verdict", "execute", "timeout_for"]
 
@@ -95,33 +103,19 @@ _NOT_OWED = frozenset({"not-run", "no-error-action", "duplicate"})
 
 
 def _execute(ctx: WorkerContext, run: RunRequest) -> Verdict:
-    record = _runnable_job(ctx, run)
+    try:
+        record = _runnable_job(ctx, run)
+    except (ValueError, KeyError) as exc:
+        return _unreadable(ctx, run, exc)
     if record is None:
         return Verdict("not-run")
     action = record.properties.action.error_action if run.error else record.properties.action
     if action is None:
         return Verdict("no-error-action")
     ttl_ms = int(timeout_for(ctx, action) * 1000) + _LEASE_MARGIN_MS
-    lease = ctx.store.acquire_lease(
-        run.jid, run.occurrence_ms, run.tag, ttl_ms, run.ledger_entry.member
-    )
-    if lease.done:
-        log.info("%s of %s@%s ran already", run.tag, run.jid, run.occurrence_ms)
-        return Verdict("duplicate")
-    if not lease.owed:
-        # Nobody handed this attempt out: a message forged into the broker, or one so
-        # stale that its record has expired. Either way it must not run.
-        log.warning(
-            "%s of %s@%s is not owed by the execution ledger; dropped",
-            run.tag,
-            run.jid,
-            run.occurrence_ms,
-        )
-        return Verdict("not-owed")
-    if not lease.taken:
-        # Another worker holds it: if that one dies, this copy must still run, so look
-        # again once its lease has expired (by then it is done, or free).
-        return Verdict("busy", retry_in=timedelta(milliseconds=lease.busy_ms + 100), again=True)
+    refused = _take_lease(ctx, run, ttl_ms)
+    if refused is not None:
+        return refused
     policy = None if run.error else record.properties.concurrency_policy
     if policy in (ConcurrencyPolicy.FORBID, ConcurrencyPolicy.REPLACE):
         assert policy is not None
@@ -163,6 +157,49 @@ def _execute(ctx: WorkerContext, run: RunRequest) -> Verdict:
         follow_up=_owed_next(ctx, record, run, outcome, wait),
     )
     return _follow_up(ctx, record, run, action, outcome, wait)
+
+
+def _take_lease(ctx: WorkerContext, run: RunRequest, ttl_ms: int) -> Verdict | None:
+    """None once this worker holds the attempt's lease; else why it does not run."""
+    lease = ctx.store.acquire_lease(
+        run.jid, run.occurrence_ms, run.tag, ttl_ms, run.ledger_entry.member
+    )
+    if lease.taken:
+        return None
+    if lease.done:
+        log.info("%s of %s@%s ran already", run.tag, run.jid, run.occurrence_ms)
+        return Verdict("duplicate")
+    if not lease.owed:
+        # Nobody handed this attempt out: a message forged into the broker, or one so
+        # stale that its record has expired. Either way it must not run.
+        log.warning(
+            "%s of %s@%s is not owed by the execution ledger; dropped",
+            run.tag,
+            run.jid,
+            run.occurrence_ms,
+        )
+        return Verdict("not-owed")
+    # Another worker holds it: if that one dies, this copy must still run, so look
+    # again once its lease has expired (by then it is done, or free).
+    return Verdict("busy", retry_in=timedelta(milliseconds=lease.busy_ms + 100), again=True)
+
+
+def _unreadable(ctx: WorkerContext, run: RunRequest, exc: ValueError | KeyError) -> Verdict:
+    """A stored definition this worker cannot read (written behind the API's back, or
+    valid under older rules) fails the attempt with a history entry that says why. With
+    no readable retry policy or error action, neither applies."""
+    refused = _take_lease(ctx, run, _LEASE_MARGIN_MS)
+    if refused is not None:
+        return refused
+    why = (
+        describe_validation_error(exc, ("properties",))
+        if isinstance(exc, ValidationError)
+        else f"{type(exc).__name__}: {exc}"
+    )
+    message = f"Job definition - the stored definition cannot be run: {redact_urls(why)}"
+    log.warning("job %s cannot be read: %s", run.jid, message)
+    record_unreadable(ctx.store, run, utcnow(), message)
+    return Verdict("failed")
 
 
 def _owed_next(

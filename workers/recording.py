@@ -14,7 +14,7 @@ from workers.http_action import Outcome
 if TYPE_CHECKING:
     from workers.execution import RunRequest
 
-__all__ = ["record_attempt", "record_postponed"]
+__all__ = ["record_attempt", "record_postponed", "record_unreadable"]
 
 
 def _final_state(
@@ -109,6 +109,37 @@ def record_postponed(store: JobStore, run: RunRequest, blocking_ms: int) -> None
             first_attempt=False,
             failed=False,
             faulted=False,
+            final_state=None,
+            finished_ms=None,
+            ledger_member=run.ledger_entry.member,
+        )
+    )
+
+
+def record_unreadable(store: JobStore, run: RunRequest, started: datetime, message: str) -> None:
+    """A failed attempt of a job whose stored definition cannot be read: the last one of
+    its occurrence (no retry policy can be read), which leaves the job's state alone."""
+    main = not run.error
+    entry = HistoryEntry(
+        start_time=started,
+        end_time=utcnow(),
+        expected_execution_time=from_ms(run.occurrence_ms),
+        action_name=JobHistoryActionName.MAIN_ACTION if main else JobHistoryActionName.ERROR_ACTION,
+        status=JobExecutionStatus.FAILED,
+        message=message,
+        retry_count=run.attempt,
+        repeat_count=0,
+    )
+    store.record_attempt(
+        Attempt(
+            jid=run.jid,
+            occurrence_ms=run.occurrence_ms,
+            tag=run.tag,
+            entry_id=f"{run.occurrence_ms}-{run.tag}{'-manual' if run.manual else ''}",
+            entry=entry,
+            first_attempt=main and run.attempt == 0,
+            failed=main,
+            faulted=main,
             final_state=None,
             finished_ms=None,
             ledger_member=run.ledger_entry.member,

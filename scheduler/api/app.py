@@ -23,6 +23,7 @@ from scheduler.console import router as console_router
 from scheduler.job_service import JobService, Runner
 from scheduler.ledger import Ledger, LedgerEntry
 from scheduler.models import ActionType
+from scheduler.outbound import NetworkPolicy
 from scheduler.principals import (
     ADMIN_PRINCIPAL,
     KeyCache,
@@ -81,6 +82,7 @@ def create_app(
             principals,
             runner or _celery_runner(settings, own_store),
             max_timeout=timedelta(seconds=settings.http_timeout_max_s),
+            outbound=NetworkPolicy.from_settings(settings),
             async_store=async_store,
         )
         app.state.jobs = jobs
