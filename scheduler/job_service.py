@@ -14,6 +14,8 @@ from pydantic import ValidationError
 from scheduler.async_store import AsyncJobStore
 from scheduler.clock import to_ms
 from scheduler.command_line import parse_command_line
+from scheduler.credentials import MASK, keep_stored, redact, secret_values
+from scheduler.credentials import mask as mask_credentials
 from scheduler.errors import JobDisabled, JobFinished, ValidationFailed
 from scheduler.limits import check_limits
 from scheduler.merge_patch import merge_patch
@@ -109,6 +111,37 @@ def _unsupported(properties: JobProperties) -> None:
         )
 
 
+def _with_stored_credentials(
+    properties: JobProperties, existing: JobRecord | None
+) -> JobProperties:
+    """``properties`` with each credential sent back as read (the mask) replaced by the
+    stored one (the secret rule, :mod:`scheduler.credentials`)."""
+    if existing is None and MASK not in properties.model_dump_json():
+        return properties  # a new job without a mask: nothing to look for (the hot path)
+    wire = properties.to_wire()
+    if not keep_stored(wire, existing.properties.to_wire() if existing else None):
+        return properties
+    try:
+        return JobProperties.model_validate(wire)
+    except ValidationError as exc:
+        raise ValidationFailed(describe_validation_error(exc, ("properties",))) from exc
+
+
+def _redacted(entries: list[StoredHistoryEntry], record: JobRecord) -> list[StoredHistoryEntry]:
+    """History as read: a credential of the job echoed into a message (by the target's
+    answer, by an error) shows as the mask."""
+    secrets = secret_values(record.properties.to_wire())
+    if not secrets:
+        return entries
+    return [
+        StoredHistoryEntry(
+            e.entry_id,
+            e.entry.model_copy(update={"message": redact(e.entry.message, secrets)}),
+        )
+        for e in entries
+    ]
+
+
 def _owner(
     properties: JobProperties, existing: JobRecord | None, principal: Principal, role: str | None
 ) -> str:
@@ -197,7 +230,9 @@ class JobService:
         _refuse_finished(ref, existing)
         if "status" in patch:
             raise ValidationFailed("properties.status is read-only", field="properties.status")
-        current = existing.properties.to_wire()
+        # Merged over the job as read (credentials masked), so a credential the patch does
+        # not name is kept like one sent back masked: only while it goes to the same place.
+        current = mask_credentials(existing.properties.to_wire())
         current.pop("status", None)
         merged = merge_patch(current, patch)
         try:
@@ -240,6 +275,7 @@ class JobService:
         """The job to write, once every rule has passed (the rules need no I/O: what they
         look at was read in ``context``)."""
         collection = context.require_collection()
+        properties = _with_stored_credentials(properties, existing)
         _unsupported(properties)
         _check_commands(properties)
         check_limits(properties)
@@ -360,14 +396,14 @@ class JobService:
         self, ref: JobRef, *, skip: int, top: int, status: JobExecutionStatus | None = None
     ) -> tuple[list[StoredHistoryEntry], bool]:
         """One page of the job's history, newest first, optionally only one status."""
-        self.get(ref)
+        record = self.get(ref)
         if status is None:
             entries = self.store.history(ref.jid, skip=skip, top=top + 1)
-            return entries[:top], len(entries) > top
+            return _redacted(entries[:top], record), len(entries) > top
         entries = [
             e for e in self.store.history(ref.jid, skip=0, top=10_000) if e.entry.status is status
         ]
-        return entries[skip : skip + top], len(entries) > skip + top
+        return _redacted(entries[skip : skip + top], record), len(entries) > skip + top
 
     def occurrences(self, ref: JobRef, count: int, now: datetime) -> list[datetime]:
         """The next ``count`` instants the job fires at (none for a finished job)."""

@@ -5,8 +5,9 @@ Azure's. Unknown fields are refused with a message naming them. Timestamps must 
 UTC offset; a bare date (Azure's own examples write ``"endTime": "2012-11-04"``) means
 00:00 UTC of that day. Timestamps are kept to the millisecond.
 
-Secrets (passwords, client secrets, PFX blobs, SAS tokens) are accepted on write and
-removed by :func:`without_secrets` before anything leaves the server.
+Credentials (secret fields, credential headers, URI passwords, credential query values:
+the rule is :mod:`scheduler.credentials`) are accepted on write and hidden by
+:func:`without_secrets` before anything leaves the server.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from scheduler.bounds import (
     check_method,
     check_timestamp,
 )
+from scheduler.credentials import mask as mask_credentials
 from scheduler.recurrence import validate_recurrence
 
 __all__ = [
@@ -534,19 +536,10 @@ class JobCollection(WireModel):
     name: str | None = None
 
 
-_SECRET_FIELDS = ("password", "pfx", "secret", "sasToken", "sasKey")
-
-
 def without_secrets(wire: Any) -> Any:
-    """A copy of a wire dict with every secret member set to null, as Azure returns it."""
-    if isinstance(wire, dict):
-        return {
-            key: (None if key in _SECRET_FIELDS and value is not None else without_secrets(value))
-            for key, value in wire.items()
-        }
-    if isinstance(wire, list):
-        return [without_secrets(item) for item in wire]
-    return wire
+    """A copy of a wire dict with every credential hidden, as every read path shows it
+    (the secret rule: :mod:`scheduler.credentials`)."""
+    return mask_credentials(wire)
 
 
 _NAMED_FIELD = re.compile(r"^([A-Za-z][\w.\[\]]*): ")

@@ -323,7 +323,7 @@ def test_http_jobs_are_created_replaced_and_read_back(sdk: Sdk, kind: str) -> No
     )
     fetched = sdk.client.jobs.get(RG, name, "web")
 
-    # Then 201 then 200, and the SDK's models hold every field (secrets nulled)
+    # Then 201 then 200, and the SDK's models hold every field (secrets empty)
     assert (created_status, replaced_status) == (201, 200)
     assert created.properties.action.request.method == "POST"
     for job in (replaced, fetched):
@@ -342,7 +342,7 @@ def test_http_jobs_are_created_replaced_and_read_back(sdk: Sdk, kind: str) -> No
         assert got.body == '{"hello": "world"}'
         assert isinstance(got.authentication, BasicAuthentication)
         assert got.authentication.username == "user"
-        assert got.authentication.password is None
+        assert got.authentication.password == ""
         retry = props.action.retry_policy
         assert (retry.retry_type, retry.retry_count) == ("Fixed", 3)
         assert retry.retry_interval == timedelta(minutes=2)
@@ -372,7 +372,7 @@ def test_storage_queue_jobs_are_created_and_read_back(sdk: Sdk) -> None:
         assert job.properties.action.type == "StorageQueue"
         assert (message.storage_account, message.queue_name) == ("devstoreaccount1", "orders")
         assert message.message == "do it"
-        assert message.sas_token is None
+        assert message.sas_token == ""
 
 
 @pytest.mark.parametrize(

@@ -156,13 +156,13 @@ def test_monthly_occurrence_accepts_both_spellings_and_writes_azures() -> None:
     ]
 
 
-def test_secrets_are_nulled_in_what_leaves_the_server() -> None:
+def test_secrets_are_emptied_in_what_leaves_the_server() -> None:
     payload = http_job(authentication={"type": "Basic", "username": "u", "password": "hunter2"})
     wire = without_secrets(JobProperties.model_validate(payload).to_wire())
     assert wire["action"]["request"]["authentication"] == {
         "type": "Basic",
         "username": "u",
-        "password": None,
+        "password": "",
     }
     queue = {
         "action": {
@@ -176,5 +176,5 @@ def test_secrets_are_nulled_in_what_leaves_the_server() -> None:
         }
     }
     wire = without_secrets(JobProperties.model_validate(queue).to_wire())
-    assert wire["action"]["queueMessage"]["sasToken"] is None
+    assert wire["action"]["queueMessage"]["sasToken"] == ""
     assert "hunter2" not in str(wire)

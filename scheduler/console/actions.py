@@ -55,7 +55,7 @@ def _validated(properties: dict[str, Any]) -> JobProperties:
 
 def _wanted(form: FormData, current: dict[str, Any] | None) -> dict[str, Any]:
     if form.get("mode") == "json":
-        return job_from_json(form.raw("jobJson"), current)
+        return job_from_json(form.raw("jobJson"))
     return properties_from_form(form, current)
 
 

@@ -34,7 +34,6 @@ __all__ = [
 #: The form's action kinds; "Http" stands for both Http and Https (the URI decides).
 ACTION_TYPES = ("Http", "StorageQueue", "Celery", "Command")
 FREQUENCIES = ("Second", "Minute", "Hour", "Day", "Week", "Month", "Year", "Cron")
-_SECRETS = ("password", "pfx", "secret", "sasToken", "sasKey")
 _LOCAL_FORMATS = ("%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M")
 
 
@@ -320,10 +319,11 @@ def properties_from_form(form: FormData, existing: Mapping[str, Any] | None) -> 
     return properties
 
 
-def job_from_json(text: str, existing: Mapping[str, Any] | None) -> dict[str, Any]:
+def job_from_json(text: str) -> dict[str, Any]:
     """Properties from pasted JSON (``{"properties": {...}}`` or the properties).
 
-    Secrets shown as null (they are never sent to the browser) keep their stored value.
+    Credentials show masked (they are never sent to the browser); sent back as shown, the
+    service keeps their stored values (:mod:`scheduler.credentials`).
     """
     try:
         document: Any = json.loads(text)
@@ -335,20 +335,7 @@ def job_from_json(text: str, existing: Mapping[str, Any] | None) -> dict[str, An
         raise ValidationFailed("job JSON: a job is a JSON object", field="jobJson")
     properties: dict[str, Any] = document
     properties.pop("status", None)
-    if existing is not None:
-        _restore_secrets(properties, existing)
     return properties
-
-
-def _restore_secrets(new: dict[str, Any], old: Mapping[str, Any]) -> None:
-    for key, value in list(new.items()):
-        stored = old.get(key)
-        if key in _SECRETS and value is None and stored is not None:
-            new[key] = stored
-        elif isinstance(value, dict) and isinstance(stored, dict):
-            _restore_secrets(value, stored)
-        elif value is None:
-            del new[key]
 
 
 def diff_patch(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from scheduler.console.words import describe_schedule
+from scheduler.credentials import mask_uri
 from scheduler.job_service import JobService
 from scheduler.models import JobAction, JobExecutionStatus, JobState
 from scheduler.refs import CollectionRef, JobRef
@@ -35,9 +36,9 @@ def when_short(moment: datetime | None) -> str:
 
 
 def action_summary(action: JobAction) -> str:
-    """One line that says what the job does."""
+    """One line that says what the job does (credentials in the URI masked)."""
     if action.request is not None:
-        return f"{action.request.method} {action.request.uri}"
+        return f"{action.request.method} {mask_uri(action.request.uri)}"
     if action.queue_message is not None:
         message = action.queue_message
         return f"Storage queue {message.storage_account}/{message.queue_name}"
