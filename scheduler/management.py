@@ -36,6 +36,7 @@ from scheduler.command_line import NOW_FIELD, parse_command_line
 from scheduler.errors import ValidationFailed
 from scheduler.job_exchange import export_document, find_collection, plan_import
 from scheduler.job_service import JobService
+from scheduler.outbound import NetworkPolicy
 from scheduler.principals import PrincipalBook
 from scheduler.settings import TaktSettings
 from scheduler.store import JobStore
@@ -71,6 +72,7 @@ class CommandContext:
             PrincipalBook(store),
             _never_runs,
             max_timeout=timedelta(seconds=settings.http_timeout_max_s),
+            outbound=NetworkPolicy.from_settings(settings),
         )
         return cls(
             store, CommandFolder.of(settings), jobs, CollectionService(store, jobs), include_secrets

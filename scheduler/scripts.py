@@ -254,12 +254,12 @@ return existed
 ACQUIRE_LEASE = """
 local lease, ledger = KEYS[1], KEYS[2]
 local ttl_ms, member = tonumber(ARGV[1]), ARGV[2]
-local value = redis.call('GET', lease)
-if value == 'done' then return {0, 'done'} end
-if not value then
-  if not redis.call('ZSCORE', ledger, member) then return {0, 'not-owed'} end
-  if redis.call('SET', lease, 'running', 'NX', 'PX', ttl_ms) then return {1} end
+if redis.call('SET', lease, 'running', 'NX', 'PX', ttl_ms) then
+  if redis.call('ZSCORE', ledger, member) then return {1} end
+  redis.call('DEL', lease)
+  return {0, 'not-owed'}
 end
+if redis.call('GET', lease) == 'done' then return {0, 'done'} end
 return {0, 'running', redis.call('PTTL', lease)}
 """
 
