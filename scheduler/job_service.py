@@ -116,7 +116,7 @@ def _with_stored_credentials(
 ) -> JobProperties:
     """``properties`` with each credential sent back as read (the mask) replaced by the
     stored one (the secret rule, :mod:`scheduler.credentials`)."""
-    if existing is None and MASK not in properties.model_dump_json():
+    if existing is None and MASK not in properties.action.model_dump_json(exclude_none=True):
         return properties  # a new job without a mask: nothing to look for (the hot path)
     wire = properties.to_wire()
     if not keep_stored(wire, existing.properties.to_wire() if existing else None):

@@ -34,6 +34,7 @@ from azure.mgmt.scheduler.models import (
 
 from scheduler import credentials
 from scheduler.api.app import create_app
+from scheduler.client import SchedulerClient
 from scheduler.credentials import (
     MASK,
     is_secret_header,
@@ -51,6 +52,7 @@ from tests.arm import API_VERSION, collection_path
 from tests.conftest import ADMIN_TOKEN, Stack
 from tests.helpers import HttpTarget, free_port, wait_until
 from tests.test_azure_sdk import daily_job, make_client
+from tests.test_cli import Takt
 from workers.routing import route_for
 
 # -- the credentials ------------------------------------------------------------------------
@@ -355,6 +357,36 @@ def test_a_reader_reads_no_credential(api: Api, path: str) -> None:
     assert leaked(text) == []
     assert "127.0.0.1:9/hook" in text
     assert MASK in text
+
+
+def test_the_client_and_the_cli_of_a_reader_show_no_credential(api: Api) -> None:
+    # Given a job with credentials
+    api.put("j", secret_job())
+
+    # When a reader reads it with the Python client and with every job command of the CLI
+    with SchedulerClient(
+        api.base_url, api.reader_key, subscription=SUB, resource_group=RG
+    ) as client:
+        job = client.get_job(api.collection, "j")
+        listed = client.list_jobs(api.collection)
+    flags = {"--url": api.base_url, "--key": api.reader_key, "--subscription": SUB}
+    takt = Takt([*(item for pair in flags.items() for item in pair), "--resource-group", RG])
+    outputs = [
+        takt("jobs", "show", api.collection, "j").output,
+        takt("jobs", "show", api.collection, "j", "--json").output,
+        takt("jobs", "list", api.collection).output,
+        takt("jobs", "list", api.collection, "--json").output,
+    ]
+
+    # Then none holds a credential
+    for text in (repr(job), repr(listed), json.dumps(job.to_wire()), *outputs):
+        assert leaked(text) == []
+    assert job.properties.action.request is not None
+    assert job.properties.action.request.headers == {
+        "Authorization": MASK,
+        "x-api-key": MASK,
+        "Content-Type": "application/json",
+    }
 
 
 def test_no_write_answer_and_no_admin_read_returns_a_credential(api: Api) -> None:

@@ -12,7 +12,7 @@ __all__ = ["Collection", "HistoryRecord", "Job", "Principal"]
 
 @dataclass(frozen=True, slots=True)
 class Job:
-    """A job as the API returns it (secrets come back as null).
+    """A job as the API returns it (credentials masked: docs/security.md, the secret rule).
 
     Attributes:
         name: The job's name inside its collection.
