@@ -6,6 +6,7 @@ beat's planning end cleanly at the last instant they can represent instead of ov
 from __future__ import annotations
 
 import json
+import re
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
@@ -587,3 +588,53 @@ def test_the_model_alone_refuses_the_hostile_table(mutation: Mutation) -> None:
     # every write path (API, console, client, ImportJobs) validates through JobProperties
     with pytest.raises(ValidationError):
         JobProperties.model_validate(hostile(mutation))
+
+
+# -- the console's schedule preview (any signed-in principal, readers too) --------------------
+
+
+def _console_csrf(api: TestClient) -> str:
+    signed_in = api.post("/console/signin", data={"key": ADMIN_TOKEN}, follow_redirects=False)
+    assert signed_in.status_code == 303, signed_in.text
+    match = re.search(r'data-csrf="([^"]+)"', api.get("/").text)
+    assert match
+    return match.group(1)
+
+
+@pytest.mark.parametrize(
+    ("schedule", "field"),
+    [
+        pytest.param({"startTime": LAST_WALL}, "startTime", id="start-9999-minus-14h"),
+        pytest.param(
+            {"startTime": FUTURE, "recurrence": {"frequency": "Day", "endTime": LAST_WALL}},
+            "recurrence.endTime",
+            id="end-9999-minus-14h",
+        ),
+    ],
+)
+def test_the_console_preview_refuses_dates_out_of_range(
+    api: TestClient, schedule: dict[str, Any], field: str
+) -> None:
+    csrf = _console_csrf(api)
+    answer = api.post("/console/preview", json=schedule, headers={"X-CSRF-Token": csrf})
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["message"].startswith(field)
+
+
+def test_the_console_preview_of_a_rule_reaching_year_9999_ends(api: TestClient) -> None:
+    # Given a rule whose 51st occurrence would be 10000-01-01T10:00Z
+    csrf = _console_csrf(api)
+    schedule = {
+        "startTime": "8999-06-01T00:00:00Z",
+        "recurrence": {
+            "frequency": "Year",
+            "interval": 20,
+            "schedule": {"months": [12], "monthDays": [-1], "hours": [23]},
+            "timeZone": "Pacific/Pago_Pago",
+        },
+    }
+    answer = api.post(
+        "/console/preview", params={"count": 100}, json=schedule, headers={"X-CSRF-Token": csrf}
+    )
+    assert answer.status_code == 200, answer.text
+    assert len(answer.json()["value"]) == 50
