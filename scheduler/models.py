@@ -508,12 +508,12 @@ class Sku(WireModel):
 
 class JobMaxRecurrence(WireModel):
     frequency: RecurrenceFrequency | None = None
-    interval: int | None = Field(default=None, ge=1)
+    interval: int | None = Field(default=None, ge=1, le=MAX_COUNT)
 
 
 class JobCollectionQuota(WireModel):
-    max_job_count: int | None = Field(default=None, ge=0)
-    max_job_occurrence: int | None = Field(default=None, ge=0)
+    max_job_count: int | None = Field(default=None, ge=0, le=MAX_COUNT)
+    max_job_occurrence: int | None = Field(default=None, ge=0, le=MAX_COUNT)
     max_recurrence: JobMaxRecurrence | None = None
 
 

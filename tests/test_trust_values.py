@@ -638,3 +638,31 @@ def test_the_console_preview_of_a_rule_reaching_year_9999_ends(api: TestClient) 
     )
     assert answer.status_code == 200, answer.text
     assert len(answer.json()["value"]) == 50
+
+
+@pytest.mark.parametrize(
+    ("quota", "field"),
+    [
+        pytest.param({"maxJobCount": 10**30}, "maxJobCount", id="max-job-count"),
+        pytest.param({"maxJobOccurrence": 10**30}, "maxJobOccurrence", id="max-job-occurrence"),
+        pytest.param(
+            {"maxRecurrence": {"frequency": "Minute", "interval": 10**30}},
+            "maxRecurrence.interval",
+            id="max-recurrence-interval",
+        ),
+    ],
+)
+def test_collection_quota_counts_are_bounded(
+    api: TestClient, quota: dict[str, Any], field: str
+) -> None:
+    # Given no collection yet
+    path = collection_path(f"vals-{uuid.uuid4().hex[:10]}")
+
+    # When one is PUT with a quota count past the bound
+    response = api.put(
+        path, params=API_VERSION, json={"location": "local", "properties": {"quota": quota}}
+    )
+
+    # Then it is a 400 naming the field, and nothing is stored
+    assert_refused(response, f"properties.quota.{field}")
+    assert api.get(path, params=API_VERSION).status_code == 404
