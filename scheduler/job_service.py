@@ -124,7 +124,10 @@ def _with_stored_credentials(
     try:
         return JobProperties.model_validate(wire)
     except ValidationError as exc:
-        raise ValidationFailed(describe_validation_error(exc, ("properties",))) from exc
+        # The writer sent the mask: a message that quotes a value must not show the
+        # credential put back in its place.
+        message = describe_validation_error(exc, ("properties",))
+        raise ValidationFailed(redact(message, secret_values(wire))) from None
 
 
 def _redacted(entries: list[StoredHistoryEntry], record: JobRecord) -> list[StoredHistoryEntry]:
