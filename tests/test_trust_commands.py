@@ -524,6 +524,59 @@ def test_an_export_with_secrets_round_trips_through_the_cli(
     assert request.authentication.password == SECRET
 
 
+def test_a_masked_export_re_imported_over_its_jobs_keeps_their_credentials(
+    filled: JobStore, worker: WorkerContext
+) -> None:
+    # Given a scheduled export of the collection: its password is masked
+    assert scheduled(worker, "ExportJobs --collection coll --to masked.json").succeeded
+
+    # When it is imported over the jobs it came from
+    outcome = scheduled(worker, "ImportJobs --from masked.json")
+
+    # Then each credential sent back as read keeps the stored value (the secret rule)
+    assert outcome.succeeded, outcome.message
+    request = filled.get_job(f"{CID}/secret").properties.action.request
+    assert request is not None
+    assert request.authentication is not None
+    assert request.authentication.password == SECRET
+
+
+def test_a_masked_credential_with_nothing_to_keep_refuses_the_import(
+    filled: JobStore, worker: WorkerContext, folder: Path
+) -> None:
+    # Given an export whose job had an Authorization header, read masked
+    filled.put_job(
+        f"{CID}/bearer",
+        JobProperties.model_validate(
+            http_job(
+                action={
+                    "type": "Http",
+                    "request": {
+                        "uri": "http://example.test/",
+                        "method": "GET",
+                        "headers": {"Authorization": f"Bearer {SECRET}"},
+                    },
+                }
+            )
+        ),
+        owner=ADMIN_PRINCIPAL,
+        next_fire_ms=None,
+    )
+    assert scheduled(worker, "ExportJobs --collection coll --to masked.json").succeeded
+    exported = json.loads((folder / "masked.json").read_text())
+    assert SECRET not in json.dumps(exported)
+
+    # When it is imported into a collection where that job does not exist
+    (folder / "elsewhere.json").write_text(json.dumps({**exported, "collection": "sub/rg/new"}))
+    before = snapshot(filled)
+    outcome = scheduled(worker, "ImportJobs --from elsewhere.json")
+
+    # Then the whole import is refused naming the header: a mask is never stored as a value
+    assert not outcome.succeeded
+    assert "jobs[0].properties.action.request.headers" in outcome.message, outcome.message
+    assert snapshot(filled) == before
+
+
 @pytest.mark.e2e
 def test_a_command_that_fails_at_run_time_leaves_a_failed_history_entry(stack: Stack) -> None:
     # Given a Command job whose file is not in the command folder
