@@ -18,12 +18,14 @@ from scheduler.api import create_app as create_api
 from scheduler.clock import to_ms
 from scheduler.errors import StoreError
 from scheduler.ledger import LedgerEntry
-from scheduler.models import ActionType, JobCollection, JobProperties
+from scheduler.models import ActionType, JobCollection, JobErrorAction, JobProperties
+from scheduler.principals import ADMIN_PRINCIPAL, Role, ensure_principal_key
 from scheduler.settings import TaktSettings, load_settings
 from scheduler.store import JobStore
 from tests.arm import API_VERSION, collection_path, get_job, history, new_collection, put_job
 from tests.conftest import ADMIN_TOKEN, Stack
 from tests.helpers import HttpTarget, wait_until
+from workers.actions import run_action
 from workers.app import create_app
 from workers.context import WorkerContext
 from workers.execution import RunRequest, Verdict, execute
@@ -611,3 +613,35 @@ def test_default_settings_reach_loopback_and_never_follow_redirects(
     assert "'302'" in message
     assert len(target.requests_to("/moved")) == 1
     assert worker.ctx.http.follow_redirects is False
+
+
+def test_import_jobs_applies_the_deployments_outbound_policy(
+    settings: TaktSettings, store: JobStore
+) -> None:
+    # Given a deployment denying 10.0.0.0/8, and an export file with a job aimed there
+    guarded = _with(settings, action_deny_networks="10.0.0.0/8")
+    ensure_principal_key(store, ADMIN_PRINCIPAL, Role.ADMIN, ADMIN_TOKEN)
+    folder = guarded.data_dir / "exchange"
+    folder.mkdir(mode=0o700)
+    job = {"startTime": "2030-01-01T00:00:00Z", "action": _http("http://10.1.2.3/hook")}
+    document = {"collection": CID, "jobs": [{"name": "inside", "properties": job}]}
+    (folder / "in.json").write_text(json.dumps(document))
+    worker = Worker(guarded)
+
+    # When a Command job imports it
+    try:
+        outcome = run_action(
+            worker.ctx,
+            JobErrorAction(type=ActionType.COMMAND, command="ImportJobs --from in.json"),
+            f"{CID}/cmd",
+            0,
+            "m0",
+        )
+    finally:
+        worker.ctx.close()
+
+    # Then the import is refused naming the field and the setting, and nothing is stored
+    assert not outcome.succeeded
+    assert "jobs[0].properties.action.request.uri: " in outcome.message
+    assert "Refused by TAKT_ACTION_DENY_NETWORKS: 10.1.2.3 is in 10.0.0.0/8" in outcome.message
+    assert store.job_names(CID) == []

@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from scheduler.clock import from_ms, to_ms, utcnow
-from scheduler.errors import JobNotFound
+from scheduler.errors import JobNotFound, StoreError, TaktError
 from scheduler.ledger import LedgerEntry
 from scheduler.models import (
     ConcurrencyPolicy,
@@ -105,7 +105,9 @@ _NOT_OWED = frozenset({"not-run", "no-error-action", "duplicate"})
 def _execute(ctx: WorkerContext, run: RunRequest) -> Verdict:
     try:
         record = _runnable_job(ctx, run)
-    except (ValueError, KeyError) as exc:
+    except StoreError:
+        raise  # the store is away: the task tries the same attempt again
+    except Exception as exc:  # the job cannot be read (UnreadableJob, a bad field, ...)
         return _unreadable(ctx, run, exc)
     if record is None:
         return Verdict("not-run")
@@ -184,22 +186,30 @@ def _take_lease(ctx: WorkerContext, run: RunRequest, ttl_ms: int) -> Verdict | N
     return Verdict("busy", retry_in=timedelta(milliseconds=lease.busy_ms + 100), again=True)
 
 
-def _unreadable(ctx: WorkerContext, run: RunRequest, exc: ValueError | KeyError) -> Verdict:
+def _unreadable(ctx: WorkerContext, run: RunRequest, exc: Exception) -> Verdict:
     """A stored definition this worker cannot read (written behind the API's back, or
     valid under older rules) fails the attempt with a history entry that says why. With
     no readable retry policy or error action, neither applies."""
     refused = _take_lease(ctx, run, _LEASE_MARGIN_MS)
     if refused is not None:
         return refused
-    why = (
-        describe_validation_error(exc, ("properties",))
-        if isinstance(exc, ValidationError)
-        else f"{type(exc).__name__}: {exc}"
-    )
-    message = f"Job definition - the stored definition cannot be run: {redact_urls(why)}"
+    message = f"Job definition - the stored definition cannot be run: {_why(exc)}"
     log.warning("job %s cannot be read: %s", run.jid, message)
     record_unreadable(ctx.store, run, utcnow(), message)
     return Verdict("failed")
+
+
+def _why(exc: BaseException) -> str:
+    """One line on why a stored job cannot be read: the fields a validation names (the
+    store may wrap it), else the exception; URLs cut down, as in logs."""
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, ValidationError):
+        cause = cause.__cause__
+    if cause is not None:
+        why = describe_validation_error(cause, ("properties",))
+    else:
+        why = str(exc) if isinstance(exc, TaktError) else f"{type(exc).__name__}: {exc}"
+    return " ".join(redact_urls(why).split())
 
 
 def _owed_next(
@@ -267,7 +277,11 @@ def _failure_of(ctx: WorkerContext, run: RunRequest) -> str | None:
     """For an error action: the message of the main action's last failed attempt."""
     if not run.error:
         return None
-    return ctx.store.main_failure(run.jid, run.occurrence_ms)
+    try:
+        return ctx.store.main_failure(run.jid, run.occurrence_ms)
+    except (ValueError, KeyError):  # an unreadable history entry: the action runs without it
+        log.warning("history of %s cannot be read; error action runs without it", run.jid)
+        return None
 
 
 def _follow_up(

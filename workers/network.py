@@ -9,8 +9,8 @@ from the socket. A refused address is an ``httpx.ConnectError`` whose message na
 setting and the network, which each caller turns into a Failed history entry.
 
 Clients made here never follow redirects (a 3xx is the answer, as in Azure Scheduler) and
-ignore ``HTTP_PROXY``-style variables: through a proxy the policy could not see the
-address the proxy connects to.
+ignore ``HTTP_PROXY``-style variables (httpx uses none with a transport of one's own):
+through a proxy the policy could not see the address the proxy connects to.
 """
 
 from __future__ import annotations
@@ -80,11 +80,12 @@ class _PolicyTransport(httpx.HTTPTransport):
     def __init__(
         self, policy: NetworkPolicy, *, verify: ssl.SSLContext | bool, limits: httpx.Limits
     ) -> None:
-        super().__init__(verify=verify, limits=limits, trust_env=False)
+        super().__init__(verify=verify, limits=limits)
         # httpx builds its pool without a network backend (it has no parameter for one):
-        # the same pool again, with ours.
+        # the same pool again, with ours. Servers are verified as httpx does by default
+        # (SSL_CERT_FILE / SSL_CERT_DIR, else certifi), or against ``verify``'s context.
         self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(verify=verify, trust_env=False),
+            ssl_context=httpx.create_ssl_context(verify=verify),
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
