@@ -783,7 +783,7 @@ def test_a_published_task_message_carries_no_secret(
 
 
 @pytest.mark.e2e
-def test_a_round_tripped_job_sends_the_real_credentials_and_history_shows_none(
+def test_a_round_tripped_job_sends_the_real_credentials_and_nothing_echoes_them(
     stack: Stack, target: HttpTarget
 ) -> None:
     # Given a job whose target echoes the credentials it receives into the history
@@ -796,7 +796,10 @@ def test_a_round_tripped_job_sends_the_real_credentials_and_history_shows_none(
     request = job["properties"]["action"]["request"]
     request["uri"] = target.url + path
     del request["authentication"]
-    del job["properties"]["action"]["errorAction"]
+    job["properties"]["action"]["errorAction"] = {
+        "type": "Http",
+        "request": {"uri": f"{target.url}/alert", "method": "POST"},
+    }
     created = http.put(f"{arm}/jobs/echo", params=API_VERSION, json=job)
     assert created.status_code == 201, created.text
     reader = http.post("/principals", json={"name": f"r-{uuid.uuid4().hex[:6]}", "role": "reader"})
@@ -815,6 +818,12 @@ def test_a_round_tripped_job_sends_the_real_credentials_and_history_shows_none(
         headers = {k.lower(): v for k, v in received[0].headers.items()}
         assert headers["authorization"] == f"Bearer {ADMIN_TOKEN}"
         assert headers["x-api-key"] == API_KEY
+
+        # and the error action (another receiver) is told what failed, without the credentials
+        alert = wait_until(lambda: target.requests_to("/alert"), timeout=15, message="the alert")
+        told = {k.lower(): v for k, v in alert[0].headers.items()}["x-takt-failure-message"]
+        assert leaked(told) == []
+        assert f"echo: {MASK} {MASK} {MASK}" in told
 
         # and the history, read by a reader, shows what the target echoed, masked
         entries = wait_until(

@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from scheduler.clock import from_ms, to_ms, utcnow
+from scheduler.credentials import redact, secret_values
 from scheduler.errors import JobNotFound, StoreError, TaktError
 from scheduler.ledger import LedgerEntry
 from scheduler.models import (
@@ -133,7 +134,7 @@ def _execute(ctx: WorkerContext, run: RunRequest) -> Verdict:
             run.jid,
             run.occurrence_ms,
             run.execution_tag,
-            failure=_failure_of(ctx, run),
+            failure=_failure_of(ctx, run, record),
             timeout_s=timeout_for(ctx, action),
         )
     finally:
@@ -273,15 +274,17 @@ def _replaced(ctx: WorkerContext, run: RunRequest, policy: ConcurrencyPolicy | N
     return ctx.store.replaced_by(run.jid, run.occurrence_ms)
 
 
-def _failure_of(ctx: WorkerContext, run: RunRequest) -> str | None:
-    """For an error action: the message of the main action's last failed attempt."""
+def _failure_of(ctx: WorkerContext, run: RunRequest, record: JobRecord) -> str | None:
+    """For an error action: the message of the main action's last failed attempt, with any
+    credential of the job it echoes masked (the error action may go to another host)."""
     if not run.error:
         return None
     try:
-        return ctx.store.main_failure(run.jid, run.occurrence_ms)
+        failure = ctx.store.main_failure(run.jid, run.occurrence_ms)
     except (ValueError, KeyError):  # an unreadable history entry: the action runs without it
         log.warning("history of %s cannot be read; error action runs without it", run.jid)
         return None
+    return None if failure is None else redact(failure, secret_values(record.properties.to_wire()))
 
 
 def _follow_up(
