@@ -10,7 +10,7 @@ value                         accepted
 a date-time                   an offset, and 1970-01-01T00:00:00Z <= t < 9000-01-01Z
 a duration                    PT0S .. P2Y (730 days; a year is 365 days, a month 30)
 recurrence.count              1 .. 1,000,000,000
-Celery args / kwargs          nesting at most 32 deep, at most 8 KiB as JSON each
+Celery args / kwargs          nesting at most 16 deep, at most 8 KiB as JSON each
 an HTTP request's uri         absolute http(s), a valid host and port, no space,
                               no control character
 a header                      an RFC 9110 token as name, no control character but
@@ -58,7 +58,7 @@ MAX_DURATION = timedelta(days=730)
 #: The largest count accepted (recurrence.count).
 MAX_COUNT = 1_000_000_000
 #: How deep a Celery task's args or kwargs may nest.
-MAX_ARGUMENT_DEPTH = 32
+MAX_ARGUMENT_DEPTH = 16  # under the body's own limit (TAKT_MAX_JSON_DEPTH), to name the field
 #: How large a Celery task's args or kwargs may be, as compact JSON.
 MAX_ARGUMENT_BYTES = 8 * 1024
 #: The methods an Http/Https action may use.

@@ -255,9 +255,12 @@ def _format_duration(value: timedelta) -> str:
 Duration = Annotated[
     timedelta,
     BeforeValidator(_parse_duration),
-    AfterValidator(check_duration),
     PlainSerializer(_format_duration, when_used="json"),
 ]
+
+#: A :data:`Duration` a client writes: also within the range of :mod:`scheduler.bounds`
+#: (the beat reads stored ones as :data:`Duration`, whatever an older version accepted).
+WrittenDuration = Annotated[Duration, AfterValidator(check_duration)]
 
 
 class WireModel(BaseModel):
@@ -336,7 +339,7 @@ class HttpRequest(WireModel):
     headers: dict[str, str] | None = None
     authentication: HttpAuthentication | None = None
     # extension: this request's timeout (ISO 8601), instead of TAKT_HTTP_TIMEOUT_S
-    timeout: Duration | None = None
+    timeout: WrittenDuration | None = None
 
     @field_validator("headers")
     @classmethod
@@ -390,7 +393,7 @@ class RetryPolicy(WireModel):
     """Azure's fixed retry policy. An absent policy means no retries (the seed's reading)."""
 
     retry_type: RetryType = RetryType.NONE
-    retry_interval: Duration | None = None
+    retry_interval: WrittenDuration | None = None
     retry_count: int | None = Field(default=None, ge=0, le=20)
 
 
@@ -479,7 +482,7 @@ class JobProperties(WireModel):
     owner: str | None = None  # extension: an administrator principal
     queue: str | None = Field(default=None, pattern=QUEUE_PATTERN)  # extension: worker pool
     missed_run_policy: MissedRunPolicy | None = None  # extension
-    starting_deadline: Duration | None = None  # extension: older occurrences never run
+    starting_deadline: WrittenDuration | None = None  # extension: older occurrences never run
     concurrency_policy: ConcurrencyPolicy | None = None  # extension
 
     @model_validator(mode="after")

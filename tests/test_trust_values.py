@@ -179,13 +179,13 @@ HOSTILE: list[tuple[str, Mutation, str]] = [
     ),
     # -- Celery arguments
     (
-        "celery-args-500-deep",
-        _both(_CELERY, _set("action.celeryTask.args", _nested(500))),
+        "celery-args-20-deep",
+        _both(_CELERY, _set("action.celeryTask.args", _nested(20))),
         "action.celeryTask.args",
     ),
     (
-        "celery-kwargs-100-deep",
-        _both(_CELERY, _set("action.celeryTask.kwargs", {"k": _nested_dict(100)})),
+        "celery-kwargs-20-deep",
+        _both(_CELERY, _set("action.celeryTask.kwargs", {"k": _nested_dict(20)})),
         "action.celeryTask.kwargs",
     ),
     (
@@ -588,6 +588,32 @@ def test_the_model_alone_refuses_the_hostile_table(mutation: Mutation) -> None:
     # every write path (API, console, client, ImportJobs) validates through JobProperties
     with pytest.raises(ValidationError):
         JobProperties.model_validate(hostile(mutation))
+
+
+@pytest.mark.parametrize(
+    "mutation",
+    [
+        _both(_CELERY, _set("action.celeryTask.args", _nested(500))),
+        _both(_CELERY, _set("action.celeryTask.kwargs", {"k": _nested_dict(500)})),
+    ],
+    ids=["args", "kwargs"],
+)
+def test_celery_arguments_500_deep_are_a_400_wherever_they_come_from(
+    api: TestClient, mutation: Mutation
+) -> None:
+    # Given a Celery job whose arguments nest 500 deep (issue row 13: a RecursionError)
+    job = hostile(mutation)
+
+    # When the model checks it, and when it is PUT (the body's own depth limit may answer)
+    with pytest.raises(ValidationError, match=r"celeryTask\.(args|kwargs)"):
+        JobProperties.model_validate(job)
+    collection = arm_collection(api)
+    response = api.put(f"{collection}/jobs/j", params=API_VERSION, json={"properties": job})
+
+    # Then it is a 400 with an ARM error body, and nothing is stored
+    assert response.status_code == 400, response.text
+    assert set(response.json()) == {"error"}
+    assert api.get(f"{collection}/jobs/j", params=API_VERSION).status_code == 404
 
 
 # -- the console's schedule preview (any signed-in principal, readers too) --------------------
