@@ -471,6 +471,36 @@ def test_a_reader_previewing_a_rule_to_year_9999_gets_a_list_that_ends(
 
 # -- the engine and the planning, on values an older version may have stored -----------------
 
+
+@pytest.mark.parametrize(
+    "recurrence", [None, {"frequency": "Day"}, {"frequency": "Week", "interval": 78}]
+)
+def test_a_job_stored_past_the_bounds_takes_nothing_down(
+    api: TestClient, store: JobStore, recurrence: dict[str, Any] | None
+) -> None:
+    # Given a collection with a good job, and one an older version stored with issue row 5's
+    # start time (written into the store directly: this version refuses it)
+    collection = arm_collection(api)
+    api.put(f"{collection}/jobs/ok", params=API_VERSION, json={"properties": valid_job()})
+    start = datetime.fromisoformat(LAST_WALL)
+    properties = JobProperties.model_validate({**valid_job(), "recurrence": recurrence})
+    stored = properties.model_copy(update={"start_time": start})
+    _, _, sub, _, rg, _, _, _, coll = collection.split("/")
+    store.put_job(f"{sub}/{rg}/{coll}/old", stored, owner="admin", next_fire_ms=None)
+
+    # When the planning plans it and a reader asks for its occurrences and the list
+    planned = first_fire(stored, datetime(2026, 1, 1, tzinfo=UTC))
+    occurrences = api.get(f"{collection}/jobs/old/occurrences", params=API_VERSION)
+    listed = api.get(f"{collection}/jobs", params=API_VERSION)
+
+    # Then it never fires (past the end of time), and no answer is a server error
+    assert planned is None
+    assert occurrences.status_code < 500, occurrences.text
+    assert set(occurrences.json()) in ({"error"}, {"value"})
+    assert listed.status_code == 200, listed.text
+    assert "/jobs/ok" in listed.text
+
+
 STORED_RULES = [
     None,
     {"frequency": "Second"},
