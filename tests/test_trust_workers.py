@@ -408,6 +408,9 @@ def test_a_task_forged_into_the_broker_runs_nothing_on_a_real_worker(
     wait_until(lambda: history(stack.http, collection, "later"), timeout=10, message="the run")
     assert len(target.requests_to("/2030")) == 1
 
+    # And the worker's log has no httpx request line (they carry full URLs, row 8)
+    assert "HTTP Request:" not in (stack.log_dir / "worker.log").read_text()
+
 
 def _jid_of(collection: str) -> str:
     """The store's job id prefix of an ARM collection path (sub/rg/name)."""
