@@ -25,7 +25,7 @@ from scheduler.store import JobStore
 from tests.arm import API_VERSION, collection_path, get_job, history, new_collection, put_job
 from tests.conftest import ADMIN_TOKEN, Stack
 from tests.helpers import HttpTarget, wait_until
-from workers.actions import run_action
+from workers.actions import run_action, unexpected_failure
 from workers.app import create_app
 from workers.context import WorkerContext
 from workers.execution import RunRequest, Verdict, execute
@@ -648,3 +648,29 @@ def test_import_jobs_applies_the_deployments_outbound_policy(
     assert "jobs[0].properties.action.request.uri: " in outcome.message
     assert "Refused by TAKT_ACTION_DENY_NETWORKS: 10.1.2.3 is in 10.0.0.0/8" in outcome.message
     assert store.job_names(CID) == []
+
+
+def test_an_exception_echoing_a_credential_leaves_it_out_of_the_message() -> None:
+    # Given an action with credentials in its header, its URI and its Basic password
+    action = JobErrorAction.model_validate(
+        _http(
+            "http://user:URIPASSWORD@example.test/p?sig=SIGSECRET&page=2",
+            headers={"Authorization": "Bearer TOKENSECRET"},
+            authentication={"type": "Basic", "username": "u", "password": "BASICSECRET"},
+        )
+    )
+    # And an exception that echoes them all (as h11 does with an illegal header value)
+    exc = RuntimeError(
+        "Illegal header value b'Bearer TOKENSECRET' for BASICSECRET\n"
+        "at http://user:URIPASSWORD@example.test/p?sig=SIGSECRET&page=2"
+    )
+
+    # When it becomes the attempt's message
+    message = unexpected_failure(action, exc)
+
+    # Then it says what happened, on one line, without any of them
+    assert message.startswith("Http Action - RuntimeError: Illegal header value")
+    assert "\n" not in message
+    assert "example.test/p" in message
+    for secret in ("TOKENSECRET", "BASICSECRET", "URIPASSWORD", "SIGSECRET"):
+        assert secret not in message
