@@ -90,7 +90,11 @@ def check_duration(value: timedelta) -> timedelta:
 def check_argument(value: Any) -> Any:
     """``value`` (Celery args or kwargs) if it nests and weighs little enough."""
     _check_depth(value, MAX_ARGUMENT_DEPTH)
-    size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+    try:
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:  # a Python caller's datetime, NaN, ...
+        raise ValueError(f"is not plain JSON ({exc})") from exc
+    size = len(text.encode())
     if size > MAX_ARGUMENT_BYTES:
         raise ValueError(f"is {size:,} bytes as JSON; at most {MAX_ARGUMENT_BYTES:,}")
     return value

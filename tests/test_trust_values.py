@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from scheduler.api import create_app
+from scheduler.bounds import check_header, check_http_uri
 from scheduler.clock import END_OF_TIME
 from scheduler.models import JobProperties, MissedRunPolicy
 from scheduler.planning import first_fire, plan_dispatch, upcoming
@@ -722,3 +723,39 @@ def test_collection_quota_counts_are_bounded(
     # Then it is a 400 naming the field, and nothing is stored
     assert_refused(response, f"properties.quota.{field}")
     assert api.get(path, params=API_VERSION).status_code == 404
+
+
+def _refusal(check: Callable[..., object], *args: str) -> str | None:
+    """The message of the ValueError ``check`` raises (None: accepted); any other
+    exception escapes and fails the test."""
+    try:
+        check(*args)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+@given(uri=st.text(max_size=60) | st.builds(lambda rest: "http://" + rest, st.text(max_size=40)))
+@settings(max_examples=300, deadline=None)
+def test_any_uri_is_accepted_or_refused_with_a_message_never_an_exception(uri: str) -> None:
+    refusal = _refusal(check_http_uri, uri)
+    if refusal is None:
+        assert uri.lower().startswith(("http://", "https://"))
+        assert not any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in uri)
+    else:
+        assert refusal
+
+
+_NOT_IN_A_TOKEN = set(' \t:\r\n\x00"(),/;<=>?@[\\]{}')
+
+
+@given(name=st.text(max_size=20), value=st.text(max_size=20))
+@settings(max_examples=200, deadline=None)
+def test_any_header_is_accepted_or_refused_with_a_message(name: str, value: str) -> None:
+    refusal = _refusal(check_header, name, value)
+    if refusal is None:
+        assert name
+        assert not _NOT_IN_A_TOKEN & set(name)
+        assert not set("\r\n\x00") & set(value)
+    else:
+        assert refusal
