@@ -39,9 +39,12 @@ class AsyncJobStore:
         self._put_sha = hashlib.sha1(PUT_JOB.encode()).hexdigest()
 
     @classmethod
-    def from_url(cls, url: str, keys: KeySchema) -> AsyncJobStore:
-        """A store over a new connection to ``url`` (opened on first use)."""
-        return cls(RespConnection(url), keys)
+    def from_url(
+        cls, url: str, keys: KeySchema, *, socket_timeout_s: float | None = None
+    ) -> AsyncJobStore:
+        """A store over a new connection to ``url`` (opened on first use); with
+        ``socket_timeout_s``, no call waits on the server longer than that."""
+        return cls(RespConnection(url, timeout_s=socket_timeout_s), keys)
 
     async def close(self) -> None:
         await self.connection.close()

@@ -59,7 +59,10 @@ def api() -> None:
         host=settings.api_host,
         port=settings.api_port,
         log_level=settings.log_level.lower(),
-        proxy_headers=True,
+        # X-Forwarded-For/-Proto only from TAKT_TRUSTED_PROXIES (uvicorn's default trusts
+        # 127.0.0.1, so any local process could claim any address).
+        proxy_headers=bool(settings.trusted_proxy_networks),
+        forwarded_allow_ips=[str(net) for net in settings.trusted_proxy_networks] or None,
         access_log=False,  # AccessLog writes the line, more cheaply and with the duration
     )
 

@@ -14,7 +14,8 @@ either (``except JobNotFound`` or ``except LookupError``)::
     ├── Conflict                             a rule forbids the change now; becomes a 409
     │   ├── JobFinished                       Completed/Faulted jobs cannot be updated
     │   ├── JobDisabled                       disabled jobs never run, not even by hand
-    │   └── QuotaExceeded                     a collection quota would be exceeded
+    │   ├── QuotaExceeded                     a collection quota would be exceeded
+    │   └── UnreadableJob                     a stored job this Takt cannot read or render
     ├── AuthenticationFailed (PermissionError)  no key or a wrong key; a 401
     ├── Forbidden (PermissionError)            the principal may not do this; a 403
     ├── StoreError (ConnectionError)         the Redis store failed (wraps redis errors)
@@ -79,6 +80,20 @@ class JobDisabled(Conflict):
 
 class QuotaExceeded(Conflict):
     """A collection quota would be exceeded; the message names the quota."""
+
+
+class UnreadableJob(Conflict):
+    """A stored job this Takt cannot read or render (an older version or a bug wrote it,
+    or it was written behind the API's back). Lists leave it out; it can be deleted."""
+
+    @classmethod
+    def of(cls, jid: str, cause: BaseException) -> UnreadableJob:
+        """The error for job ``jid``, saying why in one line."""
+        why = str(cause).splitlines()[0][:200] if str(cause) else ""
+        return cls(
+            f"job {jid!r} is stored in a form this Takt cannot read "
+            f"({type(cause).__name__}: {why}); delete it and create it again"
+        )
 
 
 class AuthenticationFailed(TaktError, PermissionError):

@@ -64,6 +64,10 @@ key                                    type    TTL                        writte
 ``{p}:wake``                           pubsub  --                         API (a job fires
                                                                           earlier: beats
                                                                           wake up)
+``{p}:health``                         string  10 s                       API (/healthz: a
+                                                                          write that proves
+                                                                          the store takes
+                                                                          writes)
 =====================================  ======  =========================  ==================
 
 The beats' consumer group on ``{p}:claims`` is :data:`CLAIM_GROUP`.
@@ -159,6 +163,10 @@ class KeySchema:
     @property
     def wake(self) -> str:
         return f"{self._tag}:wake"
+
+    @property
+    def health(self) -> str:
+        return f"{self._tag}:health"
 
     @property
     def job_prefix(self) -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 from scheduler.errors import AuthenticationFailed, Conflict, NotFound, ValidationFailed
 from scheduler.refs import checked_name
 from scheduler.settings import TaktSettings
-from scheduler.store import JobStore
+from scheduler.store import JobStore, redis_errors
 
 __all__ = [
     "ADMIN_PRINCIPAL",
@@ -67,11 +67,12 @@ def key_digest(key: str) -> str:
 def ensure_principal_key(store: JobStore, name: str, role: Role, key: str) -> None:
     """Make ``key`` a valid key of principal ``name`` (idempotent)."""
     keys = store.keys
-    pipe = store.redis.pipeline(transaction=True)
-    pipe.hset(keys.principal(name), mapping={"role": role.value, "digest": key_digest(key)})
-    pipe.zadd(keys.principals, {name: 0})
-    pipe.set(keys.api_key(key_digest(key)), name)
-    pipe.execute()
+    with redis_errors():
+        pipe = store.redis.pipeline(transaction=True)
+        pipe.hset(keys.principal(name), mapping={"role": role.value, "digest": key_digest(key)})
+        pipe.zadd(keys.principals, {name: 0})
+        pipe.set(keys.api_key(key_digest(key)), name)
+        pipe.execute()
 
 
 def authenticate(store: JobStore, key: str | None) -> Principal:
@@ -82,9 +83,10 @@ def authenticate(store: JobStore, key: str | None) -> Principal:
     """
     if not key:
         raise AuthenticationFailed("an API key is required: Authorization: Bearer <key>")
-    found = store.redis.get(store.keys.api_key(key_digest(key)))
-    name = str(found) if found else ""
-    fields = store.redis.hgetall(store.keys.principal(name)) if name else {}
+    with redis_errors():
+        found = store.redis.get(store.keys.api_key(key_digest(key)))
+        name = str(found) if found else ""
+        fields = store.redis.hgetall(store.keys.principal(name)) if name else {}
     if not name or fields.get("digest") != key_digest(key):
         raise AuthenticationFailed("the API key is not valid")
     return Principal(name=name, role=Role(str(fields["role"])))
@@ -157,7 +159,8 @@ class PrincipalBook:
     def get(self, name: str, *, digest: str | None = None) -> Principal | None:
         """Principal ``name``; None if there is none, or (``digest`` given) if its key is not
         the one of that :func:`key_digest` any more (revoked and made again, a new key)."""
-        fields = self.store.redis.hgetall(self.store.keys.principal(name))
+        with redis_errors():
+            fields = self.store.redis.hgetall(self.store.keys.principal(name))
         if not fields:
             return None
         if digest is not None and not hmac.compare_digest(str(fields.get("digest", "")), digest):
@@ -165,7 +168,8 @@ class PrincipalBook:
         return Principal(name, Role(str(fields["role"])))
 
     def list(self) -> list[Principal]:
-        names = [str(n) for n in self.store.redis.zrange(self.store.keys.principals, 0, -1)]
+        with redis_errors():
+            names = [str(n) for n in self.store.redis.zrange(self.store.keys.principals, 0, -1)]
         return [p for p in (self.get(name) for name in names) if p is not None]
 
     def add(self, name: str, role: Role) -> str:
@@ -186,13 +190,14 @@ class PrincipalBook:
         if principal.role is Role.ADMIN and len(admins) == 1:
             raise Conflict(f"{name!r} is the last administrator and cannot be revoked")
         keys = self.store.keys
-        digest = self.store.redis.hget(keys.principal(name), "digest")
-        pipe = self.store.redis.pipeline(transaction=True)
-        pipe.delete(keys.principal(name))
-        pipe.zrem(keys.principals, name)
-        if digest:
-            pipe.delete(keys.api_key(str(digest)))
-        pipe.execute()
+        with redis_errors():
+            digest = self.store.redis.hget(keys.principal(name), "digest")
+            pipe = self.store.redis.pipeline(transaction=True)
+            pipe.delete(keys.principal(name))
+            pipe.zrem(keys.principals, name)
+            if digest:
+                pipe.delete(keys.api_key(str(digest)))
+            pipe.execute()
         self.keys.forget(name)
 
     def require_admin(self, name: str, field: str) -> str:

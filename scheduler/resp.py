@@ -6,9 +6,12 @@ costs about 35 µs; job creation takes two such batches. :class:`RespConnection`
 the batches queued in one turn of the event loop with one ``write`` on one shared
 connection and matches the replies in order (Redis answers a connection's commands in
 the order they came), so concurrent requests pipeline on it for free. Of the URL's
-options it reads the address, user, password, database and TLS verification; like the
-API's redis-py client before it, it sets no socket timeout. It raises redis-py's own
-exceptions (``ConnectionError``, ``ResponseError``, ``NoScriptError``), so
+options it reads the address, user, password, database and TLS verification. With a
+``timeout_s``, connecting and every batch's replies are bounded: a server that does not
+answer in time (stopped, or a network that drops packets) loses the connection and every
+batch waiting on it fails with ``TimeoutError``, checked by one timer per connection
+rather than one per batch. It raises redis-py's own exceptions (``ConnectionError``,
+``TimeoutError``, ``ResponseError``, ``NoScriptError``), so
 :func:`scheduler.store.redis_errors` stays the one boundary that turns them into a
 :class:`~scheduler.errors.StoreError`.
 """
@@ -77,25 +80,28 @@ def _raise_if_error(reply: Any) -> None:
 
 
 class _Waiter:
-    """A batch's future and the replies read for it so far."""
+    """A batch's future, the replies read for it so far, and when they are due by."""
 
-    __slots__ = ("count", "future", "replies")
+    __slots__ = ("count", "deadline", "future", "replies")
 
-    def __init__(self, future: asyncio.Future[list[Any]], count: int) -> None:
+    def __init__(self, future: asyncio.Future[list[Any]], count: int, deadline: float) -> None:
         self.future = future
         self.count = count
+        self.deadline = deadline
         self.replies: list[Any] = []
 
 
 class _Protocol(asyncio.Protocol):
     """Feeds what the server sends to hiredis and hands the replies to the oldest batch."""
 
-    def __init__(self) -> None:
+    def __init__(self, timeout_s: float | None = None) -> None:
         self.transport: asyncio.Transport | None = None
         self.waiters: deque[_Waiter] = deque()
         self._reader = hiredis.Reader(encoding="utf-8")
         self.lost: Exception | None = None
         self._unsent: list[bytes] = []
+        self._timeout_s = timeout_s
+        self._watchdog: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
@@ -111,11 +117,36 @@ class _Protocol(asyncio.Protocol):
                     waiter.future.set_result(waiter.replies)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.lost = redis.exceptions.ConnectionError(f"connection to the store lost: {exc}")
+        if self.lost is None:
+            self.lost = redis.exceptions.ConnectionError(f"connection to the store lost: {exc}")
+        self._fail_waiters()
+
+    def _fail_waiters(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         while self.waiters:
             waiter = self.waiters.popleft()
             if not waiter.future.done():
-                waiter.future.set_exception(self.lost)
+                waiter.future.set_exception(self.lost or redis.exceptions.ConnectionError())
+
+    def _check_deadline(self) -> None:
+        """The watchdog: if the oldest batch is overdue, the connection is given up (its
+        later replies could no longer be matched); else look again at its deadline."""
+        self._watchdog = None
+        if not self.waiters:
+            return
+        deadline = self.waiters[0].deadline
+        loop = asyncio.get_running_loop()
+        if deadline > loop.time():
+            self._watchdog = loop.call_at(deadline, self._check_deadline)
+            return
+        self.lost = redis.exceptions.TimeoutError(
+            f"the store did not answer within {self._timeout_s:g} s"
+        )
+        self._fail_waiters()
+        if self.transport is not None:
+            self.transport.abort()
 
     def send(self, commands: Sequence[tuple[Any, ...]]) -> asyncio.Future[list[Any]]:
         """Queue the commands for the next write; the future gets their replies, in order.
@@ -127,7 +158,12 @@ class _Protocol(asyncio.Protocol):
             raise redis.exceptions.ConnectionError("not connected to the store")
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self.waiters.append(_Waiter(future, len(commands)))
+        deadline = 0.0
+        if self._timeout_s is not None:
+            deadline = loop.time() + self._timeout_s
+            if self._watchdog is None:
+                self._watchdog = loop.call_at(deadline, self._check_deadline)
+        self.waiters.append(_Waiter(future, len(commands), deadline))
         if not self._unsent:
             loop.call_soon(self._write)
         self._unsent.extend([hiredis.pack_command(command) for command in commands])
@@ -141,10 +177,12 @@ class _Protocol(asyncio.Protocol):
 
 class RespConnection:
     """One connection to ``url`` (``redis://``, ``rediss://`` or ``unix://``, with its
-    user, password and database), opened on first use and again after it is lost."""
+    user, password and database), opened on first use and again after it is lost; with
+    ``timeout_s``, nothing waits on the server longer than that."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, timeout_s: float | None = None) -> None:
         self._options: dict[str, Any] = parse_url(url)  # type: ignore[no-untyped-call]
+        self._timeout_s = timeout_s
         self._protocol: _Protocol | None = None
         self._connecting = asyncio.Lock()
 
@@ -190,14 +228,26 @@ class RespConnection:
     async def _connect(self) -> _Protocol:
         options = self._options
         loop = asyncio.get_running_loop()
+
+        def protocol_factory() -> _Protocol:
+            return _Protocol(self._timeout_s)
+
         try:
             if "path" in options:
-                _, protocol = await loop.create_unix_connection(_Protocol, options["path"])
+                connecting = loop.create_unix_connection(protocol_factory, options["path"])
             else:
                 tls = _tls_context(options)
-                _, protocol = await loop.create_connection(
-                    _Protocol, options.get("host", "localhost"), options.get("port", 6379), ssl=tls
+                connecting = loop.create_connection(
+                    protocol_factory,
+                    options.get("host", "localhost"),
+                    options.get("port", 6379),
+                    ssl=tls,
                 )
+            _, protocol = await asyncio.wait_for(connecting, self._timeout_s)
+        except TimeoutError as exc:
+            raise redis.exceptions.TimeoutError(
+                f"cannot reach the store within {self._timeout_s:g} s"
+            ) from exc
         except OSError as exc:
             raise redis.exceptions.ConnectionError(f"cannot reach the store: {exc}") from exc
         setup: list[tuple[Any, ...]] = []

@@ -8,15 +8,24 @@ or one of the Lua scripts in :mod:`scheduler.scripts`. Redis errors are translat
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, cast
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from scheduler.clock import from_ms, to_ms
-from scheduler.errors import CollectionNotFound, JobNotFound, SchemaTooNew, StoreError
+from scheduler.errors import (
+    CollectionNotFound,
+    JobNotFound,
+    SchemaTooNew,
+    StoreError,
+    UnreadableJob,
+)
 from scheduler.keys import KeySchema
 from scheduler.models import (
     HistoryEntry,
@@ -53,6 +62,8 @@ __all__ = [
     "save_context_from",
     "saved_job",
 ]
+
+log = logging.getLogger(__name__)
 
 #: Version of the JSON this code writes; a newer one in Redis is refused.
 SCHEMA_VERSION = 1
@@ -177,9 +188,27 @@ class JobStore:
         self._release_running = client.register_script(RELEASE_RUNNING)
 
     @classmethod
-    def from_url(cls, url: str, prefix: str = "takt") -> JobStore:
-        """A store over a new connection pool to ``url``."""
-        client = redis.Redis.from_url(url, decode_responses=True, health_check_interval=30)
+    def from_url(
+        cls, url: str, prefix: str = "takt", *, socket_timeout_s: float | None = None
+    ) -> JobStore:
+        """A store over a new connection pool to ``url``.
+
+        With ``socket_timeout_s``, no call waits longer than that on the server (connect,
+        or one reply), and a call is retried once, at once, only when its connection turns
+        out to be broken (a pooled one from before a restart): a stopped server gives a
+        :class:`StoreError` within the timeout instead of a hang. Without it, redis-py's
+        defaults (no timeout, ten retries) stay, for processes that block on purpose.
+        """
+        options: dict[str, Any] = {}
+        if socket_timeout_s is not None:
+            options = {
+                "socket_timeout": socket_timeout_s,
+                "socket_connect_timeout": socket_timeout_s,
+                "retry": Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
+            }
+        client = redis.Redis.from_url(
+            url, decode_responses=True, health_check_interval=30, **options
+        )
         return cls(client, KeySchema(prefix))
 
     def close(self) -> None:
@@ -191,6 +220,23 @@ class JobStore:
             return bool(self.redis.ping())
         except redis.RedisError:
             return False
+
+    def health(self) -> tuple[bool, str | None]:
+        """Whether the store answers, and why it cannot take a write now (None: it can);
+        never raises.
+
+        It writes (a 10 s key of its own), as that is the one sure test: a server out of
+        memory under ``noeviction`` and a read-only replica both answer PING.
+        """
+        try:
+            self.redis.set(self.keys.health, "1", px=10_000)
+        except redis.exceptions.OutOfMemoryError:
+            return True, "the store is out of memory (maxmemory reached) and refuses writes"
+        except redis.exceptions.ReadOnlyError:
+            return True, "the store is a read-only replica and refuses writes"
+        except redis.RedisError as exc:
+            return False, f"the store does not answer: {exc}"
+        return True, None
 
     def time_ms(self) -> int:
         """Redis's clock, so processes on skewed machines agree on "now"."""
@@ -351,7 +397,8 @@ class JobStore:
             fields, collection_state = pipe.execute()
         if not fields:
             raise JobNotFound(f"job {jid.rsplit('/', 1)[-1]!r} not found")
-        return self._job_from_fields(jid, fields), collection_state
+        # The decoder's own errors: a worker records exactly what it cannot read.
+        return _decoded_job(jid, fields), collection_state
 
     def _job_from_fields(self, jid: str, fields: dict[str, str]) -> JobRecord:
         return _job_from_fields(jid, fields)
@@ -375,13 +422,21 @@ class JobStore:
             return int(self.redis.zcard(self.keys.jobs(cid)))
 
     def get_jobs(self, jids: list[str]) -> list[JobRecord]:
-        """Several jobs in one round trip (the ones deleted meanwhile are left out)."""
+        """Several jobs in one round trip. The ones deleted meanwhile are left out, and so
+        are the ones that cannot be read (logged): one damaged job never hides the others."""
         with redis_errors():
             pipe = self.redis.pipeline(transaction=False)
             for jid in jids:
                 pipe.hgetall(self.keys.job(jid))
             rows = pipe.execute()
-        return [self._job_from_fields(jid, row) for jid, row in zip(jids, rows, strict=True) if row]
+        jobs = []
+        for jid, row in zip(jids, rows, strict=True):
+            if row:
+                try:
+                    jobs.append(self._job_from_fields(jid, row))
+                except UnreadableJob as exc:
+                    log.warning("left out of a list: %s", exc)
+        return jobs
 
     def delete_job(self, jid: str) -> None:
         cid, name = jid.rsplit("/", 1)
@@ -550,6 +605,17 @@ def _maybe_time(raw: str | None) -> Any:
 
 
 def _job_from_fields(jid: str, fields: dict[str, str]) -> JobRecord:
+    """The job stored in ``fields``; :class:`UnreadableJob` if they do not make one (an
+    older Takt or a bug wrote them), :class:`SchemaTooNew` if a newer Takt did."""
+    try:
+        return _decoded_job(jid, fields)
+    except SchemaTooNew:
+        raise
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:  # ValueError: pydantic's
+        raise UnreadableJob.of(jid, exc) from exc
+
+
+def _decoded_job(jid: str, fields: dict[str, str]) -> JobRecord:
     definition = _load(fields["def"], f"job {jid}")
     status = JobStatus(
         execution_count=int(fields.get("executionCount", 0)),

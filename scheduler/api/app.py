@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from scheduler.api.arm import router as arm_router
+from scheduler.api.boundary import Boundary
 from scheduler.api.classic import router as classic_router
 from scheduler.api.errors import install_error_handlers
 from scheduler.api.principals import router as principals_router
@@ -69,14 +70,19 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        own_store = store or JobStore.from_url(settings.store_url, settings.key_prefix)
+        timeout_s = settings.redis_socket_timeout_s
+        own_store = store or JobStore.from_url(
+            settings.store_url, settings.key_prefix, socket_timeout_s=timeout_s
+        )
         token, _ = ensure_admin_token(settings)
         ensure_principal_key(own_store, ADMIN_PRINCIPAL, Role.ADMIN, token)
         ensure_builtin_jobs(own_store, utcnow())
         keys = KeyCache()
         principals = PrincipalBook(own_store, keys)
         app.state.keys = keys
-        async_store = AsyncJobStore.from_url(settings.store_url, own_store.keys)
+        async_store = AsyncJobStore.from_url(
+            settings.store_url, own_store.keys, socket_timeout_s=timeout_s
+        )
         jobs = JobService(
             own_store,
             principals,
@@ -99,8 +105,16 @@ def create_app(
         summary="A job scheduler that speaks the Azure Scheduler REST API (2016-03-01).",
         version="0.1.0",
         lifespan=lifespan,
+        # Starlette answers a trailing slash with a 307 to an absolute URL built on the
+        # Host header; without it such a path is a plain 404.
+        redirect_slashes=False,
     )
     install_error_handlers(app)
+    app.add_middleware(
+        Boundary,
+        max_body_bytes=settings.max_body_bytes,
+        max_json_depth=settings.max_json_depth,
+    )
     app.include_router(arm_router)
     app.include_router(classic_router)
     app.include_router(principals_router)
@@ -109,9 +123,12 @@ def create_app(
 
     @app.get("/healthz", tags=["Operations"])
     def healthz() -> JSONResponse:
-        """Liveness and readiness: whether the job store answers. No key needed."""
-        redis_ok = app.state.jobs.store.ping()
-        body: dict[str, Any] = {"status": "ok" if redis_ok else "degraded", "redis": redis_ok}
-        return JSONResponse(body, status_code=200 if redis_ok else 503)
+        """Liveness and readiness: whether the job store answers and takes writes (out of
+        memory or a read-only replica: a 503 with the reason). No key needed."""
+        answers, refusal = app.state.jobs.store.health()
+        if refusal is None:
+            return JSONResponse({"status": "ok", "redis": True})
+        body: dict[str, Any] = {"status": "degraded", "redis": answers, "reason": refusal}
+        return JSONResponse(body, status_code=503)
 
     return app

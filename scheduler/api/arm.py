@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from scheduler.api.deps import ApiVersion, Collections, Jobs, Reader, Writer
 from scheduler.api.envelopes import collection_envelope, history_envelope, job_envelope
 from scheduler.api.hand_solved import HandSolvedRoute
+from scheduler.api.rendering import render_job, render_jobs
 from scheduler.api.schemas import (
     JobCollectionDefinition,
     JobCollectionList,
@@ -51,9 +52,13 @@ def _returns(model: type[Any]) -> dict[str, Any]:
 
 
 def _next_link(request: Request, skip: int, top: int, more: bool) -> str | None:
+    """The next page's URL: on ``TAKT_PUBLIC_URL``, else relative (a path and query),
+    never on the request's Host header, which is the client's to choose."""
     if not more:
         return None
-    return str(request.url.include_query_params(**{"$skip": skip + top, "$top": top}))
+    query = request.url.include_query_params(**{"$skip": skip + top, "$top": top}).query
+    base = request.app.state.settings.public_url or ""
+    return f"{base}{request.url.path}?{query}"
 
 
 def _page(values: list[dict[str, Any]], next_link: str | None) -> dict[str, Any]:
@@ -217,7 +222,7 @@ def list_jobs(
     ref = CollectionRef(sub, rg, coll)
     state = parse_filter(filter_, "state", JobState)
     page = jobs.list_page(ref, skip=skip, top=top, state=state)
-    values = [job_envelope(JobRef(ref, r.jid.rsplit("/", 1)[1]), r) for r in page.jobs]
+    values = render_jobs(page.jobs, lambda r: job_envelope(JobRef(ref, r.jid.rsplit("/", 1)[1]), r))
     return _page(values, _next_link(request, skip, top, page.more))
 
 
@@ -248,7 +253,7 @@ def get_job(
     __: ApiVersion,
 ) -> dict[str, Any]:
     ref = JobRef(CollectionRef(sub, rg, coll), job)
-    return job_envelope(ref, jobs.get(ref))
+    return render_job(jobs.get(ref), lambda record: job_envelope(ref, record))
 
 
 @router.delete(_JOB)

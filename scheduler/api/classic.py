@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 
 from scheduler.api.deps import Collections, Jobs, Reader, Writer
 from scheduler.api.envelopes import collection_envelope
+from scheduler.api.rendering import render_job, render_jobs
 from scheduler.api.schemas import JobCollectionDefinition
 from scheduler.clock import utcnow
 from scheduler.models import JobCollection, JobProperties, without_secrets
@@ -110,7 +111,7 @@ def list_jobs(
 ) -> list[dict[str, Any]]:
     ref = CollectionRef(sub, cs, coll)
     page = jobs.list_page(ref, skip=0, top=100_000)
-    return [_flat(r.jid.rsplit("/", 1)[1], r) for r in page.jobs]
+    return render_jobs(page.jobs, lambda r: _flat(r.jid.rsplit("/", 1)[1], r))
 
 
 @router.post(
@@ -176,7 +177,7 @@ def get_job(
     jobs: Jobs,
     _: Reader,
 ) -> dict[str, Any]:
-    return _flat(job, jobs.get(JobRef(CollectionRef(sub, cs, coll), job)))
+    return render_job(jobs.get(JobRef(CollectionRef(sub, cs, coll), job)), lambda r: _flat(job, r))
 
 
 @router.delete(_JOB)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+import redis
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -20,6 +21,7 @@ from scheduler.errors import (
     QuotaExceeded,
     StoreError,
     TaktError,
+    UnreadableJob,
     ValidationFailed,
 )
 from scheduler.models import describe_validation_error
@@ -34,6 +36,7 @@ _STATUS_CODES: Sequence[tuple[type[TaktError], int, str]] = (
     (JobNotFound, 404, "JobNotFound"),
     (NotFound, 404, "NotFound"),
     (QuotaExceeded, 409, "QuotaExceeded"),
+    (UnreadableJob, 409, "UnreadableJob"),
     (Conflict, 409, "Conflict"),
     (AuthenticationFailed, 401, "AuthenticationFailed"),
     (Forbidden, 403, "AuthorizationFailed"),
@@ -60,6 +63,12 @@ def install_error_handlers(app: FastAPI) -> None:
                 return arm_error(status, code, str(exc), headers)
         log.exception("unmapped Takt error", exc_info=exc)
         return arm_error(500, "InternalServerError", "internal error")
+
+    @app.exception_handler(redis.RedisError)
+    async def _store_failed(_: Request, exc: redis.RedisError) -> JSONResponse:
+        """A redis error that escaped :func:`scheduler.store.redis_errors`: still a 503."""
+        log.error("store failure outside the store boundary: %r", exc)
+        return arm_error(503, "ServiceUnavailable", f"job store: {exc}")
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
