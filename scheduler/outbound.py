@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from scheduler.errors import OutboundRefused
-from scheduler.settings import DEFAULT_DENY_NETWORKS, Network, TaktSettings, load_settings
+from scheduler.settings import DEFAULT_DENY_NETWORKS, Network, TaktSettings
 
 __all__ = ["Address", "NetworkPolicy", "literal_address"]
 
@@ -47,7 +47,7 @@ class NetworkPolicy:
     @classmethod
     def default(cls) -> NetworkPolicy:
         """The policy of default settings: link-local and cloud metadata denied."""
-        return cls.from_settings(load_settings({}, action_deny_networks=DEFAULT_DENY_NETWORKS))
+        return cls(tuple(ipaddress.ip_network(cidr) for cidr in DEFAULT_DENY_NETWORKS.split(",")))
 
     def refusal(self, address: Address) -> str | None:
         """Why ``address`` may not be reached, naming the setting; None when it may."""

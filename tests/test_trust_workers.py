@@ -19,6 +19,7 @@ from scheduler.clock import to_ms
 from scheduler.errors import StoreError
 from scheduler.ledger import LedgerEntry
 from scheduler.models import ActionType, JobCollection, JobErrorAction, JobProperties
+from scheduler.outbound import NetworkPolicy
 from scheduler.principals import ADMIN_PRINCIPAL, Role, ensure_principal_key
 from scheduler.settings import TaktSettings, load_settings
 from scheduler.store import JobStore
@@ -674,3 +675,9 @@ def test_an_exception_echoing_a_credential_leaves_it_out_of_the_message() -> Non
     assert "example.test/p" in message
     for secret in ("TOKENSECRET", "BASICSECRET", "URIPASSWORD", "SIGSECRET"):
         assert secret not in message
+
+
+def test_the_policy_of_a_service_built_without_settings_is_the_default_one(
+    settings: TaktSettings,
+) -> None:
+    assert NetworkPolicy.default() == NetworkPolicy.from_settings(settings)
