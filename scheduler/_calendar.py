@@ -24,6 +24,7 @@ __all__ = ["DAY_S", "Calendar", "DayFilter", "Unit"]
 
 DAY_S = 86_400
 _LAST_DAY = date.max.toordinal()
+_END_WALL = (_LAST_DAY + 1) * DAY_S  # the first wall second no date represents
 
 
 class Unit(Enum):
@@ -151,7 +152,7 @@ class Calendar:
     def next_at_or_after(self, wall: int) -> int | None:
         """The first candidate at or after ``wall``, or None when there is none."""
         wall = max(wall, self.origin)
-        if wall // DAY_S > _LAST_DAY:  # after the last day a date represents
+        if wall >= _END_WALL:
             return None
         if self.unit.is_subday:
             return self._next_subday(wall)
