@@ -47,6 +47,7 @@ __all__ = [
     "check_http_uri",
     "check_method",
     "check_timestamp",
+    "nested_deeper_than",
 ]
 
 #: The earliest date-time accepted (epoch milliseconds stay non-negative).
@@ -126,6 +127,11 @@ def check_header(name: str, value: str) -> None:
         raise ValueError(f"{name!r} is not a valid header name (an RFC 9110 token)")
     if any(_is_control(ch) and ch != "\t" for ch in value):
         raise ValueError(f"the value of {name!r} holds a control character (CR, LF, NUL, ...)")
+    if not value.isascii():
+        raise ValueError(
+            f"the value of {name!r} holds a character outside ASCII, which HTTP cannot send "
+            "as it is (percent-encode it)"
+        )
 
 
 def check_http_uri(uri: str) -> str:
@@ -169,3 +175,27 @@ def _check_host(uri: str, host: str, netloc: str) -> None:
 
 def _is_control(ch: str) -> bool:
     return unicodedata.category(ch) == "Cc"
+
+
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_SQUARE = bytes.maketrans(b"{}", b"[]")
+_NOT_A_BRACKET = bytes(byte for byte in range(256) if byte not in b"[]{}")
+
+
+def nested_deeper_than(text: bytes, limit: int) -> bool:
+    """Whether the JSON ``text`` nests arrays and objects more than ``limit`` deep.
+
+    Without parsing: strings are cut out, every other character but brackets dropped, and
+    innermost ``[]`` pairs removed once per level, at C speed. A text with no more than
+    ``limit`` opening brackets cannot be too deep, which is every ordinary body.
+    """
+    if text.count(b"[") + text.count(b"{") <= limit:
+        return False
+    brackets = _STRING.sub(b"", text).translate(_SQUARE, _NOT_A_BRACKET)
+    levels = 0
+    while brackets and levels < limit:
+        inner_removed = brackets.replace(b"[]", b"")
+        if len(inner_removed) == len(brackets):
+            break  # unbalanced: what is left opens deeper still, or the parser refuses it
+        brackets, levels = inner_removed, levels + 1
+    return levels + brackets.count(b"[") > limit if b"[" in brackets else False

