@@ -261,6 +261,11 @@ HOSTILE: list[tuple[str, Mutation, str]] = [
         "action.request.headers",
     ),
     (
+        "header-value-not-ascii",
+        _set("action.request.headers", {"X-A": "caf\u00e9"}),
+        "action.request.headers",
+    ),
+    (
         "header-value-nul",
         _set("action.request.headers", {"X-A": "v\x00"}),
         "action.request.headers",
@@ -757,5 +762,6 @@ def test_any_header_is_accepted_or_refused_with_a_message(name: str, value: str)
         assert name
         assert not _NOT_IN_A_TOKEN & set(name)
         assert not set("\r\n\x00") & set(value)
+        assert value.isascii()
     else:
         assert refusal
