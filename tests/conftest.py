@@ -126,6 +126,8 @@ def _start_stack(
             "TAKT_ADMIN_TOKEN": ADMIN_TOKEN,
             "TAKT_DATA_DIR": str(log_dir / "data"),
             "TAKT_BEAT_MAX_INTERVAL_S": "30",
+            # The stack plays a TLS-terminating proxy on loopback (X-Forwarded-Proto).
+            "TAKT_TRUSTED_PROXIES": "127.0.0.1/32",
             "PYTHONUNBUFFERED": "1",
         }
     )

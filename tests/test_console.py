@@ -237,7 +237,8 @@ def test_the_session_cookie_is_httponly_strict_and_expires(
 
 @pytest.mark.e2e
 def test_the_session_cookie_is_secure_behind_https(stack: Stack, anonymous: httpx.Client) -> None:
-    # uvicorn trusts X-Forwarded-Proto from loopback, as from a TLS-terminating proxy
+    # the stack trusts X-Forwarded-Proto from loopback (TAKT_TRUSTED_PROXIES), as from a
+    # TLS-terminating proxy
     answer = anonymous.post(
         "/console/signin", data={"key": stack.token}, headers={"X-Forwarded-Proto": "https"}
     )
