@@ -109,6 +109,7 @@ class Hostile:
         form: Console form fields over a valid job's form (form mode, not JSON).
         job_name / collection_name: A name to create a job or a collection under.
         import_text: An ImportJobs file as it is.
+        collection: A collection's body (PUT, PATCH, an import's definition).
         status: The exact status expected where the issue fixes one (413 for a body over
             the limit); otherwise any 4xx.
         dict_only: ``properties`` returns a dict (the client can send it).
@@ -124,6 +125,7 @@ class Hostile:
     job_name: str | None = None
     collection_name: str | None = None
     import_text: str | None = None
+    collection: Any = None
     status: int | None = None
     dict_only: bool = True
     chunked: bool = False
@@ -228,6 +230,91 @@ PROPERTY_CASES = [
     Hostile("celery-args-100-deep", ("args", "depth", "deep", "nest"), _celery_args(100)),
     Hostile("owner-unknown", ("owner",), _set("owner", "nobody-such")),
     Hostile("owner-a-reader", ("owner",), _set("owner", READER)),
+    Hostile("hours-25", ("hours",), _set("recurrence.schedule", {"hours": [25]})),
+    Hostile("minutes-minus-1", ("minutes",), _set("recurrence.schedule", {"minutes": [-1]})),
+    Hostile("month-days-0", ("monthDays",), _set("recurrence.schedule", {"monthDays": [0]})),
+    Hostile(
+        "monthly-occurrence-1e30",
+        ("monthlyOccurrences", "occurrence"),
+        _set(
+            "recurrence.schedule",
+            {"monthlyOccurrences": [{"day": "Friday", "Occurrence": _HUGE}]},
+        ),
+    ),
+    Hostile(
+        "months-13",
+        ("months",),
+        _set("recurrence", {"frequency": "Year", "schedule": {"months": [13]}}),
+    ),
+    Hostile(
+        "week-days-unknown",
+        ("weekDays",),
+        _set("recurrence", {"frequency": "Week", "schedule": {"weekDays": ["Funday"]}}),
+    ),
+    Hostile("time-zone-path", ("timeZone",), _set("recurrence.timeZone", "../../../etc/passwd")),
+    Hostile("time-zone-nul", ("timeZone",), _set("recurrence.timeZone", "Europe/Berlin\x00")),
+    Hostile("cron-9-fields", ("cron",), _set("recurrence", {"cron": "* * * * * * * * *"})),
+    Hostile("cron-step-0", ("cron",), _set("recurrence", {"cron": "*/0 * * * *"})),
+    Hostile("cron-minute-60", ("cron",), _set("recurrence", {"cron": "60 * * * *"})),
+    Hostile("cron-day-31-feb", ("cron",), _set("recurrence", {"cron": "0 0 31 2 *"})),
+    Hostile(
+        "starting-deadline-P99999999Y",
+        ("startingDeadline",),
+        _set("startingDeadline", "P99999999Y"),
+    ),
+    Hostile("starting-deadline-negative", ("startingDeadline",), _set("startingDeadline", "-PT1S")),
+    Hostile(
+        "retry-count-1e30",
+        ("retryCount",),
+        _set("action.retryPolicy", {"retryType": "Fixed", "retryCount": _HUGE}),
+    ),
+    Hostile("queue-with-space", ("queue",), _set("queue", "a b")),
+    Hostile("header-value-nul", ("headers",), _set("action.request.headers", {"X-A": "a\x00b"})),
+    Hostile("header-name-empty", ("headers",), _set("action.request.headers", {"": "1"})),
+    Hostile(
+        "storage-account-a-host",
+        ("storageAccount",),
+        _set(
+            "action",
+            {
+                "type": "StorageQueue",
+                "queueMessage": {
+                    "storageAccount": "169.254.169.254/x?",
+                    "queueName": "q",
+                    "message": "m",
+                },
+            },
+        ),
+    ),
+    Hostile(
+        "celery-kwargs-100-deep",
+        ("kwargs", "depth", "deep", "nest"),
+        _set(
+            "action",
+            {"type": "Celery", "celeryTask": {"name": "t.x", "kwargs": {"a": nested(100)}}},
+        ),
+    ),
+    Hostile(
+        "celery-task-name-space",
+        ("name",),
+        _set("action", {"type": "Celery", "celeryTask": {"name": "a b"}}),
+    ),
+    Hostile(
+        "command-absolute-path",
+        ("command",),
+        _set("action", {"type": "Command", "command": "ExportJobs --collection c --to /etc/x"}),
+    ),
+    Hostile(
+        "command-dot-dot",
+        ("command",),
+        _set("action", {"type": "Command", "command": "ImportJobs --from ../../x.json"}),
+    ),
+    Hostile("display-name-lone-surrogate", ("displayName",), _set("displayName", "a\ud800b")),
+    Hostile(
+        "uri-lone-surrogate",
+        ("uri",),
+        _set("action.request.uri", "http://example.test/\ud800"),
+    ),
     Hostile("action-a-string", ("action",), _set("action", "Http")),
     Hostile("action-an-array", ("action",), _set("action", [])),
     Hostile("action-null", ("action",), _set("action", None)),
@@ -265,6 +352,35 @@ RAW_CASES = [
     Hostile("json-a-string", raw=b'"x"'),
     Hostile("json-an-array", raw=b"[]"),
     Hostile("json-null", raw=b"null"),
+    Hostile("json-nan", raw=b'{"properties": {"startTime": NaN, "recurrence": {"interval": NaN}}}'),
+    Hostile(
+        "json-5000-digit-number",
+        raw=b'{"properties": {"recurrence": {"interval": ' + b"9" * 5000 + b"}}}",
+    ),
+    Hostile("json-1e999", raw=b'{"properties": {"recurrence": {"interval": 1e999}}}'),
+]
+
+COLLECTION_BODY_CASES = [
+    Hostile(
+        "quota-max-job-count-1e30",
+        ("maxJobCount",),
+        collection={"properties": {"quota": {"maxJobCount": _HUGE}}},
+    ),
+    Hostile(
+        "quota-max-job-occurrence-1e30",
+        ("maxJobOccurrence",),
+        collection={"properties": {"quota": {"maxJobOccurrence": _HUGE}}},
+    ),
+    Hostile(
+        "quota-max-recurrence-interval-1e30",
+        ("interval", "maxRecurrence"),
+        collection={
+            "properties": {"quota": {"maxRecurrence": {"frequency": "Minute", "interval": _HUGE}}}
+        },
+    ),
+    Hostile("collection-queue-crlf", ("queue",), collection={"properties": {"queue": "a\r\nb"}}),
+    Hostile("tags-lone-surrogate", ("tags",), collection={"tags": {"team": "a\ud800b"}}),
+    Hostile("collection-a-string", ("body", "collection", "definition"), collection="x"),
 ]
 
 #: Names; those with a "/" or empty may not reach a route at all on a URL path (a 404 or
@@ -561,6 +677,8 @@ def _call_client(world: World, call: Callable[[SchedulerClient], Any]) -> Outcom
             call(client)
         except TaktError as exc:
             return Outcome(_client_status(exc), str(exc))
+        except Exception as exc:  # not one of the exceptions the client promises
+            return Outcome(599, f"the client raised {type(exc).__name__}: {exc}")
     return Outcome(200, "accepted")
 
 
@@ -580,11 +698,12 @@ def _import(world: World, text: str) -> Outcome:
     return Outcome(200 if result.ok else 400, result.report)
 
 
-def _import_document(cid: str, jobs: list[tuple[str, Any]]) -> str:
+def _import_document(cid: str, jobs: list[tuple[str, Any]], definition: Any = None) -> str:
     """An ImportJobs file: a valid job first, so a refusal must be of the whole file."""
     entries = [{"name": "fine", "properties": valid_properties()}]
     entries += [{"name": name, "properties": properties} for name, properties in jobs]
-    return json.dumps({"collection": cid, "definition": {"location": "local"}, "jobs": entries})
+    definition = {"location": "local"} if definition is None else definition
+    return json.dumps({"collection": cid, "definition": definition, "jobs": entries})
 
 
 # -- the write paths ---------------------------------------------------------------------------
@@ -652,12 +771,16 @@ def arm_patch_job(world: World, case: Hostile) -> Outcome:
     return _send_json(world, "PATCH", url, _raw(case))
 
 
+def _collection_body(case: Hostile) -> bytes | Iterator[bytes]:
+    return json.dumps(case.collection).encode() if case.collection is not None else _raw(case)
+
+
 def arm_put_collection(world: World, case: Hostile) -> Outcome:
     if case.collection_name is not None:
         url = f"{_ARM_COLLECTIONS}/jobCollections/{_segment(case.collection_name)}"
         return _send_json(world, "PUT", url, b'{"location": "local"}')
     url = f"{_ARM_COLLECTIONS}/jobCollections/victim"
-    return _send_json(world, "PUT", url, _raw(case))
+    return _send_json(world, "PUT", url, _collection_body(case))
 
 
 def classic_put_job(world: World, case: Hostile) -> Outcome:
@@ -690,13 +813,13 @@ def classic_patch_job(world: World, case: Hostile) -> Outcome:
 def classic_put_collection(world: World, case: Hostile) -> Outcome:
     name = case.collection_name if case.collection_name is not None else "victim"
     url = f"{_CLASSIC}/jobcollections/{_segment(name)}"
-    return _send_json(
-        world, "PUT", url, _raw(case) if case.raw is not None else b'{"location": "local"}'
-    )
+    if case.collection_name is not None:
+        return _send_json(world, "PUT", url, b'{"location": "local"}')
+    return _send_json(world, "PUT", url, _collection_body(case))
 
 
 def arm_patch_collection(world: World, case: Hostile) -> Outcome:
-    return _send_json(world, "PATCH", _ARM_COLLECTION, _raw(case))
+    return _send_json(world, "PATCH", _ARM_COLLECTION, _collection_body(case))
 
 
 def add_principal(world: World, case: Hostile) -> Outcome:
@@ -755,6 +878,8 @@ def client_create_collection(world: World, case: Hostile) -> Outcome:
 def import_jobs(world: World, case: Hostile) -> Outcome:
     if case.import_text is not None:
         return _import(world, case.import_text)
+    if case.collection is not None:
+        return _import(world, _import_document(f"{SUB}/{RG}/imported", [], case.collection))
     if case.collection_name is not None:
         return _import(world, _import_document(f"{SUB}/{RG}/{case.collection_name}", []))
     if case.job_name is not None:
@@ -789,14 +914,14 @@ WRITE_PATHS = [
     WritePath(
         "arm-put-collection",
         arm_put_collection,
-        RAW_CASES + COLLECTION_NAME_CASES,
+        RAW_CASES + COLLECTION_BODY_CASES + COLLECTION_NAME_CASES,
         _VALID_COLLECTION_NAME,
         url_names=True,
     ),
     WritePath(
         "arm-patch-collection",
         arm_patch_collection,
-        RAW_CASES,
+        RAW_CASES + COLLECTION_BODY_CASES,
         Hostile("valid", raw=b'{"tags": {"team": "billing"}}'),
     ),
     WritePath("classic-put-job", classic_put_job, _JOB_CASES, _UNCHANGED, url_names=True),
@@ -805,7 +930,7 @@ WRITE_PATHS = [
     WritePath(
         "classic-put-collection",
         classic_put_collection,
-        RAW_CASES + COLLECTION_NAME_CASES,
+        RAW_CASES + COLLECTION_BODY_CASES + COLLECTION_NAME_CASES,
         _VALID_COLLECTION_NAME,
         url_names=True,
     ),
@@ -856,7 +981,11 @@ WRITE_PATHS = [
     WritePath(
         "import-jobs",
         import_jobs,
-        PROPERTY_CASES + JOB_NAME_CASES + COLLECTION_NAME_CASES + IMPORT_CASES,
+        PROPERTY_CASES
+        + JOB_NAME_CASES
+        + COLLECTION_NAME_CASES
+        + COLLECTION_BODY_CASES
+        + IMPORT_CASES,
         _UNCHANGED,
     ),
 ]
