@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import pytest
 
 from scheduler.api import create_app as create_api
@@ -129,14 +130,17 @@ def _with(settings: TaktSettings, **changes: Any) -> TaktSettings:
 # -- row 6: no silent failure ----------------------------------------------------------------
 
 
-def test_a_header_that_cannot_be_sent_fails_with_a_message_then_retries_and_runs_the_error_action(
-    store: JobStore, worker: Worker, target: HttpTarget
+def test_an_http_call_that_raises_fails_with_a_message_then_retries_and_runs_the_error_action(
+    store: JobStore,
+    worker: Worker,
+    target: HttpTarget,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # Given a job with 2 retries and an error action, whose stored request has a header
-    # value httpx cannot encode (written behind validation's back) next to a credential
+    # Given a job with 2 retries and an error action, whose call to its target raises
+    # something no handler expects, echoing the request's credential
     jid = _add(
         store,
-        "header",
+        "raises",
         _job(
             {
                 **_retried(_http(f"{target.url}/main"), 2),
@@ -144,10 +148,25 @@ def test_a_header_that_cannot_be_sent_fails_with_a_message_then_retries_and_runs
             }
         ),
     )
-    headers = {"X-Name": "Zoë", "Authorization": "Bearer HEADERSECRET"}
     _tamper(
-        store, jid, {"request": {"uri": f"{target.url}/main", "method": "GET", "headers": headers}}
+        store,
+        jid,
+        {
+            "request": {
+                "uri": f"{target.url}/main",
+                "method": "GET",
+                "headers": {"Authorization": "Bearer HEADERSECRET"},
+            }
+        },
     )
+    send = httpx.Client.send
+
+    def explode(client: httpx.Client, request: httpx.Request, **kwargs: Any) -> httpx.Response:
+        if request.url.path == "/main":
+            raise RuntimeError(f"codec broke on {request.headers['Authorization']}")
+        return send(client, request, **kwargs)
+
+    monkeypatch.setattr(httpx.Client, "send", explode)
 
     # When its occurrence runs
     worker.occurrence(jid, 1_000)
@@ -161,11 +180,33 @@ def test_a_header_that_cannot_be_sent_fails_with_a_message_then_retries_and_runs
         ("MainAction", "Failed", 2),
         ("ErrorAction", "Completed", 0),
     ]
-    assert entries[0][3].startswith("Http Action - UnicodeEncodeError: ")
+    assert entries[0][3].startswith("Http Action - RuntimeError: codec broke on ")
     assert all("Traceback" not in e[3] and "HEADERSECRET" not in e[3] for e in entries)
-    assert target.requests_to("/main") == []
     assert len(target.requests_to("/alarm")) == 1
-    assert store.get_job(jid).state.value == "Faulted"
+    assert _owed(store) == []
+
+
+def test_a_stored_header_http_cannot_send_is_a_failed_attempt_naming_the_field(
+    store: JobStore, worker: Worker, target: HttpTarget
+) -> None:
+    # Given a job whose stored header value was given a character outside ASCII behind
+    # validation's back, next to a credential
+    jid = _add(store, "header", _job(_http(f"{target.url}/main")))
+    headers = {"X-Name": "Zo\u00eb", "Authorization": "Bearer HEADERSECRET"}
+    _tamper(
+        store, jid, {"request": {"uri": f"{target.url}/main", "method": "GET", "headers": headers}}
+    )
+
+    # When its occurrence runs
+    worker.occurrence(jid, 1_000)
+
+    # Then the attempt is a Failed entry naming the field, nothing was sent, and no
+    # secret is in the message
+    [(name, status, retry, message)] = _entries(store, jid)
+    assert (name, status, retry) == ("MainAction", "Failed", 0)
+    assert "properties.action.request.headers" in message
+    assert "HEADERSECRET" not in message
+    assert target.received == []
     assert _owed(store) == []
 
 
