@@ -58,7 +58,6 @@ from tests.conftest import ADMIN_TOKEN
 from tests.helpers import free_port, wait_until
 
 SUB, RG, COLL = "sub1", "rg1", "hostile"
-CID = f"{SUB}/{RG}/{COLL}"
 SEED = "seed"  # the job PATCH and the console's save form change
 VICTIM = "victim"  # the job PUT and the new-job form would create
 READER = "hostile-reader"
@@ -87,6 +86,7 @@ def valid_properties() -> dict[str, Any]:
 
 
 def nested(depth: int) -> Any:
+    """A list ``depth`` levels deep: ``[[[...]]]``."""
     value: Any = []
     for _ in range(depth - 1):
         value = [value]
@@ -107,7 +107,8 @@ class Hostile:
         properties: Turns a valid job's properties (wire form) into the hostile ones.
         raw: An HTTP body sent as it is (JSON content type) on the API paths.
         form: Console form fields over a valid job's form (form mode, not JSON).
-        job_name / collection_name: A name to create a job or a collection under.
+        job_name / collection_name: A name to create a job (or a principal) or a
+            collection under.
         import_text: An ImportJobs file as it is.
         collection: A collection's body (PUT, PATCH, an import's definition).
         status: The exact status expected where the issue fixes one (413 for a body over
