@@ -139,7 +139,13 @@ class JobScheduler(Scheduler):
 
     def __init__(self, app: Celery, *args: Any, **kwargs: Any) -> None:
         self.settings: TaktSettings = getattr(app, "settings", None) or load_settings()
-        self.store = JobStore.from_url(self.settings.store_url, self.settings.key_prefix)
+        # Bounded calls: a stopped server is an error the beat logs and retries, not a
+        # hang (its wait for the wake channel is a poll, which the timeout does not cut).
+        self.store = JobStore.from_url(
+            self.settings.store_url,
+            self.settings.key_prefix,
+            socket_timeout_s=self.settings.redis_socket_timeout_s,
+        )
         redelivery_ms = int(self.settings.redelivery_timeout_s * 1000)
         self.claims = ClaimQueue(self.store, redelivery_ms)
         self.redelivery = Redelivery(

@@ -39,6 +39,7 @@ from scheduler.bounds import (
     check_header,
     check_http_uri,
     check_method,
+    check_text,
     check_timestamp,
 )
 from scheduler.credentials import mask as mask_credentials
@@ -485,6 +486,11 @@ class JobProperties(WireModel):
     starting_deadline: WrittenDuration | None = None  # extension: older occurrences never run
     concurrency_policy: ConcurrencyPolicy | None = None  # extension
 
+    @model_validator(mode="before")
+    @classmethod
+    def _text_only(cls, data: Any) -> Any:
+        return check_text(data)
+
     @model_validator(mode="after")
     def _recurrence_is_computable(self) -> Self:
         if self.recurrence is not None:
@@ -537,6 +543,11 @@ class JobCollection(WireModel):
     id: str | None = None
     type: str | None = None
     name: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _text_only(cls, data: Any) -> Any:
+        return check_text(data)
 
 
 def without_secrets(wire: Any) -> Any:

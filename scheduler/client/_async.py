@@ -75,7 +75,7 @@ class AsyncSchedulerClient:
     async def _send(self, call: Call[T]) -> T:
         with transport_errors():
             response = await self._http.request(
-                call.method, call.url, params=call.params, json=call.json
+                call.method, call.url, params=call.params, **call.body()
             )
         return call.result(response)
 

@@ -7,6 +7,7 @@ clients differ only in how they send (``client.request`` or ``await client.reque
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Generic, TypeVar
@@ -15,6 +16,8 @@ import httpx
 
 from scheduler.client._errors import raise_for_error
 from scheduler.errors import ClientError
+
+_JSON = {"Content-Type": "application/json"}
 
 __all__ = ["Call", "Page", "Pager", "http_options"]
 
@@ -47,6 +50,14 @@ class Call(Generic[T]):
     read: Callable[[httpx.Response], T]
     params: Mapping[str, str | int] | None = None
     json: Any = None
+
+    def body(self) -> dict[str, Any]:
+        """The request's body arguments: the JSON with every non-ASCII character escaped,
+        so text no encoder takes (half a surrogate pair) reaches the API, which refuses
+        it naming the field, as it does for every write path."""
+        if self.json is None:
+            return {}
+        return {"content": json.dumps(self.json).encode("ascii"), "headers": _JSON}
 
     def result(self, response: httpx.Response) -> T:
         """The result of the call, or the Takt error the response stands for.

@@ -72,7 +72,7 @@ class SchedulerClient:
 
     def _send(self, call: Call[T]) -> T:
         with transport_errors():
-            response = self._http.request(call.method, call.url, params=call.params, json=call.json)
+            response = self._http.request(call.method, call.url, params=call.params, **call.body())
         return call.result(response)
 
     def _send_all(self, first: Call[Page[T]], limit: int | None = None) -> list[T]:
