@@ -68,4 +68,4 @@ class AsyncJobStore:
     async def _put_job_and_get(self, job: NewJob) -> tuple[JobRecord, bool]:
         batch = Batch(transaction=True)
         queue_put_and_get(batch, self.keys, self._put_sha, job)
-        return saved_job(job.jid, await self.connection.execute(batch))
+        return saved_job(job, await self.connection.execute(batch))

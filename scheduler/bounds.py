@@ -124,20 +124,34 @@ def check_text(value: Any) -> Any:
     JSON can escape half a UTF-16 surrogate pair (``"\\ud800"``), which Python decodes to a
     string no encoder accepts: stored, it would fail every read. The message names where.
     """
-    pending: list[tuple[str, Any]] = [("", value)]
+    pending = [value]
     while pending:
-        path, item = pending.pop()
+        item = pending.pop()
         if isinstance(item, str):
             if not item.isascii() and _SURROGATE.search(item):
-                where = f"{path}: " if path else ""
-                raise ValueError(f"{where}holds half a surrogate pair, which is not text")
+                raise ValueError(f"{_path_to(value, item)}holds half a surrogate pair, not text")
         elif isinstance(item, dict):
+            pending.extend(item)
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return value
+
+
+def _path_to(document: Any, wanted: str) -> str:
+    """Where ``wanted`` is in ``document`` (``a.b[2]: ``), for the message: the slow walk,
+    taken only once something was refused."""
+    pending: list[tuple[str, Any]] = [("", document)]
+    while pending:
+        path, item = pending.pop()
+        if item is wanted:
+            return f"{path}: " if path else ""
+        if isinstance(item, dict):
             for key, child in item.items():
-                pending.append((f"{path}.{key}" if path else str(key), key))
-                pending.append((f"{path}.{key}" if path else str(key), child))
+                pending.extend([(path, key), (f"{path}.{key}" if path else str(key), child)])
         elif isinstance(item, list):
             pending.extend((f"{path}[{index}]", child) for index, child in enumerate(item))
-    return value
+    return ""
 
 
 def check_method(value: str) -> str:

@@ -202,6 +202,8 @@ def mask(wire: Any) -> Any:
 
 
 def _masked_member(key: str, value: Any) -> Any:
+    if not isinstance(value, str | dict | list):
+        return value  # numbers, booleans: nothing to hide
     if key in SECRET_FIELDS and isinstance(value, str):
         return ""
     if key == "uri" and isinstance(value, str):

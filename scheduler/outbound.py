@@ -20,6 +20,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from scheduler.errors import OutboundRefused
@@ -74,6 +75,7 @@ class NetworkPolicy:
             raise OutboundRefused(f"{field}: {reason}", field=field)
 
 
+@lru_cache(maxsize=4096)
 def literal_address(uri: str) -> Address | None:
     """The address a URI's host names literally (any form the resolver takes as one, such
     as ``2852039166`` or ``0xa9.0xfe.0xa9.0xfe``), or None for a name."""

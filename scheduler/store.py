@@ -359,7 +359,7 @@ class JobStore:
     def _put_job_and_get(self, job: NewJob) -> tuple[JobRecord, bool]:
         pipe = self.redis.pipeline(transaction=True)
         queue_put_and_get(pipe, self.keys, self._put.sha, job)
-        return saved_job(job.jid, pipe.execute())
+        return saved_job(job, pipe.execute())
 
     def set_job_state(self, jid: str, state: JobState, next_fire_ms: int | None) -> None:
         """Enable or disable a job without touching its definition."""
@@ -617,22 +617,29 @@ def _job_from_fields(jid: str, fields: dict[str, str]) -> JobRecord:
 
 def _decoded_job(jid: str, fields: dict[str, str]) -> JobRecord:
     definition = _load(fields["def"], f"job {jid}")
-    status = JobStatus(
+    properties = JobProperties.model_validate(
+        {
+            **definition,
+            "state": fields["state"],
+            "status": _status_from_fields(fields),
+            "owner": fields.get("owner") or None,
+            "displayName": fields.get("displayName") or None,
+        }
+    )
+    return _record(jid, properties, fields)
+
+
+def _status_from_fields(fields: dict[str, str]) -> JobStatus:
+    return JobStatus(
         execution_count=int(fields.get("executionCount", 0)),
         failure_count=int(fields.get("failureCount", 0)),
         faulted_count=int(fields.get("faultedCount", 0)),
         last_execution_time=_maybe_time(fields.get("lastExecutionTime")),
         next_execution_time=_maybe_time(fields.get("nextExecutionTime")),
     )
-    properties = JobProperties.model_validate(
-        {
-            **definition,
-            "state": fields["state"],
-            "status": status,
-            "owner": fields.get("owner") or None,
-            "displayName": fields.get("displayName") or None,
-        }
-    )
+
+
+def _record(jid: str, properties: JobProperties, fields: dict[str, str]) -> JobRecord:
     return JobRecord(
         jid=jid,
         properties=properties,
@@ -719,9 +726,23 @@ def queue_put_and_get(pipe: Any, keys: KeySchema, put_sha: str, job: NewJob) -> 
     pipe.hgetall(keys.job(job.jid))
 
 
-def saved_job(jid: str, replies: Sequence[Any]) -> tuple[JobRecord, bool]:
-    """The stored job and whether it was created, from :func:`queue_put_and_get`'s replies."""
-    return _job_from_fields(jid, replies[-1]), not replies[0]
+def saved_job(job: NewJob, replies: Sequence[Any]) -> tuple[JobRecord, bool]:
+    """The stored job and whether it was created, from :func:`queue_put_and_get`'s replies.
+
+    The definition read back is the one just written, from ``job``'s properties, which
+    were validated on their way in: only the hash's own fields (state, status, owner,
+    display name) are taken from the reply, so a write does not validate the job twice.
+    """
+    fields = replies[-1]
+    properties = job.properties.model_copy(
+        update={
+            "state": JobState(fields["state"]),
+            "status": _status_from_fields(fields),
+            "owner": fields.get("owner") or None,
+            "display_name": fields.get("displayName") or None,
+        }
+    )
+    return _record(job.jid, properties, fields), not replies[0]
 
 
 def _collection_from_fields(cid: str, fields: dict[str, str]) -> CollectionRecord:
