@@ -194,26 +194,30 @@ def mask_uri(uri: str) -> str:
 
 def mask(wire: Any) -> Any:
     """A copy of a wire dict (or list) with every credential hidden, as reads show it."""
-    if isinstance(wire, dict):
-        return {key: _masked_member(key, value) for key, value in wire.items()}
     if isinstance(wire, list):
         return [mask(item) for item in wire]
-    return wire
+    if not isinstance(wire, dict):
+        return wire
+    masked = {}
+    for key, value in wire.items():  # one loop, no call per member: every read runs it
+        if isinstance(value, str):
+            if key in SECRET_FIELDS:
+                value = ""
+            elif key == "uri":
+                value = mask_uri(value)
+        elif isinstance(value, dict):
+            value = _masked_headers(value) if key == "headers" else mask(value)
+        elif isinstance(value, list):
+            value = [mask(item) for item in value]
+        masked[key] = value
+    return masked
 
 
-def _masked_member(key: str, value: Any) -> Any:
-    if not isinstance(value, str | dict | list):
-        return value  # numbers, booleans: nothing to hide
-    if key in SECRET_FIELDS and isinstance(value, str):
-        return ""
-    if key == "uri" and isinstance(value, str):
-        return mask_uri(value)
-    if key == "headers" and isinstance(value, dict):
-        return {
-            name: MASK if is_secret_header(name) and text else mask(text)
-            for name, text in value.items()
-        }
-    return mask(value)
+def _masked_headers(headers: dict[str, Any]) -> dict[str, Any]:
+    return {
+        name: MASK if is_secret_header(name) and text else mask(text)
+        for name, text in headers.items()
+    }
 
 
 # -- writes -----------------------------------------------------------------------------------

@@ -13,8 +13,10 @@ the rule is :mod:`scheduler.credentials`) are accepted on write and hidden by
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
+from functools import cached_property
 from typing import Annotated, Any, Self
 
 import isodate
@@ -27,6 +29,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -43,10 +46,11 @@ from scheduler.bounds import (
     check_timestamp,
 )
 from scheduler.credentials import mask as mask_credentials
-from scheduler.recurrence import validate_recurrence
+from scheduler.recurrence import canonical_recurrence, validate_recurrence
 
 __all__ = [
     "QUEUE_PATTERN",
+    "STORED",
     "ActionType",
     "AuthenticationType",
     "CeleryTask",
@@ -264,6 +268,11 @@ Duration = Annotated[
 WrittenDuration = Annotated[Duration, AfterValidator(check_duration)]
 
 
+#: The validation context of a record read back from the store: it was checked when it
+#: was written (and Redis holds only UTF-8), so checks of raw text are skipped.
+STORED: dict[str, bool] = {"stored": True}
+
+
 class WireModel(BaseModel):
     """Base of every wire model: camelCase names, unknown fields refused."""
 
@@ -462,6 +471,20 @@ class JobRecurrence(WireModel):
     time_zone: str | None = None  # extension: IANA zone name
     cron: str | None = None  # extension: 5-field cron, instead of frequency/schedule
 
+    # Frozen, so the cached canonical JSON below cannot go stale by assignment.
+    model_config = ConfigDict(**WireModel.model_config, frozen=True)
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        copied = super().model_copy(update=update, deep=deep)
+        copied.__dict__.pop("canonical_json", None)  # computed again for the copy
+        return copied
+
+    @cached_property
+    def canonical_json(self) -> str:
+        """The rule as the engine's caches know it (sorted keys, wire names), computed
+        once per instance: a write compiles its recurrence several times."""
+        return canonical_recurrence(self.model_dump(by_alias=True, exclude_none=True, mode="json"))
+
 
 class JobStatus(WireModel):
     execution_count: int = 0
@@ -488,8 +511,8 @@ class JobProperties(WireModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _text_only(cls, data: Any) -> Any:
-        return check_text(data)
+    def _text_only(cls, data: Any, info: ValidationInfo) -> Any:
+        return data if info.context is STORED else check_text(data)
 
     @model_validator(mode="after")
     def _recurrence_is_computable(self) -> Self:
@@ -546,8 +569,8 @@ class JobCollection(WireModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _text_only(cls, data: Any) -> Any:
-        return check_text(data)
+    def _text_only(cls, data: Any, info: ValidationInfo) -> Any:
+        return data if info.context is STORED else check_text(data)
 
 
 def without_secrets(wire: Any) -> Any:

@@ -30,7 +30,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from functools import lru_cache
-from typing import Protocol
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from scheduler._calendar import DAY_S, Calendar, DayFilter, Unit
@@ -447,7 +447,15 @@ def _days(spec: Spec, unit: Unit, wall: int) -> DayFilter:
     )
 
 
+def canonical_recurrence(recurrence: Mapping[str, Any]) -> str:
+    """A wire recurrence's canonical JSON: the key of the engine's caches."""
+    return _canonical_json(recurrence)
+
+
 def _canonical_json(recurrence: object) -> str:
+    cached = getattr(recurrence, "canonical_json", None)
+    if isinstance(cached, str):
+        return cached
     if recurrence is not None and hasattr(recurrence, "model_dump"):
         recurrence = recurrence.model_dump(by_alias=True, exclude_none=True, mode="json")
     if recurrence is not None and not isinstance(recurrence, Mapping):

@@ -28,6 +28,7 @@ from scheduler.errors import (
 )
 from scheduler.keys import KeySchema
 from scheduler.models import (
+    STORED,
     HistoryEntry,
     JobCollection,
     JobExecutionStatus,
@@ -624,7 +625,8 @@ def _decoded_job(jid: str, fields: dict[str, str]) -> JobRecord:
             "status": _status_from_fields(fields),
             "owner": fields.get("owner") or None,
             "displayName": fields.get("displayName") or None,
-        }
+        },
+        context=STORED,
     )
     return _record(jid, properties, fields)
 
@@ -748,4 +750,4 @@ def saved_job(job: NewJob, replies: Sequence[Any]) -> tuple[JobRecord, bool]:
 def _collection_from_fields(cid: str, fields: dict[str, str]) -> CollectionRecord:
     payload = _load(fields["def"], f"collection {cid}")
     payload.setdefault("properties", {})["state"] = fields.get("state", "Enabled")
-    return CollectionRecord(cid, JobCollection.model_validate(payload))
+    return CollectionRecord(cid, JobCollection.model_validate(payload, context=STORED))
