@@ -8,9 +8,9 @@ import sys
 
 import click
 
-from scheduler.commands import register
+from scheduler.commands import load_cli_settings, register
 from scheduler.errors import ConfigurationError
-from scheduler.settings import TaktSettings, load_settings
+from scheduler.settings import TaktSettings
 
 __all__ = ["main"]
 
@@ -18,10 +18,8 @@ _PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True, "help
 
 
 def _settings() -> TaktSettings:
-    try:
-        return load_settings()
-    except ConfigurationError as exc:
-        raise click.ClickException(str(exc)) from exc
+    """The settings; a bad or unknown ``TAKT_*`` variable is one line and exit status 2."""
+    return load_cli_settings()
 
 
 @click.group()

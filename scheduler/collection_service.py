@@ -68,10 +68,14 @@ class CollectionService:
         return self.store.get_collection(ref.cid)
 
     def list_all(
-        self, subscription: str, resource_group: str | None = None
+        self, subscription: str | None, resource_group: str | None = None
     ) -> list[CollectionRecord]:
-        """The collections of a subscription, or of one of its resource groups."""
-        prefix = f"{subscription}/" + (f"{resource_group}/" if resource_group else "")
+        """The collections of a subscription, or of one of its resource groups; every
+        collection when ``subscription`` is None."""
+        if subscription is None:
+            prefix = ""
+        else:
+            prefix = f"{subscription}/" + (f"{resource_group}/" if resource_group else "")
         records = []
         for cid in self.store.collection_ids(prefix):
             try:

@@ -1,16 +1,22 @@
-"""Operator commands of ``takt``: ``jobs``, ``collections`` and ``users``, over the client.
+"""Operator commands of ``takt``: ``jobs``, ``collections`` and ``principals``, over the client.
 
 Each command talks to the API named by ``--url`` (else ``TAKT_API_URL``, else
 ``http://TAKT_API_HOST:TAKT_API_PORT``) with the key of ``--key`` (else ``TAKT_API_KEY``,
 else the administrator key: ``TAKT_ADMIN_TOKEN`` or the ``admin-token`` file of
 ``TAKT_DATA_DIR``). Output is an aligned table, or the API's JSON with ``--json``. An
-error prints the server's message and exits with status 1.
+error prints the server's message and exits with status 1; a bad ``TAKT_*`` variable
+exits with status 2 (a usage error), naming it.
+
+Principals have one name, the API's (``/principals``), the console's and the docs':
+``takt principals``. ``users`` is a hidden alias of it, kept so that scripts written
+before the rename keep working.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -19,16 +25,31 @@ from typing import Any, TextIO
 import click
 
 from scheduler.client import Collection, HistoryRecord, Job, SchedulerClient
-from scheduler.errors import TaktError
+from scheduler.errors import ConfigurationError, TaktError
 from scheduler.models import JobExecutionStatus, JobState, SkuName
 from scheduler.settings import TaktSettings, load_settings
 
-__all__ = ["collections", "jobs", "register", "users"]
+__all__ = ["SettingsRefused", "collections", "jobs", "load_cli_settings", "principals", "register"]
 
 Command = Callable[..., None]
 
 
-# Connection and errors
+# Settings, connection and errors
+
+
+class SettingsRefused(click.ClickException):
+    """A ``TAKT_*`` variable that is unknown or has a bad value: one line, exit status 2,
+    as click's usage errors (the command was called wrongly, nothing was tried)."""
+
+    exit_code = 2
+
+
+def load_cli_settings() -> TaktSettings:
+    """The settings of a ``takt`` command; a refused variable is a :class:`SettingsRefused`."""
+    try:
+        return load_settings()
+    except ConfigurationError as exc:
+        raise SettingsRefused(str(exc)) from exc
 
 
 def _key(flag: str | None, settings: TaktSettings) -> str:
@@ -55,7 +76,7 @@ def _client(
     url: str | None, key: str | None, subscription: str | None, resource_group: str | None
 ) -> Iterator[SchedulerClient]:
     """A client for the flags, the settings filling what the flags leave out."""
-    settings = load_settings()
+    settings = load_cli_settings()
     with SchedulerClient(
         url or settings.client_url,
         _key(key, settings),
@@ -213,6 +234,13 @@ def _collection_row(collection: Collection) -> list[str]:
 
 
 _COLLECTION_HEADERS = ["NAME", "LOCATION", "SKU", "STATE", "MAX JOBS"]
+_ARM_PLACE = re.compile(r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/")
+
+
+def _place(collection: Collection) -> list[str]:
+    """The subscription and resource group a collection lives in, from its ARM id."""
+    place = _ARM_PLACE.match(collection.id)
+    return [place["sub"], place["rg"]] if place else ["-", "-"]
 
 
 def _choice(values: Sequence[str]) -> click.Choice[str]:
@@ -428,16 +456,23 @@ def collections() -> None:
 
 
 @collections.command("list")
-@click.option("--all", "everywhere", is_flag=True, help="Every resource group of the subscription.")
+@click.option(
+    "--all",
+    "everywhere",
+    is_flag=True,
+    help="Every collection, in every subscription and resource group.",
+)
 @_connected()
 def list_collections(client: SchedulerClient, everywhere: bool, as_json: bool) -> None:
-    """List the job collections of the resource group."""
-    found = client.list_collections(None) if everywhere else client.list_collections()
-    _emit(
-        as_json,
-        [collection.to_wire() for collection in found],
-        lambda: _table(_COLLECTION_HEADERS, [_collection_row(c) for c in found]),
-    )
+    """List the job collections of the resource group (--all: every one Takt holds)."""
+    if everywhere:
+        found = client.list_all_collections()
+        headers = ["SUBSCRIPTION", "RESOURCE GROUP", *_COLLECTION_HEADERS]
+        rows = [[*_place(c), *_collection_row(c)] for c in found]
+    else:
+        found = client.list_collections()
+        headers, rows = _COLLECTION_HEADERS, [_collection_row(c) for c in found]
+    _emit(as_json, [collection.to_wire() for collection in found], lambda: _table(headers, rows))
 
 
 @collections.command("show")
@@ -489,19 +524,19 @@ def disable_collection(client: SchedulerClient, name: str) -> None:
     click.echo(f"collection {name}: disabled")
 
 
-# takt users
+# takt principals (and its hidden alias, users)
 
 
 @click.group()
-def users() -> None:
+def principals() -> None:
     """Manage principals: named API keys with a role (administrators only)."""
 
 
-@users.command("add")
+@principals.command("add")
 @click.argument("name")
 @click.option("--role", type=_choice(["admin", "reader"]), required=True)
 @_connected()
-def add_user(client: SchedulerClient, name: str, role: str, as_json: bool) -> None:
+def add_principal(client: SchedulerClient, name: str, role: str, as_json: bool) -> None:
     """Make principal NAME and print its key (shown this once; keep it)."""
     key = client.add_principal(name, role)
     if not as_json:
@@ -509,9 +544,9 @@ def add_user(client: SchedulerClient, name: str, role: str, as_json: bool) -> No
     _emit(as_json, {"name": name, "role": role, "key": key}, lambda: key)
 
 
-@users.command("list")
+@principals.command("list")
 @_connected()
-def list_users(client: SchedulerClient, as_json: bool) -> None:
+def list_principals(client: SchedulerClient, as_json: bool) -> None:
     """List the principals and their roles."""
     found = client.list_principals()
     _emit(
@@ -521,16 +556,26 @@ def list_users(client: SchedulerClient, as_json: bool) -> None:
     )
 
 
-@users.command("revoke")
+@principals.command("revoke")
 @click.argument("name")
 @_connected(json_output=False)
-def revoke_user(client: SchedulerClient, name: str) -> None:
+def revoke_principal(client: SchedulerClient, name: str) -> None:
     """Delete principal NAME: its key stops working at once."""
     client.revoke_principal(name)
     click.echo(f"principal {name}: revoked")
 
 
+#: The name the CLI had before it took the API's; hidden from help, same commands.
+_users_alias = click.Group(
+    "users",
+    commands=principals.commands,
+    help="Alias of `takt principals`.",
+    hidden=True,
+)
+
+
 def register(cli: click.Group) -> None:
-    """Add ``jobs``, ``collections`` and ``users`` to the ``takt`` group."""
-    for group in (collections, jobs, users):
+    """Add ``collections``, ``jobs`` and ``principals`` (and its hidden alias ``users``) to
+    the ``takt`` group."""
+    for group in (collections, jobs, principals, _users_alias):
         cli.add_command(group)

@@ -6,6 +6,7 @@ Each entry point (``takt up``, ``takt api``, the Celery app, the beat) builds on
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 import re
@@ -13,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from scheduler.errors import ConfigurationError
@@ -164,19 +165,23 @@ class TaktSettings(BaseSettings):
     def _known_level(cls, value: str) -> str:
         level = value.upper()
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
-            raise ValueError(f"unknown log level {value!r}")
+            raise ValueError("expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
         return level
 
     @model_validator(mode="after")
     def _redelivery_after_the_longest_wait(self) -> TaktSettings:
         if self.http_timeout_s > self.http_timeout_max_s:
-            raise ValueError("http_timeout_s must not exceed http_timeout_max_s")
+            raise ValueError(
+                f"TAKT_HTTP_TIMEOUT_S ({self.http_timeout_s:g}) must not exceed "
+                f"TAKT_HTTP_TIMEOUT_MAX_S ({self.http_timeout_max_s:g})"
+            )
         needed = self.http_timeout_max_s + self.broker_retry_max_s + LEASE_MARGIN_S
         if self.redelivery_timeout_s <= needed:
             raise ValueError(
-                f"redelivery_timeout_s ({self.redelivery_timeout_s:g}) must exceed "
-                f"http_timeout_max_s + broker_retry_max_s + {LEASE_MARGIN_S:g} ({needed:g}): "
-                "a task still running or waiting for its retry would be delivered twice"
+                f"TAKT_REDELIVERY_TIMEOUT_S ({self.redelivery_timeout_s:g}) must exceed "
+                f"TAKT_HTTP_TIMEOUT_MAX_S + TAKT_BROKER_RETRY_MAX_S + {LEASE_MARGIN_S:g} "
+                f"({needed:g}): a task still running or waiting for its retry would be "
+                "delivered twice"
             )
         return self
 
@@ -238,10 +243,11 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     """Build the settings from ``environ`` (the process environment by default).
 
     Raises:
-        ConfigurationError: a ``TAKT_`` variable that no setting knows, or a bad value.
+        ConfigurationError: a ``TAKT_`` variable that no setting knows (with the closest
+            known name), or a bad value (naming the variable, the value and what is expected).
     """
     env = os.environ if environ is None else environ
-    known = {f"{ENV_PREFIX}{name.upper()}" for name in TaktSettings.model_fields}
+    known = {_variable(name) for name in TaktSettings.model_fields}
     unknown = sorted(
         key
         for key in env
@@ -250,17 +256,75 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         and not key.startswith(_RESERVED_PREFIXES)
     )
     if unknown:
-        raise ConfigurationError(
-            f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-        )
+        raise ConfigurationError("; ".join(_unknown(key, known) for key in unknown))
     values = {
-        name: env[f"{ENV_PREFIX}{name.upper()}"]
-        for name in TaktSettings.model_fields
-        if f"{ENV_PREFIX}{name.upper()}" in env
+        name: env[_variable(name)] for name in TaktSettings.model_fields if _variable(name) in env
     }
     values.update(overrides)
     try:
         # Pass values explicitly so `environ` (not os.environ) is the only source.
         return TaktSettings.model_validate(values)
-    except ValueError as exc:
-        raise ConfigurationError(f"invalid settings: {exc}") from exc
+    except ValidationError as exc:
+        raise ConfigurationError("; ".join(_explain(error) for error in exc.errors())) from exc
+
+
+# -- what a refused setting says ---------------------------------------------------------
+#
+# The reader set an environment variable, so each message names that variable, the value
+# as given and what would be accepted, on one line; never pydantic's text, which names the
+# internal field (`api_port`) and links to its documentation.
+
+#: What a setting with a pattern accepts, in words (the pattern itself helps nobody).
+_PATTERN_WORDS = {
+    "key_prefix": "1 to 64 letters, digits, '_', '.' or '-'",
+    "valkey_maxmemory": "a size such as 512mb or 1gb (b, kb, mb or gb; not 0)",
+}
+
+
+def _variable(name: str) -> str:
+    return f"{ENV_PREFIX}{name.upper()}"
+
+
+def _unknown(key: str, known: set[str]) -> str:
+    close = difflib.get_close_matches(key, sorted(known), n=1)
+    if close:
+        return f"unknown setting {key}: did you mean {close[0]}?"
+    return f"unknown setting {key}: no setting has that name (see the README's Configuration)"
+
+
+def _explain(error: Mapping[str, Any]) -> str:
+    """One refused value as ``TAKT_X='value': expected ...``."""
+    location = error.get("loc") or ()
+    if not location:  # a rule across settings: its words name the variables
+        return str(error["msg"]).removeprefix("Value error, ")
+    if location[0] not in TaktSettings.model_fields:
+        return f"unknown setting {_variable(str(location[0]))}"
+    name = str(location[0])
+    field = TaktSettings.model_fields[name]
+    shown = "******" if "SecretStr" in repr(field.annotation) else repr(error.get("input"))
+    shown = shown if len(shown) <= 80 else f"{shown[:76]}...{shown[-1]}"
+    if error.get("type") == "value_error":  # a validator of ours: its words are the rule
+        rule = str(error["msg"]).removeprefix("Value error, ")
+    else:
+        rule = f"expected {_expected(name, field.annotation, field.metadata)}"
+    return f"{_variable(name)}={shown}: {rule}"
+
+
+def _expected(name: str, annotation: Any, metadata: list[Any]) -> str:
+    """What a field accepts, from its type and its constraints."""
+    if name in _PATTERN_WORDS:
+        return _PATTERN_WORDS[name]
+    bounds = {
+        kind: getattr(item, kind)
+        for item in metadata
+        for kind in ("ge", "gt", "le", "lt")
+        if getattr(item, kind, None) is not None
+    }
+    if annotation is bool:
+        return "true or false"
+    noun = {int: "an integer", float: "a number"}.get(annotation, "a text value")
+    if "ge" in bounds and "le" in bounds:
+        return f"{noun} from {bounds['ge']:g} to {bounds['le']:g}"
+    words = {"ge": "at least", "gt": "greater than", "le": "at most", "lt": "less than"}
+    limits = [f"{words[kind]} {value:g}" for kind, value in bounds.items()]
+    return f"{noun} {' and '.join(limits)}" if limits else noun

@@ -1,4 +1,4 @@
-"""The operator CLI (``takt jobs|collections|users``) against the test stack's real API."""
+"""The operator CLI (``takt jobs|collections|principals``) against the test stack's real API."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import click
 import pytest
 from click.testing import CliRunner, Result
 
-from scheduler.commands import collections, jobs, register, users
+from scheduler.commands import collections, jobs, principals, register
 from tests.conftest import Stack
 from tests.helpers import HttpTarget, wait_until
 
@@ -68,10 +68,19 @@ def rows(output: str) -> list[list[str]]:
 # Without a server
 
 
-def test_register_adds_the_three_groups() -> None:
+def test_register_adds_the_three_groups_and_the_hidden_alias() -> None:
     group = takt_group()
 
-    assert group.commands == {"collections": collections, "jobs": jobs, "users": users}
+    assert {name: group.commands[name] for name in ("collections", "jobs", "principals")} == {
+        "collections": collections,
+        "jobs": jobs,
+        "principals": principals,
+    }
+    alias = group.commands["users"]
+    assert isinstance(alias, click.Group)
+    assert alias.hidden
+    assert alias.commands == principals.commands
+    assert set(group.commands) == {"collections", "jobs", "principals", "users"}
 
 
 def test_without_a_key_it_says_where_it_looked_and_makes_no_file(tmp_path: Path) -> None:
@@ -292,6 +301,8 @@ def test_collections_list_disable_enable_delete(takt: Takt) -> None:
 
     table = rows(takt("collections", "list").stdout)
     everywhere = takt.json("collections", "list", "--all")
+    subscription = takt.flags[takt.flags.index("--subscription") + 1]
+    mine = [c for c in everywhere if c["id"].startswith(f"/subscriptions/{subscription}/")]
     takt("collections", "disable", "one")
     disabled = takt.json("collections", "show", "one")
     takt("collections", "enable", "one")
@@ -299,42 +310,42 @@ def test_collections_list_disable_enable_delete(takt: Takt) -> None:
     gone = takt("collections", "show", "one", ok=False)
 
     assert sorted(row[0] for row in table[1:]) == ["one", "two"]
-    assert sorted(c["name"] for c in everywhere) == ["one", "two"]
+    assert sorted(c["name"] for c in mine) == ["one", "two"]
     assert disabled["properties"]["state"] == "Disabled"
     assert deleted.stdout.strip() == "collection one: deleted"
     assert "not found" in gone.stderr
 
 
 @pytest.mark.e2e
-def test_users_add_list_revoke(takt: Takt, stack: Stack) -> None:
+def test_principals_add_list_revoke(takt: Takt, stack: Stack) -> None:
     # Given a new reader made with the CLI
     name = f"ro-{uuid.uuid4().hex[:6]}"
-    added = takt("users", "add", name, "--role", "reader")
+    added = takt("principals", "add", name, "--role", "reader")
     key = added.stdout.strip()
 
     # Then its key is printed alone on stdout, it is listed, and its key reads
     assert key.startswith("takt_")
     assert "shown this once" in added.stderr
-    assert [name, "reader"] in rows(takt("users", "list").stdout)
-    assert {"name": name, "role": "reader"} in takt.json("users", "list")
+    assert [name, "reader"] in rows(takt("principals", "list").stdout)
+    assert {"name": name, "role": "reader"} in takt.json("principals", "list")
     reader = Takt(["--url", stack.api_url, "--key", key])
-    reader("users", "list")
+    reader("principals", "list")
 
-    # When it is revoked, its key stops working
+    # When it is revoked (through the old name, a hidden alias), its key stops working
     takt("users", "revoke", name)
-    assert "not valid" in reader("users", "list", ok=False).stderr
+    assert "not valid" in reader("principals", "list", ok=False).stderr
 
 
 @pytest.mark.e2e
-def test_users_add_as_json_holds_the_key(takt: Takt) -> None:
+def test_principals_add_as_json_holds_the_key(takt: Takt) -> None:
     name = f"ci-{uuid.uuid4().hex[:6]}"
 
-    added = takt.json("users", "add", name, "--role", "admin")
+    added = takt.json("principals", "add", name, "--role", "admin")
 
     assert added["name"] == name
     assert added["role"] == "admin"
     assert added["key"].startswith("takt_")
-    takt("users", "revoke", name)
+    takt("principals", "revoke", name)
 
 
 @pytest.mark.e2e

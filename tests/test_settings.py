@@ -36,7 +36,7 @@ def test_variables_of_the_test_suite_and_other_programs_are_ignored() -> None:
 
 
 def test_a_bad_value_is_an_error_that_names_the_setting() -> None:
-    with pytest.raises(ConfigurationError, match="api_port"):
+    with pytest.raises(ConfigurationError, match="TAKT_API_PORT='eighty'"):
         load_settings({"TAKT_API_PORT": "eighty"})
 
 

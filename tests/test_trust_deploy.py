@@ -438,7 +438,7 @@ def test_noeviction_refuses_a_write_past_maxmemory(tmp_path: Path) -> None:
 def test_a_maxmemory_of_zero_which_means_no_limit_is_refused(value: str) -> None:
     # When the embedded store's maxmemory is set to 0 (Valkey's "unlimited")
     # Then the settings refuse it: noeviction would never apply
-    with pytest.raises(ConfigurationError, match="valkey_maxmemory"):
+    with pytest.raises(ConfigurationError, match="TAKT_VALKEY_MAXMEMORY"):
         load_settings({"TAKT_VALKEY_MAXMEMORY": value})
 
 

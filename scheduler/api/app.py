@@ -16,6 +16,7 @@ from scheduler.api.classic import router as classic_router
 from scheduler.api.errors import install_error_handlers
 from scheduler.api.principals import router as principals_router
 from scheduler.api.templates import router as templates_router
+from scheduler.api.tenant import router as tenant_router
 from scheduler.async_store import AsyncJobStore
 from scheduler.builtin_jobs import ensure_builtin_jobs
 from scheduler.clock import utcnow
@@ -119,6 +120,7 @@ def create_app(
     app.include_router(classic_router)
     app.include_router(principals_router)
     app.include_router(templates_router)
+    app.include_router(tenant_router)
     app.include_router(console_router)
 
     @app.get("/healthz", tags=["Operations"])

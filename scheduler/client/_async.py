@@ -35,7 +35,7 @@ class AsyncSchedulerClient:
 
     Args:
         base_url: The API's root, e.g. ``http://127.0.0.1:8000``.
-        token: An API key (``takt users add`` makes one).
+        token: An API key (``takt principals add`` makes one).
         subscription: The subscription id of every path.
         resource_group: The resource group of every path (``list_collections`` may differ).
         transport: An httpx transport (tests pass ``httpx.MockTransport``).
@@ -109,6 +109,11 @@ class AsyncSchedulerClient:
         """The collections of a resource group (the client's by default; None: all of the
         subscription), every page."""
         return await self._send_all(self._routes.list_collections(resource_group))
+
+    async def list_all_collections(self) -> list[Collection]:
+        """Every collection Takt holds, in every subscription and resource group (Takt
+        extension); each one's ``id`` names its place."""
+        return await self._send_all(self._routes.list_all_collections())
 
     async def update_collection(self, name: str, patch: Mapping[str, Any]) -> Collection:
         """Merge ``patch`` (``location``, ``tags``, ``properties``) into the collection."""

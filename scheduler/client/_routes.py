@@ -144,6 +144,10 @@ class Routes:
         url = self._collections(resource_group)
         return Call("GET", url, _page(Collection.from_wire), _VERSION)
 
+    def list_all_collections(self) -> Call[Page[Collection]]:
+        url = f"/{_PROVIDER}/jobCollections"  # Takt extension: above any subscription
+        return Call("GET", url, _page(Collection.from_wire), _VERSION)
+
     def update_collection(self, name: str, patch: Mapping[str, Any]) -> Call[Collection]:
         url = self._collection(name)
         return Call("PATCH", url, _one(Collection.from_wire), _VERSION, dict(patch))
