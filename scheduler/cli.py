@@ -49,7 +49,7 @@ def api() -> None:
     from scheduler.redaction import quiet_http_logging
 
     settings = _settings()
-    settings.store_url  # noqa: B018 - fail early with a clear message
+    _fail_unless_ready(settings)
     logging.basicConfig(level=settings.log_level)
     quiet_http_logging()
     uvicorn.run(
@@ -63,6 +63,25 @@ def api() -> None:
         forwarded_allow_ips=[str(net) for net in settings.trusted_proxy_networks] or None,
         access_log=False,  # AccessLog writes the line, more cheaply and with the duration
     )
+
+
+def _fail_unless_ready(settings: TaktSettings) -> None:
+    """Exit with one line (status 2) when the API's port is taken or the store does not
+    answer: a setting to change, not a traceback."""
+    from scheduler.preflight import listen_problem, store_problem
+
+    try:
+        problem = listen_problem(
+            settings.api_host,
+            settings.api_port,
+            host_setting="TAKT_API_HOST",
+            port_setting="TAKT_API_PORT",
+        ) or store_problem(settings)
+    except ConfigurationError as exc:
+        problem = str(exc)
+    if problem is not None:
+        click.echo(f"takt: {problem}", err=True)
+        sys.exit(2)
 
 
 @cli.command(context_settings=_PASS_THROUGH)
@@ -84,7 +103,8 @@ def worker(celery_args: tuple[str, ...]) -> None:
 def flower(flower_args: tuple[str, ...]) -> None:
     """Run Flower against Takt's broker (TAKT_FLOWER_HOST:TAKT_FLOWER_PORT), always behind
     a login: FLOWER_BASIC_AUTH=user:password, else one generated into
-    TAKT_DATA_DIR/flower-credentials."""
+    TAKT_DATA_DIR/flower-credentials. It keeps TAKT_FLOWER_MAX_TASKS tasks in memory
+    unless --max_tasks is given."""
     from scheduler.flower import flower_login
 
     settings = _settings()
@@ -101,10 +121,18 @@ def flower(flower_args: tuple[str, ...]) -> None:
             "flower",
             f"--address={settings.flower_host}",
             f"--port={settings.flower_port}",
+            *_max_tasks(settings, flower_args),
             *flower_args,
         ],
         log_level=False,
     )
+
+
+def _max_tasks(settings: TaktSettings, flower_args: tuple[str, ...]) -> list[str]:
+    """Flower's cap on the tasks it holds in memory (its own default is 100,000)."""
+    if any(arg.startswith(("--max_tasks", "--max-tasks")) for arg in flower_args):
+        return []
+    return [f"--max_tasks={settings.flower_max_tasks}"]
 
 
 @cli.command(context_settings={"ignore_unknown_options": True})

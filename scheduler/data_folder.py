@@ -1,24 +1,45 @@
-"""The data folder (``TAKT_DATA_DIR``) is its owner's alone.
+"""The data folder (``TAKT_DATA_DIR``) is its owner's alone, and one ``takt up``'s at a time.
 
 It holds the generated administrator key, the embedded Valkey's password and data, and
 Flower's login: folders are 0700, files 0600, and a secret file is never readable by
 anyone else, not even for the moment between its creation and a chmod.
+
+A running ``takt up`` holds ``takt.lock`` (an ``flock``, with its pid written in the file),
+so a second one on the same folder stops before it starts a second Valkey on the same
+AOF files; the kernel drops the lock when the process ends, however it ends. While it
+runs, ``store-url`` (0600: it carries the password) tells every other ``takt`` command on
+this folder where the embedded store is; a ``store-url`` without a lock holder is stale
+and ignored.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import secrets
 from collections.abc import Callable
 from pathlib import Path
 
-from scheduler.errors import ConfigurationError
+from scheduler.errors import ConfigurationError, FolderInUse
 
-__all__ = ["make_private", "new_password", "private_folder", "secret_file"]
+__all__ = [
+    "LOCK_FILE",
+    "STORE_URL_FILE",
+    "FolderLock",
+    "make_private",
+    "new_password",
+    "private_folder",
+    "running_store_url",
+    "secret_file",
+]
 
 FOLDER_MODE = 0o700
 FILE_MODE = 0o600
+#: Held (flock) by the running ``takt up``; holds its pid.
+LOCK_FILE = "takt.lock"
+#: The embedded store's URL, password included, while ``takt up`` runs.
+STORE_URL_FILE = "store-url"
 
 
 def private_folder(folder: Path) -> Path:
@@ -75,3 +96,81 @@ def _create(path: Path, secret: str) -> None:
             os.link(draft, path)
     finally:
         draft.unlink()
+
+
+class FolderLock:
+    """The data folder's ``takt.lock``, held by one ``takt up`` until :meth:`release` or
+    its end.
+
+    The descriptor is not inherited by children (Python opens files close-on-exec), so
+    only this process holds the lock.
+    """
+
+    def __init__(self, folder: Path, fd: int) -> None:
+        self.folder = folder
+        self._fd = fd
+
+    @classmethod
+    def take(cls, folder: Path) -> FolderLock:
+        """Hold ``folder``'s lock and write this pid into it.
+
+        Raises:
+            FolderInUse: another process holds it (its pid in the error).
+        """
+        fd = os.open(private_folder(folder) / LOCK_FILE, os.O_RDWR | os.O_CREAT, FILE_MODE)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = _pid_in(fd)
+            os.close(fd)
+            shown = f"pid {pid}" if pid else "its pid not yet written"
+            raise FolderInUse(f"already running ({shown})", pid=pid) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        return cls(folder, fd)
+
+    def publish_store_url(self, url: str) -> None:
+        """Write ``store-url`` (0600, whole or not at all) for the other commands."""
+        path = self.folder / STORE_URL_FILE
+        draft = path.with_name(f".{path.name}.{os.getpid()}")
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+        os.fchmod(fd, FILE_MODE)  # a draft left by a killed start keeps its mode otherwise
+        with os.fdopen(fd, "w") as handle:
+            handle.write(url + "\n")
+        os.replace(draft, path)
+
+    def release(self) -> None:
+        """Remove ``store-url`` and let the lock go."""
+        (self.folder / STORE_URL_FILE).unlink(missing_ok=True)
+        os.close(self._fd)
+
+
+def _pid_in(fd: int) -> int | None:
+    text = os.pread(fd, 32, 0).decode(errors="replace").strip()
+    return int(text) if text.isdigit() else None
+
+
+def _held(folder: Path) -> bool:
+    try:
+        fd = os.open(folder / LOCK_FILE, os.O_RDONLY)
+    except OSError:  # none, or not ours to read: no `takt up` of ours runs there
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing drops a shared lock taken just now
+    return False
+
+
+def running_store_url(folder: Path) -> str | None:
+    """The URL of the embedded store of the ``takt up`` running on ``folder``; None when
+    none runs there (a ``store-url`` left by one that was killed is stale)."""
+    path = folder / STORE_URL_FILE
+    if not path.exists() or not _held(folder):
+        return None
+    try:
+        return path.read_text().strip() or None
+    except FileNotFoundError:  # it stopped in between
+        return None

@@ -21,6 +21,7 @@ either (``except JobNotFound`` or ``except LookupError``)::
     ├── StoreError (ConnectionError)         the Redis store failed (wraps redis errors)
     │   └── SchemaTooNew                       stored data written by a newer Takt
     ├── ConfigurationError (ValueError)      settings that cannot work
+    ├── FolderInUse (RuntimeError)           another `takt up` holds the data folder
     ├── CommandFailed                        a management command could not finish (its file)
     └── ClientError                          the Python client could not talk to the API
         └── ApiError                           the API answered with an ARM error body
@@ -114,6 +115,15 @@ class SchemaTooNew(StoreError):
 
 class ConfigurationError(TaktError, ValueError):
     """Settings that cannot work together."""
+
+
+class FolderInUse(TaktError, RuntimeError):
+    """Another ``takt up`` holds the data folder's lock; ``pid`` is its process (None:
+    not yet written)."""
+
+    def __init__(self, message: str, *, pid: int | None) -> None:
+        super().__init__(message)
+        self.pid = pid
 
 
 class CommandFailed(TaktError):

@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from scheduler.data_folder import running_store_url
 from scheduler.errors import ConfigurationError
 
 ENV_PREFIX = "TAKT_"
@@ -44,6 +45,12 @@ class TaktSettings(BaseSettings):
     )
     flower_host: str = "127.0.0.1"
     flower_port: int = Field(default=5555, ge=0, le=65535)
+    flower_max_tasks: int = Field(
+        default=10_000,
+        ge=1,
+        le=1_000_000,
+        description="Tasks Flower keeps in memory (its --max_tasks; oldest dropped first).",
+    )
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65535)
     admin_token: SecretStr | None = Field(
@@ -187,13 +194,18 @@ class TaktSettings(BaseSettings):
 
     @property
     def store_url(self) -> str:
-        """The Redis URL of the job store; an error when none is configured."""
-        if self.redis_url is None:
+        """The Redis URL of the job store: ``TAKT_REDIS_URL``, else the embedded store of
+        the ``takt up`` running on ``TAKT_DATA_DIR``; an error when there is neither."""
+        if self.redis_url is not None:
+            return self.redis_url
+        running = running_store_url(self.data_dir)
+        if running is None:
             raise ConfigurationError(
-                "TAKT_REDIS_URL is not set: point it at Redis/Valkey, "
-                "or use `takt up`, which starts an embedded server"
+                "TAKT_REDIS_URL is not set and no `takt up` runs on TAKT_DATA_DIR "
+                f"({self.data_dir}): point it at Redis/Valkey, or start `takt up`, "
+                "which starts an embedded server"
             )
-        return self.redis_url
+        return running
 
     @property
     def celery_broker_url(self) -> str:

@@ -175,7 +175,7 @@ def test_the_data_folder_and_its_files_are_the_owners_alone(up: Up) -> None:
 
     # Then the folder and everything in it is private: folders 0700, files 0600
     assert mode(up.data) == 0o700
-    for name in ("admin-token", "valkey-password", "flower-credentials"):
+    for name in ("admin-token", "valkey-password", "flower-credentials", "store-url", "takt.lock"):
         assert mode(up.data / name) == 0o600, name
     tree = [valkey, *valkey.rglob("*")]
     assert any(p.name.endswith(".aof") for p in tree), tree

@@ -55,4 +55,8 @@ def celery_config(settings: TaktSettings) -> dict[str, Any]:
         "beat_max_loop_interval": settings.beat_max_interval_s,
         "enable_utc": True,
         "timezone": "UTC",
+        # Celery would replace stdout/stderr with a logger that makes each write() one
+        # WARNING line; Python writes a traceback in pieces (its ^ markers one by one),
+        # so a crash came out one character per line. Output stays plain output.
+        "worker_redirect_stdouts": False,
     }
