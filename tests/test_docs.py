@@ -121,7 +121,8 @@ def _healthy() -> bool:
 
 def newcomer_env() -> dict[str, str]:
     """The environment of a shell in a fresh clone after ``make run``: no ``TAKT_*`` or
-    ``FLOWER_*`` variable, and the venv's ``takt`` and ``python`` first on the PATH."""
+    ``FLOWER_*`` variable, and the venv active (its ``takt`` and ``python`` first on the
+    PATH), as the docs say their examples assume."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TAKT_", "FLOWER_"))}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     return env
@@ -136,6 +137,8 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             pytest.fail(reason)
         pytest.skip(reason)
     here = tmp_path_factory.mktemp("first-hour")
+    # A clone holds `make run`'s virtualenv; the README activates it (`. .venv/bin/activate`).
+    (here / ".venv").symlink_to(Path(sys.executable).parent.parent)
     log = (here / "up.log").open("ab")
     up = subprocess.Popen(
         [sys.executable, "-m", "scheduler", "up", "--no-flower"],
