@@ -55,7 +55,9 @@ class Redelivery:
                 gone.append(entry)  # deleted, or no error action any more: nothing owed
                 continue
             queue = record.queue or route_for(action).queue(self.store.keys.prefix)
-            if busy.setdefault(queue, self._has_backlog(queue)):
+            if queue not in busy:  # asked once per queue and pass: each ask is a connection
+                busy[queue] = self._has_backlog(queue)
+            if busy[queue]:
                 continue  # perhaps still waiting its turn; looked at again next period
             publish_occurrence(
                 self.app,
