@@ -47,7 +47,9 @@ def require_chromium() -> Path:
     pytest.skip("chromium is not installed")
 
 
-@pytest.fixture(name="browser", scope="session")
+# Module scope: each test module imports these fixtures, so each gets a fixture of its own;
+# two session-scoped ones would run two Playwright loops at once, which the sync API refuses.
+@pytest.fixture(name="browser", scope="module")
 def browser_fixture() -> Iterator[Browser]:
     executable = require_chromium()
     with sync_playwright() as playwright:

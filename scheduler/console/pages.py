@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import zoneinfo
+from collections import Counter
 from datetime import datetime
 from functools import lru_cache
 from itertools import islice
@@ -24,12 +25,19 @@ from scheduler.console.rendering import (
     services,
 )
 from scheduler.console.sessions import ConsoleSession
-from scheduler.console.views import flower_task_id, job_row, result_row, when
+from scheduler.console.views import (
+    collection_row,
+    flower_task_id,
+    job_row,
+    result_row,
+    when,
+)
 from scheduler.console.words import describe_schedule
-from scheduler.errors import NotFound, TaktError, ValidationFailed
+from scheduler.errors import CollectionNotFound, NotFound, TaktError, ValidationFailed
 from scheduler.models import (
     JobExecutionStatus,
     JobProperties,
+    SkuName,
     WeekDay,
     describe_validation_error,
     without_secrets,
@@ -59,6 +67,7 @@ _NOTES = {
     "renamed": "The job was renamed.",
     "owner": "The owner was changed.",
     "deleted": "The job was deleted.",
+    "collection": "The collection was created. Create its first job from a template.",
 }
 _SCHEDULE = ("startTime", "recurrence")
 #: Stands in for the action when only a schedule is checked.
@@ -72,8 +81,49 @@ def _zones() -> list[str]:
     return sorted(zoneinfo.available_timezones())
 
 
-def collections_page(request: Request, session: ConsoleSession) -> Response:
-    return page(request, "collections.html", session)
+#: Where a new collection goes when there is none to copy from: the client's and CLI's
+#: defaults.
+DEFAULT_SUBSCRIPTION = "default"
+DEFAULT_RESOURCE_GROUP = "default"
+
+
+def collections_page(
+    request: Request,
+    session: ConsoleSession,
+    *,
+    values: dict[str, str] | None = None,
+    error: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    """Every collection with its job count, and the New collection form (``values``: a
+    refused form's, shown again as they were entered)."""
+    _, collections, _ = services(request)
+    rows = []
+    for cid in collections.store.collection_ids(""):
+        try:
+            record = collections.store.get_collection(cid)
+        except CollectionNotFound:
+            continue  # deleted while the page was built
+        rows.append(collection_row(record, collections.store.count_jobs(cid)))
+    return page(
+        request,
+        "collections.html",
+        session,
+        status_code,
+        rows=rows,
+        error=error,
+        values=values or _new_collection_defaults([row.ref for row in rows]),
+        skus=[sku.value for sku in SkuName],
+    )
+
+
+def _new_collection_defaults(refs: list[CollectionRef]) -> dict[str, str]:
+    """The subscription and resource group most collections use (Takt's own left out)."""
+    places = Counter((r.subscription, r.resource_group) for r in refs if r.subscription != "takt")
+    subscription, group = (
+        places.most_common(1)[0][0] if places else (DEFAULT_SUBSCRIPTION, DEFAULT_RESOURCE_GROUP)
+    )
+    return {"subscriptionId": subscription, "resourceGroupName": group}
 
 
 def jobs_page(
@@ -185,7 +235,7 @@ def job_form_page(
             record = jobs.get(JobRef(ref, job))
             properties = without_secrets(record.properties.to_wire())
             properties.pop("status", None)
-            fires = [when(m) for m in jobs.occurrences(JobRef(ref, job), PREVIEW_COUNT, now)]
+            fires = jobs.occurrences(JobRef(ref, job), PREVIEW_COUNT, now)
             if record.state.is_final:
                 reason = (
                     f"This job is {record.state.value}: it is final and can be deleted, "
@@ -232,12 +282,12 @@ def _start(properties: dict[str, Any]) -> datetime | None:
     return check_timestamp(datetime.fromisoformat(str(text).replace("Z", "+00:00")))
 
 
-def _safe_preview(properties: dict[str, Any], now: datetime) -> list[str]:
+def _safe_preview(properties: dict[str, Any], now: datetime) -> list[datetime]:
     schedule: dict[str, Any] = {
         k: properties[k] for k in ("startTime", "recurrence") if k in properties
     }
     try:
-        return [when(m) for m in next_fires(schedule, now, PREVIEW_COUNT)]
+        return next_fires(schedule, now, PREVIEW_COUNT)
     except ValidationFailed:
         return []
 

@@ -11,6 +11,7 @@ from fastapi.templating import Jinja2Templates
 
 from scheduler.collection_service import CollectionService
 from scheduler.console.sessions import COOKIE, ConsoleSession, SessionBook
+from scheduler.console.views import time_element
 from scheduler.errors import (
     AuthenticationFailed,
     Conflict,
@@ -41,6 +42,8 @@ __all__ = [
 ]
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
+#: ``{{ moment|time }}``: a ``<time>`` element the browser shows in its own zone.
+TEMPLATES.env.filters["time"] = time_element
 
 _STATUS: tuple[tuple[type[TaktError], int], ...] = (
     (ValidationFailed, 400),

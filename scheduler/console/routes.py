@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from scheduler.clock import utcnow
 from scheduler.console.actions import JOB_OPERATIONS, create_job, job_operation, save_job
+from scheduler.console.collection_form import create_collection
 from scheduler.console.forms import FormData, schedule_from_form
 from scheduler.console.pages import (
     PREVIEW_COUNT,
@@ -254,6 +255,11 @@ def job_result(request: Request, sub: str, rg: str, coll: str, job: str, entry: 
 
 
 # -- actions -------------------------------------------------------------------------------
+
+
+@router.post("/console/collections")
+async def new_collection(request: Request) -> Response:
+    return await _signed_in_form(request, lambda s, form: create_collection(request, s, form))
 
 
 @router.post(_COLLECTION + "/new")

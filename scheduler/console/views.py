@@ -4,22 +4,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
+
+from markupsafe import Markup, escape
 
 from scheduler.console.words import describe_schedule
 from scheduler.credentials import mask_uri
 from scheduler.job_service import JobService
-from scheduler.models import JobAction, JobExecutionStatus, JobState
+from scheduler.models import CollectionState, JobAction, JobExecutionStatus, JobState
+from scheduler.quotas import effective_quota
 from scheduler.refs import CollectionRef, JobRef
-from scheduler.store import JobRecord, StoredHistoryEntry
+from scheduler.store import CollectionRecord, JobRecord, StoredHistoryEntry
 
 __all__ = [
+    "CollectionRow",
     "JobRow",
     "ResultRow",
     "action_summary",
+    "collection_row",
     "flower_task_id",
     "job_row",
     "result_row",
+    "time_element",
     "when",
     "when_short",
 ]
@@ -33,6 +39,21 @@ def when(moment: datetime | None) -> str:
 def when_short(moment: datetime | None) -> str:
     """A timestamp for a table cell: UTC (the column says so), to the minute."""
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if moment else ""
+
+
+def time_element(
+    moment: datetime | None, precision: Literal["second", "minute"] = "second"
+) -> Markup:
+    """``<time datetime="…Z">`` with the UTC text; ``static/times.js`` rewrites the text
+    to the browser's time zone and puts the UTC text in its title. Nothing for None."""
+    if moment is None:
+        return Markup("")
+    utc = moment.astimezone(UTC)
+    text = when(utc) if precision == "second" else when_short(utc)
+    stamp = utc.isoformat(timespec="seconds").replace("+00:00", "Z")
+    return Markup('<time datetime="{}" data-precision="{}">{}</time>').format(
+        stamp, precision, escape(text)
+    )
 
 
 def action_summary(action: JobAction) -> str:
@@ -62,6 +83,10 @@ class ResultRow:
     retry_count: int
     repeat_count: int
     message: str
+    #: The instants behind ``expected``, ``started`` and ``ended`` (for ``time_element``).
+    expected_at: datetime | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
 
     @property
     def summary(self) -> str:
@@ -84,6 +109,9 @@ def result_row(stored: StoredHistoryEntry) -> ResultRow:
         retry_count=entry.retry_count,
         repeat_count=entry.repeat_count,
         message=entry.message,
+        expected_at=entry.expected_execution_time,
+        started_at=entry.start_time,
+        ended_at=entry.end_time,
     )
 
 
@@ -101,6 +129,9 @@ class JobRow:
     last: ResultRow | None
     executions: int
     failures: int
+    next_run_at: datetime | None = None
+    #: What an attempt in progress is doing ("Queued", "Running", "Retrying"); None: idle.
+    activity: str | None = None
 
     @property
     def final(self) -> bool:
@@ -115,8 +146,11 @@ class JobRow:
         return self.last is not None and self.last.status == JobExecutionStatus.COMPLETED.value
 
 
-def job_row(jobs: JobService, collection: CollectionRef, record: JobRecord) -> JobRow:
-    """The row of one job; its last result is the newest history entry."""
+def job_row(
+    jobs: JobService, collection: CollectionRef, record: JobRecord, activity: str | None = None
+) -> JobRow:
+    """The row of one job; its last result is the newest history entry; ``activity``
+    says what an attempt in progress is doing (None: nothing is)."""
     name = record.jid.rsplit("/", 1)[1]
     properties = record.properties
     recurrence: dict[str, Any] | None = (
@@ -138,6 +172,37 @@ def job_row(jobs: JobService, collection: CollectionRef, record: JobRecord) -> J
         last=result_row(entries[0]) if entries else None,
         executions=status.execution_count if status else 0,
         failures=status.failure_count if status else 0,
+        next_run_at=status.next_execution_time if status else None,
+        activity=activity,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionRow:
+    """One line of the collections page."""
+
+    ref: CollectionRef
+    state: str
+    jobs: int
+    #: The most jobs the collection's quota allows (None: no limit).
+    max_jobs: int | None
+
+    @property
+    def job_count(self) -> str:
+        """How many jobs: "3 jobs", "1 job", or "3 of 50 jobs" under a quota."""
+        noun = "job" if self.jobs == 1 and self.max_jobs is None else "jobs"
+        limit = f" of {self.max_jobs}" if self.max_jobs is not None else ""
+        return f"{self.jobs}{limit} {noun}"
+
+
+def collection_row(record: CollectionRecord, jobs: int) -> CollectionRow:
+    properties = record.collection.properties
+    state = properties.state if properties and properties.state else CollectionState.ENABLED
+    return CollectionRow(
+        ref=CollectionRef.from_cid(record.cid),
+        state=state.value,
+        jobs=jobs,
+        max_jobs=effective_quota(record.collection).max_job_count,
     )
 
 

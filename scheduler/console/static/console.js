@@ -220,6 +220,10 @@
       showOnly("[data-mode]", "data-mode", value("mode"));
       showOnly("[data-frequency]", "data-frequency", value("frequency"));
       showOnly("[data-end]", "data-end", value("endKind"));
+      showOnly("[data-retry]", "data-retry", value("retryType"));
+      $$("[data-retry] input", form).forEach(function (input) {
+        input.disabled = input.closest("[data-retry]").hidden;  // not sent, not validated
+      });
       $("[data-recurring]", form).hidden = value("scheduleKind") !== "recurring";
       $("#schedule").classList.toggle("unused", value("mode") === "json");
     }
@@ -235,11 +239,20 @@
 
     function showPreview(data) {
       list.replaceChildren();
-      (data.text.length ? data.text : ["none"]).forEach(function (text) {
+      data.value.forEach(function (stamp, index) {
+        const time = document.createElement("time");  // times.js shows it in the browser's zone
+        time.dateTime = stamp;
+        time.textContent = data.text[index];
         const item = document.createElement("li");
-        item.textContent = text;
+        item.appendChild(time);
         list.appendChild(item);
       });
+      if (!data.value.length) {
+        const none = document.createElement("li");
+        none.className = "muted";
+        none.textContent = "none";
+        list.appendChild(none);
+      }
       words.textContent = data.words;
       problem.hidden = true;
       list.classList.remove("stale");
