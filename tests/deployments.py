@@ -1,4 +1,5 @@
-"""A deployment of its own for tests that kill processes or use another broker."""
+"""A deployment of its own for tests that kill processes or use another broker, and
+what a deployment still owes (its backlog), to wait on before counting what ran."""
 
 from __future__ import annotations
 
@@ -6,10 +7,76 @@ import os
 import subprocess
 import sys
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
+import redis
+
+from scheduler.keys import CLAIM_GROUP
+from scheduler.store import JobStore
 from tests.conftest import ROOT, stop_process
 from tests.helpers import wait_until
+from workers.routing import queue_names
+
+#: kombu's Redis transport books a message a worker took, until it is acknowledged, here
+#: (its default ``unacked_key``; one per broker database).
+KOMBU_UNACKED = "unacked"
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """What a deployment has handed out and not finished: attempts the execution ledger
+    owes, messages waiting in its action queues or taken by a worker and not acknowledged,
+    and claims a beat took and has not acknowledged. Counting what ran is only fair once
+    all of them are zero: before that an occurrence may be late, not lost."""
+
+    owed: int
+    queued: int
+    unacked: int
+    claimed: int
+
+    @property
+    def empty(self) -> bool:
+        return not (self.owed or self.queued or self.unacked or self.claimed)
+
+    def __str__(self) -> str:
+        return (
+            f"{self.owed} attempt(s) owed by the ledger, {self.queued} message(s) queued, "
+            f"{self.unacked} taken and unacknowledged, {self.claimed} claim(s) pending"
+        )
+
+
+def backlog(store: JobStore, broker: redis.Redis) -> Backlog:
+    """The backlog of the deployment of ``store`` (a Redis ``broker``), in two round trips."""
+    with store.redis.pipeline(transaction=False) as pipe:
+        pipe.zcard(store.keys.ledger)
+        pipe.xpending(store.keys.claims, CLAIM_GROUP)
+        owed, pending = pipe.execute(raise_on_error=False)
+    with broker.pipeline(transaction=False) as pipe:
+        for queue in queue_names(store.keys.prefix):
+            pipe.llen(queue)
+        pipe.hlen(KOMBU_UNACKED)
+        *queued, unacked = pipe.execute()
+    # No claims group yet (no beat started): nothing claimed.
+    claimed = 0 if isinstance(pending, redis.ResponseError) else int(pending["pending"])
+    return Backlog(int(owed), sum(queued), int(unacked), claimed)
+
+
+def wait_drained(store: JobStore, broker: redis.Redis, timeout_s: float) -> None:
+    """Wait until the deployment's backlog is empty; fail after ``timeout_s`` naming what
+    is left."""
+    left = Backlog(0, 0, 0, 0)
+
+    def drained() -> bool:
+        nonlocal left
+        left = backlog(store, broker)
+        return left.empty
+
+    try:
+        # A backlog drains in seconds; two cheap reads a second are enough.
+        wait_until(drained, timeout=timeout_s, interval=0.5, message="the backlog to drain")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; left: {left}") from None
 
 
 class Deployment:

@@ -1,8 +1,13 @@
-"""Process-tree helpers for tests of `takt up` (Linux /proc; no extra dependency)."""
+"""Process helpers: process trees for tests of `takt up` (Linux /proc; no extra
+dependency), and a CPU hog for tests that must hold under load."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -33,3 +38,23 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+@contextmanager
+def cpu_hog(cores: int | None = None) -> Iterator[list[int]]:
+    """One busy process per core (``while True: pass``) for the duration of the block;
+    yields their pids and kills exactly those on the way out."""
+    count = cores or os.cpu_count() or 1
+    hogs: list[subprocess.Popen[bytes]] = []
+    try:
+        for _ in range(count):
+            hogs.append(
+                subprocess.Popen(
+                    [sys.executable, "-c", "while True: pass"], stdin=subprocess.DEVNULL
+                )
+            )
+        yield [hog.pid for hog in hogs]
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
