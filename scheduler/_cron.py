@@ -5,15 +5,20 @@ Private to :mod:`scheduler.recurrence`. Only the syntax every cron knows is acce
 weekday 7 as Sunday, and the macros ``@yearly``/``@annually``, ``@monthly``,
 ``@weekly``, ``@daily``/``@midnight``, ``@hourly``. Extensions of some crons (``L``,
 ``W``, ``#``, ``?``, ``H``, a seconds field) are refused rather than half-supported.
-croniter expands the fields; the checks in front of it give messages that name the field.
+
+A field is read as Vixie cron (and cronie, and cronsim) reads it:
+
+* ``a-b`` is every value from ``a`` to ``b``; ``a-a`` is ``a`` alone, and a range that
+  runs backwards (``5-3``, ``sat-sun``) is refused;
+* ``/n`` takes every n-th value of what it follows: ``*/n`` of the whole field,
+  ``a-b/n`` of the range, ``a/n`` of ``a`` up to the field's largest value;
+* day-of-week runs 0..7, 0 and 7 both Sunday, so ``*/2`` is Sun, Tue, Thu, Sat.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-
-from croniter import croniter
 
 from scheduler.errors import InvalidRecurrence
 
@@ -29,11 +34,91 @@ _MACROS = {
     "@midnight": "0 0 * * *",
     "@hourly": "0 * * * *",
 }
-# (name, low, high) of the five fields; weekday 7 is Sunday again.
-_RANGES = (("minute", 0, 59), ("hour", 0, 23), ("day-of-month", 1, 31), ("month", 1, 12),
-           ("day-of-week", 0, 7))  # fmt: skip
+_MONTH_NAMES = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov",
+                "dec")  # fmt: skip
+_DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 _ATOM = r"(?:\d+|[a-z]{3})"
-_TERM = re.compile(rf"(?:\*|{_ATOM}(?:-{_ATOM})?)(?:/\d+)?")
+_TERM = re.compile(rf"(?P<base>\*|(?P<low>{_ATOM})(?:-(?P<high>{_ATOM}))?)(?:/(?P<step>\d+))?")
+_MAX_DIGITS = 6  # past this a number is out of every field's range (and int() stays cheap)
+
+
+@dataclass(frozen=True)
+class _Field:
+    name: str
+    low: int
+    high: int
+    names: dict[str, int]
+
+    def values(self, text: str, expression: str) -> frozenset[int]:
+        """The values a comma-separated field selects."""
+        chosen: set[int] = set()
+        for term in text.split(","):
+            chosen.update(self._term(term, expression))
+        return frozenset(chosen)
+
+    def _term(self, term: str, expression: str) -> range:
+        match = _TERM.fullmatch(term)
+        if match is None:
+            raise InvalidRecurrence(
+                f"{_FIELD}: {self.name} field {term!r} is not standard cron syntax "
+                "(use *, numbers, ranges a-b, steps /n, lists, or names)",
+                field=_FIELD,
+            )
+        step = 1 if match["step"] is None else self._step(match["step"])
+        if match["base"] == "*":
+            return range(self.low, self.high + 1, step)
+        low = self._value(match["low"], expression)
+        if match["high"] is None:  # "a" alone, or "a/n": from a to the field's end
+            return range(low, (low if match["step"] is None else self.high) + 1, step)
+        high = self._value(match["high"], expression)
+        if high < low:
+            raise InvalidRecurrence(
+                f"{_FIELD}: {self.name} field range {term!r} runs backwards; cron ranges "
+                f"do not wrap (write {self._unwrapped(low, high)})",
+                field=_FIELD,
+            )
+        return range(low, high + 1, step)
+
+    def _unwrapped(self, low: int, high: int) -> str:
+        if self.name == "day-of-week" and high == 0:  # "sat-sun": Sunday is also 7
+            return f"{low}-7"
+        return f"{low}-{self.high},{self.low}-{high}"
+
+    def _value(self, atom: str, expression: str) -> int:
+        if not atom.isdigit():
+            if atom not in self.names:
+                raise InvalidRecurrence(
+                    f"{_FIELD}: {expression!r} is not a valid cron expression ({self.name} "
+                    f"field: {atom!r} is not a name it knows)",
+                    field=_FIELD,
+                )
+            return self.names[atom]
+        value = int(atom) if len(atom.lstrip("0")) <= _MAX_DIGITS else self.high + 1
+        if not self.low <= value <= self.high:
+            raise InvalidRecurrence(
+                f"{_FIELD}: {self.name} field value {atom} is out of range {self.low}..{self.high}",
+                field=_FIELD,
+            )
+        return value
+
+    def _step(self, digits: str) -> int:
+        step = int(digits) if len(digits.lstrip("0")) <= _MAX_DIGITS else 0
+        if step == 0:
+            raise InvalidRecurrence(
+                f"{_FIELD}: {self.name} field step /{digits} must be a whole number from 1 "
+                f"to {10**_MAX_DIGITS - 1}",
+                field=_FIELD,
+            )
+        return step
+
+
+_FIELDS = (
+    _Field("minute", 0, 59, {}),
+    _Field("hour", 0, 23, {}),
+    _Field("day-of-month", 1, 31, {}),
+    _Field("month", 1, 12, {name: i for i, name in enumerate(_MONTH_NAMES, start=1)}),
+    _Field("day-of-week", 0, 7, {name: i for i, name in enumerate(_DAY_NAMES)}),  # 7: Sunday
+)
 
 
 @dataclass(frozen=True)
@@ -43,9 +128,9 @@ class CronFields:
     Attributes:
         minutes: minutes that fire.
         hours: hours that fire.
-        month_days: days of the month, or None for ``*``.
-        months: months, or None for ``*``.
-        weekdays: weekdays with 0 = Monday (Python's numbering), or None for ``*``.
+        month_days: days of the month, or None for every day.
+        months: months, or None for every month.
+        weekdays: weekdays with 0 = Monday (Python's numbering), or None for every day.
         any_day: both day fields are restricted, so a day fires when either matches.
         elapsed: the hour field starts with ``*``: a Vixie cron "wildcard" job that
             follows elapsed time across DST changes instead of the wall clock.
@@ -75,57 +160,20 @@ def parse_cron(expression: str) -> CronFields:
             "(minute hour day-of-month month day-of-week)",
             field=_FIELD,
         )
-    for value, bounds in zip(fields, _RANGES, strict=True):
-        _check_field(value, *bounds)
-    expanded = _expand(expression, text)
+    minutes, hours, month_days, months, weekdays = (
+        spec.values(value, expression) for spec, value in zip(_FIELDS, fields, strict=True)
+    )
+    # Vixie cron: if either day field starts with '*', a day must match both; else either.
+    any_day = not (fields[2].startswith("*") or fields[4].startswith("*"))
+    days_of_week = frozenset((day - 1) % 7 for day in weekdays)  # cron's Sunday 0/7 -> 6
     return CronFields(
-        minutes=_values(expanded[0], 0, 59),
-        hours=_values(expanded[1], 0, 23),
-        month_days=None if expanded[2] == ["*"] else _values(expanded[2], 1, 31),
-        months=None if expanded[3] == ["*"] else frozenset(_values(expanded[3], 1, 12)),
-        weekdays=None if expanded[4] == ["*"] else _weekdays(expanded[4]),
-        # Vixie cron: if either day field starts with '*', a day must match both.
-        any_day=not (fields[2].startswith("*") or fields[4].startswith("*")),
+        minutes=tuple(sorted(minutes)),
+        hours=tuple(sorted(hours)),
+        # A full set means "every day" only when the fields are ANDed: under the OR rule
+        # "1-31" with a weekday still fires every day, and must stay a set to say so.
+        month_days=None if len(month_days) == 31 and not any_day else tuple(sorted(month_days)),
+        months=None if len(months) == 12 else months,
+        weekdays=None if len(days_of_week) == 7 and not any_day else days_of_week,
+        any_day=any_day,
         elapsed=fields[1].startswith("*"),
     )
-
-
-def _check_field(value: str, name: str, low: int, high: int) -> None:
-    for term in value.split(","):
-        if not _TERM.fullmatch(term):
-            raise InvalidRecurrence(
-                f"{_FIELD}: {name} field {value!r} is not standard cron syntax "
-                "(use *, numbers, ranges a-b, steps /n, lists, or names)",
-                field=_FIELD,
-            )
-        for number in re.findall(r"(?<![/\d])\d+", term):
-            if not low <= int(number) <= high:
-                raise InvalidRecurrence(
-                    f"{_FIELD}: {name} field value {number} is out of range {low}..{high}",
-                    field=_FIELD,
-                )
-
-
-def _expand(expression: str, text: str) -> list[list[int | str]]:
-    try:
-        expanded, nth = croniter.expand(text)
-    except ValueError as exc:  # croniter's errors are ValueErrors
-        raise InvalidRecurrence(
-            f"{_FIELD}: {expression!r} is not a valid cron expression ({exc})", field=_FIELD
-        ) from exc
-    if nth or any("l" in values for values in expanded):
-        raise InvalidRecurrence(
-            f"{_FIELD}: {expression!r} uses a non-standard extension", field=_FIELD
-        )
-    return list(expanded)
-
-
-def _values(values: list[int | str], low: int, high: int) -> tuple[int, ...]:
-    if values == ["*"]:
-        return tuple(range(low, high + 1))
-    return tuple(sorted({int(v) for v in values}))
-
-
-def _weekdays(values: list[int | str]) -> frozenset[int]:
-    # cron counts from Sunday = 0 (croniter folds 7 into 0); Python from Monday = 0.
-    return frozenset((day - 1) % 7 for day in _values(values, 0, 6))
