@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from scheduler.api.deps import ApiVersion, Collections, Jobs, Reader, Writer
 from scheduler.api.envelopes import collection_envelope, history_envelope, job_envelope
 from scheduler.api.hand_solved import HandSolvedRoute
+from scheduler.api.media import JsonRoute
 from scheduler.api.rendering import render_job, render_jobs
 from scheduler.api.schemas import (
     JobCollectionDefinition,
@@ -28,7 +29,7 @@ from scheduler.refs import CollectionRef, JobRef
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["Azure Scheduler (ARM)"])
+router = APIRouter(tags=["Azure Scheduler (ARM)"], route_class=JsonRoute)
 
 _PROVIDER = "/providers/Microsoft.Scheduler/jobCollections"
 _BY_SUBSCRIPTION = "/subscriptions/{subscriptionId}" + _PROVIDER

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 
 from scheduler.api.deps import Collections, Jobs, Reader, Writer
 from scheduler.api.envelopes import collection_envelope
+from scheduler.api.media import JsonRoute
 from scheduler.api.rendering import render_job, render_jobs
 from scheduler.api.schemas import JobCollectionDefinition
 from scheduler.clock import utcnow
@@ -25,7 +26,7 @@ from scheduler.store import JobRecord, StoredHistoryEntry
 
 __all__ = ["ClassicJob", "router"]
 
-router = APIRouter(tags=["Azure Scheduler (classic)"])
+router = APIRouter(tags=["Azure Scheduler (classic)"], route_class=JsonRoute)
 
 _ROOT = "/{subscriptionId}/cloudservices/{cloudServiceName}/resources/scheduler"
 _COLLECTION = _ROOT + "/jobcollections/{jobCollectionName}"

@@ -44,6 +44,10 @@ _STATUS_CODES: Sequence[tuple[type[TaktError], int, str]] = (
 )
 
 
+#: ARM's error codes for the HTTP errors FastAPI and the routes raise.
+_HTTP_CODES = {404: "NotFound", 405: "MethodNotAllowed", 415: "UnsupportedMediaType"}
+
+
 def arm_error(
     status: int, code: str, message: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
@@ -76,5 +80,5 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "NotFound", 405: "MethodNotAllowed"}.get(exc.status_code, "Error")
+        code = _HTTP_CODES.get(exc.status_code, "Error")
         return arm_error(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))

@@ -10,7 +10,6 @@ the body), raising the same errors, so the ARM error bodies are unchanged.
 
 from __future__ import annotations
 
-import email.message
 import json
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -21,6 +20,7 @@ from fastapi.routing import APIRoute
 from pydantic import ValidationError
 
 from scheduler.api.deps import api_version, bearer, principal, writer
+from scheduler.api.media import is_json, refusal
 from scheduler.api.schemas import JobDefinitionBody
 
 __all__ = ["HandSolvedRoute"]
@@ -56,38 +56,26 @@ async def _put_job_arguments(request: Request) -> dict[str, Any]:
 
 
 async def _body(request: Request) -> JobDefinitionBody:
-    """The body as FastAPI reads a required JSON model: JSON only under a JSON content
-    type, errors located under ``body``."""
+    """The body as FastAPI reads a required JSON model, errors located under ``body``,
+    under any JSON media type (:mod:`scheduler.api.media`; another one is a 415)."""
     raw = await request.body()
     if not raw:
         raise RequestValidationError(
             [{"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}]
         )
-    content: Any = raw
-    if _is_json(request.headers.get("content-type")):
-        try:
-            content = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            error: dict[str, Any] = {"type": "json_invalid", "loc": ("body", exc.pos)}
-            error.update(msg="JSON decode error", input={}, ctx={"error": exc.msg})
-            raise RequestValidationError([error]) from exc
-        except ValueError as exc:  # not UTF-8 (or -16/-32) text
-            raise HTTPException(400, "There was an error parsing the body") from exc
+    content_type = request.headers.get("content-type")
+    if not is_json(content_type):
+        raise refusal(content_type)
+    try:
+        content: Any = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        error: dict[str, Any] = {"type": "json_invalid", "loc": ("body", exc.pos)}
+        error.update(msg="JSON decode error", input={}, ctx={"error": exc.msg})
+        raise RequestValidationError([error]) from exc
+    except ValueError as exc:  # not UTF-8 (or -16/-32) text
+        raise HTTPException(400, "There was an error parsing the body") from exc
     try:
         return JobDefinitionBody.model_validate(content)
     except ValidationError as exc:
         errors = [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]
         raise RequestValidationError(errors) from exc
-
-
-def _is_json(content_type: str | None) -> bool:
-    if content_type is None:
-        return False
-    if content_type == "application/json":
-        return True
-    message = email.message.Message()
-    message["content-type"] = content_type
-    subtype = message.get_content_subtype()
-    return message.get_content_maintype() == "application" and (
-        subtype == "json" or subtype.endswith("+json")
-    )

@@ -7,12 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response, status
 
 from scheduler.api.deps import Principals, Reader, Writer
+from scheduler.api.media import JsonRoute
 from scheduler.api.schemas import PrincipalIn, PrincipalKey, PrincipalList, PrincipalOut
 from scheduler.principals import Role
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["Takt extensions"])
+router = APIRouter(tags=["Takt extensions"], route_class=JsonRoute)
 
 Name = Annotated[str, Path(alias="name")]
 
