@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
+from scheduler.api.api_docs import install_api_docs
 from scheduler.api.arm import router as arm_router
 from scheduler.api.boundary import Boundary
 from scheduler.api.classic import router as classic_router
@@ -109,6 +110,9 @@ def create_app(
         # Starlette answers a trailing slash with a 307 to an absolute URL built on the
         # Host header; without it such a path is a plain 404.
         redirect_slashes=False,
+        # /docs and /redoc are scheduler.api.api_docs's: FastAPI's load from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     install_error_handlers(app)
     app.add_middleware(
@@ -122,6 +126,7 @@ def create_app(
     app.include_router(templates_router)
     app.include_router(tenant_router)
     app.include_router(console_router)
+    install_api_docs(app)
 
     @app.get("/healthz", tags=["Operations"])
     def healthz() -> JSONResponse:
