@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import islice
@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
+from scheduler.activity import Activity, in_progress
 from scheduler.async_store import AsyncJobStore
 from scheduler.clock import to_ms
 from scheduler.command_line import parse_command_line
@@ -416,3 +417,9 @@ class JobService:
         status = record.properties.status
         next_fire = status.next_execution_time if status else None
         return list(islice(upcoming(record.properties, next_fire, now), count))
+
+    def in_progress(self, refs: Iterable[JobRef]) -> dict[str, Activity]:
+        """The jobs among ``refs`` with an attempt in progress, by job id, and what each is
+        doing (queued, running, waiting to retry); idle jobs are left out. One ledger scan
+        for the whole list (:mod:`scheduler.activity`)."""
+        return in_progress(self.store, [ref.jid for ref in refs])

@@ -402,12 +402,15 @@ def test_create_from_the_http_template_start_and_read_the_details(
     panel.get_by_role("link", name="Details…").click()
     expect(page.locator("#result-status")).to_have_text("Completed")
     expect(page.locator("#result-message")).to_contain_text("'200'")
-    snap(page, screenshots, "details", docs_name="console-details.png")
+    snap(page, screenshots, "details")  # docs/console-details.png: test_console_live.py
 
     # and All results… lists it; Enter on a result opens its details too
     page.get_by_role("link", name="All results…").click()
+    expect(page).to_have_url(re.compile(r"/jobs/ping/results$"))
+    page.wait_for_load_state()  # the scripts that submit the filter on change have run
     page.get_by_label("Status").select_option("Failed")
     expect(page.get_by_text("No results with status Failed.")).to_be_visible()
+    page.wait_for_load_state()
     page.get_by_label("Status").select_option(label="all")
     page.locator("#results-table tbody tr").first.press("Enter")
     expect(page.locator("#result-status")).to_have_text("Completed")

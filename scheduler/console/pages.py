@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from scheduler.bounds import check_timestamp
 from scheduler.clock import utcnow
+from scheduler.console.charts import next_runs_chart, run_history_chart
 from scheduler.console.forms import ACTION_TYPES, FREQUENCIES, form_values
 from scheduler.console.rendering import (
     collection_url,
@@ -30,6 +31,7 @@ from scheduler.console.views import (
     flower_task_id,
     job_row,
     result_row,
+    run_of,
     when,
 )
 from scheduler.console.words import describe_schedule
@@ -58,6 +60,8 @@ __all__ = [
 ]
 
 PREVIEW_COUNT = 10
+#: The runs the job page's history chart shows (the newest).
+CHART_RUNS = 60
 _NOTES = {
     "created": "The job was created.",
     "saved": "The job was saved.",
@@ -141,9 +145,10 @@ def jobs_page(
     try:
         collections.get(ref)
         records = jobs.list_page(ref, skip=0, top=_PAGE_SIZE).jobs
+        busy = jobs.in_progress(JobRef(ref, r.jid.rsplit("/", 1)[1]) for r in records)
     except TaktError as exc:
         return error_page(request, session, exc)
-    rows = [job_row(jobs, ref, record) for record in records]
+    rows = [job_row(jobs, ref, record, busy.get(record.jid)) for record in records]
     names = {row.name for row in rows}
     return page(
         request,
@@ -295,26 +300,41 @@ def _safe_preview(properties: dict[str, Any], now: datetime) -> list[datetime]:
 def results_page(
     request: Request, session: ConsoleSession, ref: JobRef, status: str | None
 ) -> Response:
-    """All results of a job, newest first, optionally of one status."""
+    """The job's page: what it is doing now (kept live by ``job.js``), its run history
+    and next runs as pictures, and all its results, newest first, optionally of one
+    status."""
     jobs, _, _ = services(request)
+    base = collection_url(ref.collection)
+    now = utcnow()
     try:
         wanted = JobExecutionStatus(status) if status else None
         entries, more = jobs.history(ref, skip=0, top=_PAGE_SIZE, status=wanted)
-        record = jobs.get(ref)
+        recent, _ = jobs.history(ref, skip=0, top=CHART_RUNS)
+        row = job_row(jobs, ref.collection, jobs.get(ref), jobs.in_progress([ref]).get(ref.jid))
+        fires = jobs.occurrences(ref, PREVIEW_COUNT, now)
     except ValueError:
         return error_page(
             request, session, ValidationFailed(f"status: {status!r} is not a result status")
         )
     except TaktError as exc:
         return error_page(request, session, exc)
+    results = f"{base}/jobs/{ref.name}/results"
+    runs = [run_of(entry, f"{results}/{entry.entry_id}") for entry in reversed(recent)]
     return page(
         request,
         "results.html",
         session,
         ref=ref.collection,
-        base=collection_url(ref.collection),
+        base=base,
         job=ref.name,
-        title=record.properties.display_name or ref.name,
+        title=row.title,
+        job_row=row,
+        last_task=flower_task_id(ref.jid, row.last.entry_id) if row.last else None,
+        flower=flower_url(request),
+        history_chart=run_history_chart(runs),
+        runs_shown=len(runs),
+        next_runs_chart=next_runs_chart(now, fires),
+        next_runs=fires,
         rows=[result_row(entry) for entry in entries],
         more=more,
         status=wanted.value if wanted else "",
@@ -344,4 +364,5 @@ def result_page(request: Request, session: ConsoleSession, ref: JobRef, entry_id
         title=record.properties.display_name or ref.name,
         row=result_row(found),
         flower=flower_url(request) + f"/task/{task_id}" if task_id else None,
+        task_id=task_id,
     )

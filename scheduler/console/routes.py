@@ -22,6 +22,7 @@ from scheduler.clock import utcnow
 from scheduler.console.actions import JOB_OPERATIONS, create_job, job_operation, save_job
 from scheduler.console.collection_form import create_collection
 from scheduler.console.forms import FormData, schedule_from_form
+from scheduler.console.live import flower_task_status, live_job_status
 from scheduler.console.pages import (
     PREVIEW_COUNT,
     collections_page,
@@ -252,6 +253,25 @@ def job_result(request: Request, sub: str, rg: str, coll: str, job: str, entry: 
         request,
         lambda s: result_page(request, s, JobRef(CollectionRef(sub, rg, coll), job), entry),
     )
+
+
+# -- live status (JSON, polled by static/job.js) ---------------------------------------------
+
+
+@router.get(_JOB + "/status")
+def job_live_status(request: Request, sub: str, rg: str, coll: str, job: str) -> Response:
+    """What the job is doing now (Queued, Running, Retrying or null) and its last result."""
+    if session_of(request) is None:
+        return _json_error(AuthenticationFailed("sign in to the console first"))
+    return live_job_status(request, JobRef(CollectionRef(sub, rg, coll), job))
+
+
+@router.get("/console/flower/tasks/{task_id}")
+def flower_task(request: Request, task_id: str) -> Response:
+    """Whether Flower still holds a run's Celery task (asked with Flower's login, here)."""
+    if session_of(request) is None:
+        return _json_error(AuthenticationFailed("sign in to the console first"))
+    return flower_task_status(request, task_id)
 
 
 # -- actions -------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from markupsafe import Markup, escape
 
+from scheduler.console.charts import Run
 from scheduler.console.words import describe_schedule
 from scheduler.credentials import mask_uri
 from scheduler.job_service import JobService
@@ -24,7 +25,9 @@ __all__ = [
     "collection_row",
     "flower_task_id",
     "job_row",
+    "job_status",
     "result_row",
+    "run_of",
     "time_element",
     "when",
     "when_short",
@@ -220,3 +223,46 @@ def flower_task_id(jid: str, entry_id: str) -> str | None:
     return task_id_for(
         jid, int(parts[0]), manual=parts[-1] == "manual", error=parts[1].startswith("e")
     )
+
+
+def job_status(jobs: JobService, ref: JobRef, base: str, activity: str | None) -> dict[str, Any]:
+    """The job's live status as the job page polls it (JSON): state, what an attempt in
+    progress is doing (``activity``, from :meth:`JobService.in_progress`), the last result.
+
+    ``base`` is the collection's console URL, for the link to the result's details.
+    """
+    row = job_row(jobs, ref.collection, jobs.get(ref), activity)
+    last = row.last
+    return {
+        "job": row.name,
+        "state": row.state,
+        "activity": row.activity,
+        "executions": row.executions,
+        "failures": row.failures,
+        "nextRun": row.next_run,
+        "nextRunAt": _iso(row.next_run_at),
+        "last": None
+        if last is None
+        else {
+            "entryId": last.entry_id,
+            "status": last.status,
+            "started": last.started,
+            "startedAt": _iso(last.started_at),
+            "duration": last.duration,
+            "details": f"{base}/jobs/{row.name}/results/{last.entry_id}",
+            "flowerTask": flower_task_id(ref.jid, last.entry_id),
+        },
+    }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def run_of(stored: StoredHistoryEntry, href: str) -> Run:
+    """A history entry as the run history chart draws it (a bar linked to ``href``)."""
+    entry = stored.entry
+    seconds = (entry.end_time - entry.start_time).total_seconds()
+    return Run(entry.status.value, entry.start_time, max(0.0, seconds), href)
