@@ -1,9 +1,11 @@
 """When a job fires next: pure functions over a job's definition, with ``now`` a parameter.
 
 The recurrence engine answers "which instants does this rule produce"; this module adds
-the policy of a running scheduler on top: a job created with a start time in the past
-fires at its first occurrence from now on (a one-shot job fires at once), and an
-occurrence dispatched late (all beats were down) follows the job's ``missedRunPolicy``:
+the policy of a running scheduler on top. A new, replaced or re-enabled job fires first at
+the occurrence due when it is saved, if there is one (:func:`first_fire`): a job saved
+without ``startTime`` starts then and so fires at once, an hourly one included; older
+occurrences, from before it was saved, are skipped. An occurrence dispatched late (all
+beats were down) follows the job's ``missedRunPolicy``:
 
 ==========  ==========================================================================
 RunOnce     the default: run the late occurrence once, then resume the schedule from now
@@ -23,7 +25,7 @@ from typing import Protocol
 
 from scheduler.clock import END_OF_TIME
 from scheduler.models import ActionType, JobProperties, JobRecurrence, MissedRunPolicy
-from scheduler.recurrence import Rule, next_occurrence, rule_shape
+from scheduler.recurrence import Rule, compile_recurrence, next_occurrence, rule_shape
 
 __all__ = [
     "SKIP_TOLERANCE",
@@ -126,7 +128,16 @@ def job_cadence(properties: JobProperties) -> str:
 
 
 def first_fire(properties: JobProperties, now: datetime) -> datetime | None:
-    """The first instant a new or replaced job fires (None: it never will).
+    """The first instant a new, replaced or re-enabled job fires (None: it never will).
+
+    The one definition of a job's first occurrence: the API's ``nextExecutionTime``, the
+    occurrences it lists, the console's preview and the beat's due time all start here.
+    It is the occurrence due at ``now`` — the latest one at or before ``now`` that is at
+    most :data:`SKIP_TOLERANCE` old (or ``startingDeadline``, when shorter) — else the
+    first after ``now``. So a job saved without ``startTime`` (which starts at ``now``), or
+    with a start a client took as "now" a moment before sending it, fires at once, while
+    the occurrences of a start time further in the past are skipped: Azure runs such a job
+    at "the first future run time", and they were never missed, as the job did not exist.
 
     Nothing fires after :data:`~scheduler.clock.END_OF_TIME`, not even a one-shot job.
     """
@@ -134,8 +145,24 @@ def first_fire(properties: JobProperties, now: datetime) -> datetime | None:
     if properties.recurrence is None:
         fire = max(start, now)
         return fire if fire <= END_OF_TIME else None
-    after = max(start, now) - _EPSILON
-    return next_occurrence(properties.recurrence, start, after)
+    rule = compile_recurrence(properties.recurrence, start)
+    return _due_or_next(rule.next_after, now - _start_tolerance(properties), now)
+
+
+def _start_tolerance(policy: DispatchPolicy) -> timedelta:
+    """How old an occurrence may be when its job is saved and still fire at once."""
+    deadline = policy.starting_deadline
+    return SKIP_TOLERANCE if deadline is None else min(deadline, SKIP_TOLERANCE)
+
+
+def _due_or_next(next_after: NextAfter, since: datetime, now: datetime) -> datetime | None:
+    """The rule's latest occurrence from ``since`` to ``now``, else its first after ``now``
+    (the loop is short: a rule fires at most once a second)."""
+    due = None
+    candidate = next_after(since - _EPSILON)
+    while candidate is not None and candidate <= now:
+        due, candidate = candidate, next_after(candidate)
+    return due if due is not None else candidate
 
 
 def is_last_occurrence(
