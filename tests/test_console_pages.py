@@ -447,3 +447,47 @@ def test_times_show_in_the_browsers_zone_with_utc_on_hover(
         expect(first).to_have_attribute("title", "2030-01-07 22:00:00 UTC")
     finally:
         context.close()
+
+
+# -- the Jobs list: a running state ---------------------------------------------------------------
+
+
+def _activity(console: httpx.Client, collection: str, job: str) -> str | None:
+    page_text = console.get(_console_path(collection)).text
+    row = re.search(rf'<tr tabindex="0" data-job="{job}".*?</tr>', page_text, re.S)
+    assert row, page_text
+    found = re.search(r'data-activity="(\w+)"', row.group(0))
+    return found.group(1) if found else None
+
+
+def test_a_job_in_progress_shows_as_running_in_the_jobs_list(
+    stack: Stack, target: HttpTarget, console: httpx.Client
+) -> None:
+    # Given a job whose endpoint keeps the call waiting, and an idle neighbour
+    collection = new_collection(stack.http)
+    held = target.hold("/slow")
+    put_job(stack.http, collection, "slow", http_job(f"{target.url}/slow", start=LATER))
+    put_job(stack.http, collection, "idle", http_job(f"{target.url}/idle", start=LATER))
+    _signed_in(console, stack.token)
+    assert _activity(console, collection, "slow") is None
+
+    # When it is started and a worker is calling the endpoint
+    stack.http.post(f"{collection}/jobs/slow/run", params=API_VERSION).raise_for_status()
+    wait_until(lambda: target.requests_to("/slow"), timeout=10, message="the call")
+
+    # Then its row says Running; the neighbour's says nothing
+    wait_until(
+        lambda: _activity(console, collection, "slow") == "Running",
+        timeout=10,
+        message="the row to say Running",
+    )
+    assert _activity(console, collection, "idle") is None
+
+    # and once the call returns, the row is idle again with its result
+    held.set()
+    wait_until(
+        lambda: _activity(console, collection, "slow") is None,
+        timeout=10,
+        message="the row to be idle",
+    )
+    assert "result-completed" in console.get(_console_path(collection)).text
