@@ -434,6 +434,18 @@ def test_times_show_in_the_browsers_zone_with_utc_on_hover(
         expect(last_run).to_have_attribute("title", f"{ran:%Y-%m-%d %H:%M} UTC")
         assert last_run.inner_text() != f"{ran:%Y-%m-%d %H:%M}"
 
+        # and so do the job's results and the details of a result
+        page.goto(stack.api_url + _console_path(collection) + "/jobs/weekly/results")
+        started = page.locator("#results-table tbody time").first
+        expect(started).to_have_attribute("title", re.compile(r"^\d{4}-\d\d-\d\d \S+ UTC$"))
+        expect(started).to_have_text(re.compile(r" E[SD]T$"))
+        page.locator("#results-table tbody tr").first.press("Enter")
+        details = page.locator(".details dd time")
+        expect(details).to_have_count(3)  # expected, started, ended
+        for index in range(3):
+            expect(details.nth(index)).to_have_attribute("title", re.compile(r" UTC$"))
+            expect(details.nth(index)).to_have_text(re.compile(r" E[SD]T$"))
+
         # When they open its Properties: the preview reads in New York time too
         page.goto(stack.api_url + _console_path(collection) + "/jobs/weekly")
         first = page.locator("#preview-list time").first
