@@ -49,6 +49,7 @@ __all__ = [
     "check_text",
     "check_timestamp",
     "nested_deeper_than",
+    "split_authority",
 ]
 
 #: The earliest date-time accepted (epoch milliseconds stay non-negative).
@@ -175,12 +176,11 @@ def check_header(name: str, value: str) -> None:
         )
 
 
-@lru_cache(maxsize=4096)
 def check_http_uri(uri: str) -> str:
     """``uri`` if it is an absolute http(s) URI that can be sent as it is.
 
-    Cached: a job's URI is checked when it is written and again each time the stored job
-    is read, and most deployments call few distinct URIs (a refusal is not cached).
+    What is checked of the authority (scheme, host, port) is cached by the authority:
+    jobs differ in their paths far more than in their hosts.
     """
     unsendable = _SPACE_OR_CONTROL.search(uri)
     if unsendable is not None:
@@ -188,6 +188,36 @@ def check_http_uri(uri: str) -> str:
             f"holds a space or control character ({unsendable.group()!r}) at position "
             f"{unsendable.start()}; percent-encode it"
         )
+    scheme, authority = split_authority(uri)
+    if authority is not None and _authority_is_sendable(scheme.lower(), authority):
+        return uri
+    return _check_whole_uri(uri)  # refused (or unusual): the whole check names why
+
+
+def split_authority(uri: str) -> tuple[str, str | None]:
+    """``scheme://authority/...`` as (scheme, authority), the authority cut where
+    :func:`urllib.parse.urlsplit` cuts it; (text, None) without ``://``."""
+    scheme, separator, rest = uri.partition("://")
+    if not separator:
+        return uri, None
+    end = len(rest)
+    for stop in "/?#":
+        found = rest.find(stop, 0, end)
+        if found >= 0:
+            end = found
+    return scheme, rest[:end]
+
+
+@lru_cache(maxsize=4096)
+def _authority_is_sendable(scheme: str, authority: str) -> bool:
+    try:
+        _check_whole_uri(f"{scheme}://{authority}/")
+    except ValueError:
+        return False
+    return True
+
+
+def _check_whole_uri(uri: str) -> str:
     try:
         parts = urlsplit(uri)
         port = parts.port

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import urlsplit
 
+from scheduler.bounds import split_authority
 from scheduler.errors import OutboundRefused
 from scheduler.settings import DEFAULT_DENY_NETWORKS, Network, TaktSettings
 
@@ -70,12 +71,24 @@ class NetworkPolicy:
 
     def check_uri(self, uri: str, field: str) -> None:
         """Write time: refuse a URI whose host is a literal address the policy refuses."""
-        address = literal_address(uri)
-        if address is not None and (reason := self.refusal(address)):
+        if reason := self._uri_refusal(uri):
             raise OutboundRefused(f"{field}: {reason}", field=field)
+
+    def _uri_refusal(self, uri: str) -> str | None:
+        _, authority = split_authority(uri)
+        if authority is None:
+            address = literal_address(uri)
+            return None if address is None else self.refusal(address)
+        return _authority_refusal(self, authority)
 
 
 @lru_cache(maxsize=4096)
+def _authority_refusal(policy: NetworkPolicy, authority: str) -> str | None:
+    """Cached by authority: jobs differ in their paths far more than in their hosts."""
+    address = literal_address(f"http://{authority}/")
+    return None if address is None else policy.refusal(address)
+
+
 def literal_address(uri: str) -> Address | None:
     """The address a URI's host names literally (any form the resolver takes as one, such
     as ``2852039166`` or ``0xa9.0xfe.0xa9.0xfe``), or None for a name."""
