@@ -1,6 +1,6 @@
 """A beat's second duty: deliver again the attempts whose message was lost.
 
-The execution ledger (:mod:`scheduler.ledger`) holds every attempt handed to the broker
+The execution ledger (:mod:`scheduler.store.ledger`) holds every attempt handed to the broker
 and not yet recorded. When an entry's time comes, a beat takes it (exactly once across
 beats) and publishes the attempt again, with the same task id, through Celery's own
 publisher (this is the rare path; any broker).
@@ -20,10 +20,10 @@ from typing import Any
 from celery import Celery
 from kombu.exceptions import ChannelError
 
-from scheduler.ledger import Ledger, LedgerEntry
-from scheduler.models import ActionType
-from scheduler.store import JobRecord, JobStore
-from workers.routing import publish_occurrence, route_for
+from scheduler.dispatch.routing import publish_occurrence, route_for
+from scheduler.domain.models import ActionType
+from scheduler.store.jobs import JobRecord, JobStore
+from scheduler.store.ledger import Ledger, LedgerEntry
 
 __all__ = ["Redelivery"]
 

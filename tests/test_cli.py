@@ -14,7 +14,7 @@ import click
 import pytest
 from click.testing import CliRunner, Result
 
-from scheduler.commands import collections, jobs, principals, register
+from scheduler.cli.resources import collections, jobs, principals, register
 from tests.conftest import Stack
 from tests.helpers import HttpTarget, wait_until
 

@@ -14,6 +14,7 @@ import pytest
 
 import scheduler.client
 from scheduler.client import AsyncSchedulerClient, Collection, Job, SchedulerClient
+from scheduler.domain.models import JobCollectionQuota, JobProperties, JobState
 from scheduler.errors import (
     ApiError,
     AuthenticationFailed,
@@ -27,7 +28,6 @@ from scheduler.errors import (
     TaktError,
     ValidationFailed,
 )
-from scheduler.models import JobCollectionQuota, JobProperties, JobState
 from tests.conftest import Stack
 from tests.helpers import HttpTarget, wait_until
 

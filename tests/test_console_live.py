@@ -20,7 +20,6 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from scheduler.activity import Activity, in_progress
 from scheduler.console.charts import (
     Run,
     duration_text,
@@ -30,8 +29,9 @@ from scheduler.console.charts import (
     run_history_chart,
 )
 from scheduler.console.flower_probe import FlowerProbe
-from scheduler.ledger import Ledger, LedgerEntry
-from scheduler.store import JobStore
+from scheduler.store.activity import Activity, in_progress
+from scheduler.store.jobs import JobStore
+from scheduler.store.ledger import Ledger, LedgerEntry
 from tests.arm import API_VERSION, history, http_job, new_collection, put_job
 from tests.browser import (  # noqa: F401 - fixtures
     browser_fixture,

@@ -33,9 +33,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from cronsim import CronSim, CronSimError
 
-from scheduler._cron import parse_cron
 from scheduler.errors import InvalidRecurrence
 from scheduler.recurrence import compile_recurrence, iter_occurrences
+from scheduler.recurrence._cron import parse_cron
 
 SEED = 20261130
 EXPRESSIONS = 3_000

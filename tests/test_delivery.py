@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from scheduler.clock import to_ms, utcnow
-from scheduler.models import JobCollection, JobProperties
-from scheduler.store import JobStore
+from scheduler.domain.models import JobCollection, JobProperties
+from scheduler.store.jobs import JobStore
 from tests.deployments import Deployment
 from tests.helpers import HttpTarget, wait_until
 from tests.processes import alive

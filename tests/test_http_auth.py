@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from scheduler.models import AuthenticationType, HttpAuthentication, HttpRequest
+from scheduler.domain.models import AuthenticationType, HttpAuthentication, HttpRequest
 from tests.helpers import HttpTarget, free_port
 from workers.auth import ActionAuth, ActionAuthFailed
 from workers.http_action import OccurrenceInfo, call_http

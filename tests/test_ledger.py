@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 
 from beat.redelivery import Redelivery
-from scheduler.claims import Advance, ClaimQueue
 from scheduler.clock import to_ms, utcnow
-from scheduler.ledger import Ledger, LedgerEntry
-from scheduler.models import (
+from scheduler.dispatch.routing import task_id_for
+from scheduler.domain.models import (
     HistoryEntry,
     JobCollection,
     JobExecutionStatus,
@@ -23,11 +22,12 @@ from scheduler.models import (
     JobState,
 )
 from scheduler.settings import TaktSettings
-from scheduler.store import Attempt, JobStore
+from scheduler.store.claims import Advance, ClaimQueue
+from scheduler.store.jobs import Attempt, JobStore
+from scheduler.store.ledger import Ledger, LedgerEntry
 from tests.deployments import Deployment
 from tests.helpers import HttpTarget, wait_until
 from workers.app import create_app
-from workers.routing import task_id_for
 
 CID = "s/rg/c"
 PERIOD_MS = 60_000

@@ -9,12 +9,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from scheduler.builtin_jobs import SYSTEM_COLLECTION
-from scheduler.cli import cli
+from scheduler.cli.main import cli
 from scheduler.clock import to_ms
-from scheduler.errors import ValidationFailed
-from scheduler.management import parse_command_line, run_command_line
-from scheduler.models import (
+from scheduler.domain.models import (
     HistoryEntry,
     JobCollection,
     JobExecutionStatus,
@@ -22,9 +19,12 @@ from scheduler.models import (
     JobProperties,
     JobState,
 )
-from scheduler.principals import ADMIN_PRINCIPAL, Role, ensure_principal_key
+from scheduler.errors import ValidationFailed
+from scheduler.service.builtin_jobs import SYSTEM_COLLECTION
+from scheduler.service.management import parse_command_line, run_command_line
 from scheduler.settings import TaktSettings
-from scheduler.store import Attempt, JobStore
+from scheduler.store.jobs import Attempt, JobStore
+from scheduler.store.principals import ADMIN_PRINCIPAL, Role, ensure_principal_key
 from tests.arm import API_VERSION, history, new_collection, put_job
 from tests.conftest import ADMIN_TOKEN, Stack
 from tests.helpers import wait_until

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from scheduler.models import (
+from scheduler.domain.models import (
     ActionType,
     JobProperties,
     JobState,

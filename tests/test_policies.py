@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from scheduler.clock import to_ms
-from scheduler.models import JobCollection, JobProperties
-from scheduler.planning import plan_dispatch
+from scheduler.domain.models import JobCollection, JobProperties
+from scheduler.domain.planning import plan_dispatch
 from scheduler.recurrence import compile_recurrence
-from scheduler.store import JobStore
+from scheduler.store.jobs import JobStore
 from tests.conftest import Stack
 from tests.helpers import HttpTarget, wait_until
 

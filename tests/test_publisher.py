@@ -7,12 +7,12 @@ import json
 
 import redis
 
-from beat.publisher import Outgoing, PipelinePublisher
-from scheduler.models import ActionType
+from scheduler.dispatch.messages import MessageTemplate, protocol2_message
+from scheduler.dispatch.publisher import Outgoing, PipelinePublisher
+from scheduler.dispatch.routing import publish_occurrence
+from scheduler.domain.models import ActionType
 from scheduler.settings import TaktSettings, load_settings
 from workers.app import create_app
-from workers.messages import MessageTemplate, protocol2_message
-from workers.routing import publish_occurrence
 
 #: Members that differ per message or per process by design.
 _VARYING = {("properties", "delivery_tag"), ("properties", "reply_to"), ("headers", "origin")}

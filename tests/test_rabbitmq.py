@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from scheduler.clock import to_ms, utcnow
-from scheduler.models import JobCollection, JobProperties
-from scheduler.store import JobStore
+from scheduler.domain.models import JobCollection, JobProperties
+from scheduler.store.jobs import JobStore
 from tests.conftest import AMQP_URL, rabbitmq_answers
 from tests.deployments import Deployment
 from tests.helpers import HttpTarget, wait_until

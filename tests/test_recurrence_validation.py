@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, Field
 
-import scheduler.recurrence as recurrence_module
+import scheduler.recurrence.engine as recurrence_module
 from scheduler.errors import InvalidRecurrence
 from scheduler.recurrence import (
     compile_recurrence,

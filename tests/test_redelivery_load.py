@@ -14,10 +14,10 @@ from collections.abc import Iterator
 import pytest
 
 from beat.redelivery import Redelivery
-from scheduler.ledger import Ledger, LedgerEntry
-from scheduler.models import JobCollection, JobProperties
+from scheduler.domain.models import JobCollection, JobProperties
 from scheduler.settings import TaktSettings
-from scheduler.store import JobStore
+from scheduler.store.jobs import JobStore
+from scheduler.store.ledger import Ledger, LedgerEntry
 from workers.app import create_app
 
 CID = "s/rg/c"

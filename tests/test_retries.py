@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from scheduler.keys import KeySchema
-from scheduler.store import JobStore
+from scheduler.store.jobs import JobStore
+from scheduler.store.keys import KeySchema
 from tests.arm import get_job, history, http_job, in_seconds, new_collection, put_job
 from tests.conftest import Stack
 from tests.helpers import HttpTarget, wait_until

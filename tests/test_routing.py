@@ -7,10 +7,10 @@ import json
 
 import redis
 
-from scheduler.models import ActionType
+from scheduler.dispatch.routing import publish_occurrence, queue_names, task_id_for
+from scheduler.domain.models import ActionType
 from scheduler.settings import TaktSettings, load_settings
 from workers.app import create_app
-from workers.routing import publish_occurrence, queue_names, task_id_for
 
 
 def test_an_occurrence_is_published_once_to_its_kinds_queue_only(

@@ -10,7 +10,7 @@ from xml.etree import ElementTree
 import httpx
 import pytest
 
-from scheduler.models import StorageQueueMessage
+from scheduler.domain.models import StorageQueueMessage
 from tests.azurite import Azurite, account_sas, create_queue, peek_messages, start_azurite
 from tests.helpers import free_port, start_target
 from workers.http_action import BODY_EXCERPT_BYTES, OccurrenceInfo

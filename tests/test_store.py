@@ -8,10 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from scheduler.claims import Advance, ClaimBatch, ClaimQueue
-from scheduler.errors import JobNotFound, SchemaTooNew
-from scheduler.keys import KeySchema
-from scheduler.models import (
+from scheduler.domain.models import (
     HistoryEntry,
     JobCollection,
     JobExecutionStatus,
@@ -19,7 +16,10 @@ from scheduler.models import (
     JobProperties,
     JobState,
 )
-from scheduler.store import HISTORY_MAX_ENTRIES, Attempt, JobStore, NewJob
+from scheduler.errors import JobNotFound, SchemaTooNew
+from scheduler.store.claims import Advance, ClaimBatch, ClaimQueue
+from scheduler.store.jobs import HISTORY_MAX_ENTRIES, Attempt, JobStore, NewJob
+from scheduler.store.keys import KeySchema
 from tests.helpers import wait_until
 
 CID = "sub/rg/coll"

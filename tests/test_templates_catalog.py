@@ -7,14 +7,14 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
+from scheduler.domain.models import JobCollection, JobProperties
+from scheduler.domain.refs import CollectionRef, JobRef
 from scheduler.errors import ValidationFailed
-from scheduler.job_service import JobService
-from scheduler.management import COMMANDS
-from scheduler.models import JobCollection, JobProperties
-from scheduler.principals import Principal, PrincipalBook, Role
-from scheduler.refs import CollectionRef, JobRef
-from scheduler.store import JobStore
-from scheduler.templates_catalog import TEMPLATES, get_template, render_template
+from scheduler.service.jobs import JobService
+from scheduler.service.management import COMMANDS
+from scheduler.service.templates import TEMPLATES, get_template, render_template
+from scheduler.store.jobs import JobStore
+from scheduler.store.principals import Principal, PrincipalBook, Role
 from tests.arm import API_VERSION, collection_path, new_collection
 from tests.conftest import Stack
 

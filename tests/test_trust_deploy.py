@@ -19,7 +19,7 @@ import httpx
 import pytest
 import redis
 
-from scheduler.embedded import start_embedded_server
+from scheduler.cli.embedded import start_embedded_server
 from scheduler.errors import ConfigurationError
 from scheduler.settings import load_settings
 from tests.helpers import free_port, wait_until

@@ -41,6 +41,7 @@ import uvicorn
 from scheduler.api import create_app
 from scheduler.client import SchedulerClient
 from scheduler.console.forms import form_values
+from scheduler.domain.models import ActionType
 from scheduler.errors import (
     ApiError,
     Conflict,
@@ -49,10 +50,9 @@ from scheduler.errors import (
     TaktError,
     ValidationFailed,
 )
-from scheduler.management import run_command_line
-from scheduler.models import ActionType
+from scheduler.service.management import run_command_line
 from scheduler.settings import TaktSettings, load_settings
-from scheduler.store import JobStore
+from scheduler.store.jobs import JobStore
 from tests.arm import API_VERSION
 from tests.conftest import ADMIN_TOKEN
 from tests.helpers import free_port, wait_until

@@ -32,10 +32,11 @@ from azure.mgmt.scheduler.models import (
     JobAction,
 )
 
-from scheduler import credentials
 from scheduler.api.app import create_app
 from scheduler.client import SchedulerClient
-from scheduler.credentials import (
+from scheduler.dispatch.routing import route_for
+from scheduler.domain import credentials
+from scheduler.domain.credentials import (
     MASK,
     is_secret_header,
     keep_stored,
@@ -43,17 +44,16 @@ from scheduler.credentials import (
     redact,
     secret_values,
 )
+from scheduler.domain.models import ActionType
+from scheduler.domain.refs import CollectionRef, JobRef
 from scheduler.errors import ValidationFailed
-from scheduler.models import ActionType
-from scheduler.refs import CollectionRef, JobRef
 from scheduler.settings import TaktSettings
-from scheduler.store import JobStore
+from scheduler.store.jobs import JobStore
 from tests.arm import API_VERSION, collection_path
 from tests.conftest import ADMIN_TOKEN, Stack
 from tests.helpers import HttpTarget, free_port, wait_until
 from tests.test_azure_sdk import daily_job, make_client
 from tests.test_cli import Takt
-from workers.routing import route_for
 
 # -- the credentials ------------------------------------------------------------------------
 

@@ -21,9 +21,9 @@ import pytest
 import uvicorn
 
 from scheduler.api import create_app
-from scheduler.principals import ADMIN_PRINCIPAL, Role, ensure_principal_key
 from scheduler.settings import TaktSettings
-from scheduler.store import JobStore
+from scheduler.store.jobs import JobStore
+from scheduler.store.principals import ADMIN_PRINCIPAL, Role, ensure_principal_key
 from tests.arm import API_VERSION, get_job, http_job, new_collection, put_job
 from tests.conftest import ADMIN_TOKEN
 from tests.helpers import free_port, wait_until

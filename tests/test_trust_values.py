@@ -19,13 +19,13 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from scheduler.api import create_app
-from scheduler.bounds import check_header, check_http_uri
 from scheduler.clock import END_OF_TIME
-from scheduler.models import JobProperties, MissedRunPolicy
-from scheduler.planning import first_fire, plan_dispatch, upcoming
+from scheduler.domain.bounds import check_header, check_http_uri
+from scheduler.domain.models import JobProperties, MissedRunPolicy
+from scheduler.domain.planning import first_fire, plan_dispatch, upcoming
 from scheduler.recurrence import compile_recurrence
 from scheduler.settings import TaktSettings
-from scheduler.store import JobStore
+from scheduler.store.jobs import JobStore
 from tests.arm import API_VERSION, collection_path
 from tests.conftest import ADMIN_TOKEN
 

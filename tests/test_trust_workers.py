@@ -17,13 +17,14 @@ import pytest
 
 from scheduler.api import create_app as create_api
 from scheduler.clock import to_ms
+from scheduler.dispatch.routing import publish_occurrence
+from scheduler.domain.models import ActionType, JobCollection, JobErrorAction, JobProperties
 from scheduler.errors import StoreError
-from scheduler.ledger import LedgerEntry
-from scheduler.models import ActionType, JobCollection, JobErrorAction, JobProperties
-from scheduler.outbound import NetworkPolicy
-from scheduler.principals import ADMIN_PRINCIPAL, Role, ensure_principal_key
+from scheduler.service.outbound import NetworkPolicy
 from scheduler.settings import TaktSettings, load_settings
-from scheduler.store import JobStore
+from scheduler.store.jobs import JobStore
+from scheduler.store.ledger import LedgerEntry
+from scheduler.store.principals import ADMIN_PRINCIPAL, Role, ensure_principal_key
 from tests.arm import API_VERSION, collection_path, get_job, history, new_collection, put_job
 from tests.conftest import ADMIN_TOKEN, Stack
 from tests.helpers import HttpTarget, wait_until
@@ -31,7 +32,6 @@ from workers.actions import run_action, unexpected_failure
 from workers.app import create_app
 from workers.context import WorkerContext
 from workers.execution import RunRequest, Verdict, execute
-from workers.routing import publish_occurrence
 
 with warnings.catch_warnings():
     # Starlette now asks for its httpx fork; the httpx it warns about works the same here.

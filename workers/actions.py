@@ -5,10 +5,10 @@ from __future__ import annotations
 from urllib.parse import parse_qsl, urlsplit
 
 from scheduler.clock import from_ms, utcnow
+from scheduler.domain.models import ActionType, CeleryTask, JobErrorAction
+from scheduler.domain.redaction import redact_urls
 from scheduler.errors import StoreError, TaktError
-from scheduler.management import run_command_line
-from scheduler.models import ActionType, CeleryTask, JobErrorAction
-from scheduler.redaction import redact_urls
+from scheduler.service.management import run_command_line
 from workers.auth import ActionAuthFailed
 from workers.context import WorkerContext
 from workers.http_action import OccurrenceInfo, Outcome, call_http

@@ -19,14 +19,14 @@ import redis
 from celery import Celery
 from celery.signals import worker_init
 
-from scheduler.models import ActionType
-from scheduler.redaction import quiet_http_logging
+from scheduler.dispatch.messages import is_redis_url, protocol2_message
+from scheduler.dispatch.routing import publish_occurrence
+from scheduler.domain.models import ActionType
+from scheduler.domain.redaction import quiet_http_logging
 from scheduler.settings import TaktSettings, load_settings
 from workers.config import celery_config
 from workers.context import WorkerContext
 from workers.execution import RunRequest
-from workers.messages import is_redis_url, protocol2_message
-from workers.routing import publish_occurrence
 from workers.tasks import register_tasks
 
 __all__ = ["TaktCelery", "app", "create_app"]

@@ -52,9 +52,9 @@ from cryptography.hazmat.primitives.serialization import (
     pkcs12,
 )
 
+from scheduler.domain.models import AuthenticationType, HttpAuthentication
 from scheduler.errors import TaktError
-from scheduler.models import AuthenticationType, HttpAuthentication
-from scheduler.outbound import NetworkPolicy
+from scheduler.service.outbound import NetworkPolicy
 from workers.network import policy_client
 
 __all__ = [

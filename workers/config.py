@@ -6,8 +6,8 @@ from typing import Any
 
 from kombu import Exchange, Queue
 
+from scheduler.dispatch.routing import queue_names
 from scheduler.settings import TaktSettings
-from workers.routing import queue_names
 
 __all__ = ["celery_config"]
 

@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from scheduler.ledger import Ledger
-from scheduler.models import ActionType
-from scheduler.outbound import NetworkPolicy
+from scheduler.domain.models import ActionType
+from scheduler.service.outbound import NetworkPolicy
 from scheduler.settings import TaktSettings
-from scheduler.store import JobStore
+from scheduler.store.jobs import JobStore
+from scheduler.store.ledger import Ledger
 from workers.auth import ActionAuth
 from workers.network import policy_client
 

@@ -19,19 +19,19 @@ from typing import Any
 from pydantic import ValidationError
 
 from scheduler.clock import from_ms, to_ms, utcnow
-from scheduler.credentials import redact, secret_values
-from scheduler.errors import JobNotFound, StoreError, TaktError
-from scheduler.ledger import LedgerEntry
-from scheduler.models import (
+from scheduler.domain.credentials import redact, secret_values
+from scheduler.domain.models import (
     ConcurrencyPolicy,
     JobErrorAction,
     JobState,
     describe_validation_error,
 )
-from scheduler.redaction import redact_urls
-from scheduler.retries import retry_plan
+from scheduler.domain.redaction import redact_urls
+from scheduler.errors import JobNotFound, StoreError, TaktError
+from scheduler.service.retries import retry_plan
 from scheduler.settings import LEASE_MARGIN_S
-from scheduler.store import JobRecord
+from scheduler.store.jobs import JobRecord
+from scheduler.store.ledger import LedgerEntry
 from workers.actions import run_action
 from workers.context import WorkerContext
 from workers.http_action import Outcome

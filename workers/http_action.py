@@ -9,7 +9,7 @@ from datetime import datetime
 
 import httpx
 
-from scheduler.models import HttpRequest
+from scheduler.domain.models import HttpRequest
 
 __all__ = [
     "BODY_EXCERPT_BYTES",

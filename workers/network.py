@@ -1,7 +1,7 @@
 """The HTTP client every outbound call of a worker goes through, with the outbound policy.
 
 A connection is made by :class:`PolicyBackend`: it resolves the host once, checks every
-address it got against the :class:`~scheduler.outbound.NetworkPolicy`, and connects to a
+address it got against the :class:`~scheduler.service.outbound.NetworkPolicy`, and connects to a
 checked address itself, so the address connected is the address checked (no DNS
 rebinding between the two). TLS still verifies the certificate for the name and sends it
 as SNI, and the Host header is the URI's, since httpcore takes both from the request, not
@@ -25,7 +25,7 @@ import httpcore
 import httpx
 
 from scheduler.errors import OutboundRefused
-from scheduler.outbound import Address, NetworkPolicy
+from scheduler.service.outbound import Address, NetworkPolicy
 
 __all__ = ["PolicyBackend", "policy_client"]
 

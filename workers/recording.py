@@ -6,9 +6,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from scheduler.clock import from_ms, to_ms, utcnow
-from scheduler.models import HistoryEntry, JobExecutionStatus, JobHistoryActionName, JobState
-from scheduler.planning import is_last_occurrence
-from scheduler.store import Attempt, JobRecord, JobStore
+from scheduler.domain.models import HistoryEntry, JobExecutionStatus, JobHistoryActionName, JobState
+from scheduler.domain.planning import is_last_occurrence
+from scheduler.store.jobs import Attempt, JobRecord, JobStore
 from workers.http_action import Outcome
 
 if TYPE_CHECKING:

@@ -26,7 +26,7 @@ from xml.sax.saxutils import escape
 
 import httpx
 
-from scheduler.models import StorageQueueMessage
+from scheduler.domain.models import StorageQueueMessage
 from workers.http_action import OccurrenceInfo, Outcome, exchange
 
 __all__ = ["DEFAULT_ENDPOINT_TEMPLATE", "envelope", "put_message"]

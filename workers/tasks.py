@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 from celery import Task
 
+from scheduler.dispatch.routing import ACTION_ROUTES
 from scheduler.errors import StoreError
 from workers.execution import RunRequest, execute
-from workers.routing import ACTION_ROUTES
 
 if TYPE_CHECKING:
     from workers.app import TaktCelery

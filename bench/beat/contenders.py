@@ -15,9 +15,9 @@ from typing import Protocol
 
 from bench.beat.peer_app import QUEUE, make_app, peer_config
 from bench.beat.populate import celery_shelve, peer_every, redbeat_entries, takt_jobs
-from scheduler.models import ActionType
-from scheduler.store import JobStore
-from workers.routing import route_for
+from scheduler.dispatch.routing import route_for
+from scheduler.domain.models import ActionType
+from scheduler.store.jobs import JobStore
 
 __all__ = ["CeleryBeat", "Contender", "RedBeat", "Takt", "spawn"]
 

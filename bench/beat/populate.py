@@ -34,8 +34,8 @@ from redis.client import Pipeline
 from bench.beat.peer_app import TASK, entry_name
 from scheduler import store as store_module
 from scheduler.clock import from_ms
-from scheduler.models import JobCollection, JobProperties
-from scheduler.store import JobStore
+from scheduler.domain.models import JobCollection, JobProperties
+from scheduler.store.jobs import JobStore
 
 __all__ = [
     "COLLECTION",

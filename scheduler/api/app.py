@@ -18,16 +18,18 @@ from scheduler.api.errors import install_error_handlers
 from scheduler.api.principals import router as principals_router
 from scheduler.api.templates import router as templates_router
 from scheduler.api.tenant import router as tenant_router
-from scheduler.async_store import AsyncJobStore
-from scheduler.builtin_jobs import ensure_builtin_jobs
 from scheduler.clock import utcnow
-from scheduler.collection_service import CollectionService
 from scheduler.console import router as console_router
-from scheduler.job_service import JobService, Runner
-from scheduler.ledger import Ledger, LedgerEntry
-from scheduler.models import ActionType
-from scheduler.outbound import NetworkPolicy
-from scheduler.principals import (
+from scheduler.domain.models import ActionType
+from scheduler.service.builtin_jobs import ensure_builtin_jobs
+from scheduler.service.job_collections import CollectionService
+from scheduler.service.jobs import JobService, Runner
+from scheduler.service.outbound import NetworkPolicy
+from scheduler.settings import TaktSettings
+from scheduler.store.async_jobs import AsyncJobStore
+from scheduler.store.jobs import JobStore
+from scheduler.store.ledger import Ledger, LedgerEntry
+from scheduler.store.principals import (
     ADMIN_PRINCIPAL,
     KeyCache,
     PrincipalBook,
@@ -35,8 +37,6 @@ from scheduler.principals import (
     ensure_admin_token,
     ensure_principal_key,
 )
-from scheduler.settings import TaktSettings
-from scheduler.store import JobStore
 
 __all__ = ["create_app"]
 
@@ -44,8 +44,8 @@ __all__ = ["create_app"]
 def _celery_runner(settings: TaktSettings, store: JobStore) -> Runner:
     """Manual runs go through the broker like scheduled ones, entered in the execution
     ledger first (imported late: the API process needs Celery only to publish)."""
+    from scheduler.dispatch.routing import publish_occurrence
     from workers.app import create_app as create_celery_app
-    from workers.routing import publish_occurrence
 
     celery_app = create_celery_app(settings)
     ledger = Ledger(store, int(settings.redelivery_timeout_s * 1000))

@@ -23,9 +23,9 @@ from scheduler.api.schemas import (
     PatchBody,
 )
 from scheduler.clock import utcnow
-from scheduler.job_service import parse_filter
-from scheduler.models import CollectionState, JobCollection, JobExecutionStatus, JobState
-from scheduler.refs import CollectionRef, JobRef
+from scheduler.domain.models import CollectionState, JobCollection, JobExecutionStatus, JobState
+from scheduler.domain.refs import CollectionRef, JobRef
+from scheduler.service.jobs import parse_filter
 
 __all__ = ["router"]
 

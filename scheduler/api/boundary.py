@@ -21,7 +21,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from scheduler.api.errors import arm_error
-from scheduler.bounds import nested_deeper_than
+from scheduler.domain.bounds import nested_deeper_than
 
 __all__ = ["SECURITY_HEADERS", "Boundary"]
 

@@ -20,9 +20,9 @@ from scheduler.api.media import JsonRoute
 from scheduler.api.rendering import render_job, render_jobs
 from scheduler.api.schemas import JobCollectionDefinition
 from scheduler.clock import utcnow
-from scheduler.models import JobCollection, JobProperties, without_secrets
-from scheduler.refs import CollectionRef, JobRef
-from scheduler.store import JobRecord, StoredHistoryEntry
+from scheduler.domain.models import JobCollection, JobProperties, without_secrets
+from scheduler.domain.refs import CollectionRef, JobRef
+from scheduler.store.jobs import JobRecord, StoredHistoryEntry
 
 __all__ = ["ClassicJob", "router"]
 

@@ -7,10 +7,10 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from scheduler.collection_service import CollectionService
 from scheduler.errors import Forbidden, ValidationFailed
-from scheduler.job_service import JobService
-from scheduler.principals import KeyCache, Principal, PrincipalBook, authenticate
+from scheduler.service.job_collections import CollectionService
+from scheduler.service.jobs import JobService
+from scheduler.store.principals import KeyCache, Principal, PrincipalBook, authenticate
 
 __all__ = [
     "API_VERSION",

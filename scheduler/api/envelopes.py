@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from scheduler.models import without_secrets
-from scheduler.refs import CollectionRef, JobRef
-from scheduler.store import CollectionRecord, JobRecord, StoredHistoryEntry
+from scheduler.domain.models import without_secrets
+from scheduler.domain.refs import CollectionRef, JobRef
+from scheduler.store.jobs import CollectionRecord, JobRecord, StoredHistoryEntry
 
 __all__ = ["collection_envelope", "collection_id", "history_envelope", "job_envelope", "job_id"]
 

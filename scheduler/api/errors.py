@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from scheduler.domain.models import describe_validation_error
 from scheduler.errors import (
     AuthenticationFailed,
     CollectionNotFound,
@@ -24,7 +25,6 @@ from scheduler.errors import (
     UnreadableJob,
     ValidationFailed,
 )
-from scheduler.models import describe_validation_error
 
 __all__ = ["arm_error", "install_error_handlers"]
 
@@ -70,7 +70,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(redis.RedisError)
     async def _store_failed(_: Request, exc: redis.RedisError) -> JSONResponse:
-        """A redis error that escaped :func:`scheduler.store.redis_errors`: still a 503."""
+        """A redis error that escaped :func:`scheduler.store.jobs.redis_errors`: still a 503."""
         log.error("store failure outside the store boundary: %r", exc)
         return arm_error(503, "ServiceUnavailable", f"job store: {exc}")
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Response, status
 from scheduler.api.deps import Principals, Reader, Writer
 from scheduler.api.media import JsonRoute
 from scheduler.api.schemas import PrincipalIn, PrincipalKey, PrincipalList, PrincipalOut
-from scheduler.principals import Role
+from scheduler.store.principals import Role
 
 __all__ = ["router"]
 

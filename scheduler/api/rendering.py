@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from typing import TypeVar
 
 from scheduler.errors import UnreadableJob
-from scheduler.store import JobRecord
+from scheduler.store.jobs import JobRecord
 
 __all__ = ["render_job", "render_jobs"]
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import Field
 
-from scheduler.models import (
+from scheduler.domain.models import (
     HistoryEntry,
     JobCollectionProperties,
     JobProperties,

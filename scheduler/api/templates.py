@@ -7,9 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path
 
 from scheduler.api.deps import ApiVersion, Collections, Reader
-from scheduler.models import without_secrets
-from scheduler.refs import CollectionRef
-from scheduler.templates_catalog import TEMPLATES
+from scheduler.domain.models import without_secrets
+from scheduler.domain.refs import CollectionRef
+from scheduler.service.templates import TEMPLATES
 
 __all__ = ["router"]
 

@@ -15,7 +15,7 @@ from fastapi import APIRouter
 from scheduler.api.deps import ApiVersion, Collections, Reader
 from scheduler.api.envelopes import collection_envelope
 from scheduler.api.schemas import JobCollectionList
-from scheduler.refs import CollectionRef
+from scheduler.domain.refs import CollectionRef
 
 __all__ = ["router"]
 

@@ -19,7 +19,7 @@ from pydantic import TypeAdapter
 
 from scheduler.client._calls import Call, Page
 from scheduler.client.results import Collection, HistoryRecord, Job, Principal
-from scheduler.models import (
+from scheduler.domain.models import (
     JobCollectionQuota,
     JobExecutionStatus,
     JobProperties,

@@ -13,7 +13,7 @@ from scheduler.client._calls import Call, Page, Pager, http_options
 from scheduler.client._errors import transport_errors
 from scheduler.client._routes import USE_CLIENT_DEFAULT, Routes, UseClientDefault
 from scheduler.client.results import Collection, HistoryRecord, Job, Principal
-from scheduler.models import (
+from scheduler.domain.models import (
     JobCollectionQuota,
     JobExecutionStatus,
     JobProperties,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from scheduler.models import HistoryEntry, JobCollectionProperties, JobProperties
+from scheduler.domain.models import HistoryEntry, JobCollectionProperties, JobProperties
 
 __all__ = ["Collection", "HistoryRecord", "Job", "Principal"]
 

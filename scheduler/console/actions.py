@@ -30,9 +30,9 @@ from scheduler.console.rendering import (
     settings_of,
 )
 from scheduler.console.sessions import ConsoleSession
+from scheduler.domain.models import JobProperties, JobState, describe_validation_error
+from scheduler.domain.refs import CollectionRef, JobRef
 from scheduler.errors import Conflict, Forbidden, JobNotFound, TaktError, ValidationFailed
-from scheduler.models import JobProperties, JobState, describe_validation_error
-from scheduler.refs import CollectionRef, JobRef
 
 __all__ = ["JOB_OPERATIONS", "check_csrf", "create_job", "job_operation", "save_job"]
 

@@ -1,8 +1,8 @@
 """The collections page's New collection form (POST), through the API's service.
 
 The form makes what ``PUT …/jobCollections/{name}`` makes, checked by the same
-:class:`~scheduler.refs.CollectionRef` names, :class:`~scheduler.models.JobCollection`
-model and :class:`~scheduler.collection_service.CollectionService`; unlike the PUT it
+:class:`~scheduler.domain.refs.CollectionRef` names, :class:`~scheduler.domain.models.JobCollection`
+model and :class:`~scheduler.service.job_collections.CollectionService`; unlike the PUT it
 never replaces a collection of the same name (the console's "New" creates, as its New job
 does). A refusal shows the collections page again with the message, what was typed and
 the API's status code.
@@ -21,9 +21,9 @@ from scheduler.console.forms import FormData
 from scheduler.console.pages import collections_page
 from scheduler.console.rendering import collection_url, error_status, require_writer, services
 from scheduler.console.sessions import ConsoleSession
+from scheduler.domain.models import JobCollection, describe_validation_error
+from scheduler.domain.refs import CollectionRef
 from scheduler.errors import CollectionNotFound, Conflict, TaktError, ValidationFailed
-from scheduler.models import JobCollection, describe_validation_error
-from scheduler.refs import CollectionRef
 
 __all__ = ["FIELDS", "create_collection"]
 

@@ -6,7 +6,7 @@ Flower" links ask here first and say so instead of leading to a dead page.
 
 The API asks, not the browser: Flower's API needs its login, which must never reach a
 browser. The login is the one ``takt up`` and ``takt flower`` give Flower
-(:mod:`scheduler.flower`): ``FLOWER_BASIC_AUTH`` from the API's environment, else the
+(:mod:`scheduler.cli.flower`): ``FLOWER_BASIC_AUTH`` from the API's environment, else the
 generated ``flower-credentials`` file in the data folder, read and never created here.
 Without a login, or when Flower does not answer within a second, the answer is "unknown"
 with the reason, never an error page: the console works without Flower.
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from scheduler.flower import CREDENTIALS_FILE
+from scheduler.data_folder import FLOWER_CREDENTIALS_FILE
 from scheduler.settings import TaktSettings
 
 __all__ = ["FlowerAnswer", "FlowerProbe", "known_flower_login"]
@@ -48,7 +48,7 @@ def known_flower_login(settings: TaktSettings, environ: Mapping[str, str]) -> st
     given = environ.get("FLOWER_BASIC_AUTH")
     if given:
         return given
-    path = settings.data_dir / CREDENTIALS_FILE
+    path = settings.data_dir / FLOWER_CREDENTIALS_FILE
     try:
         return path.read_text().strip() or None
     except OSError:

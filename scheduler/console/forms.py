@@ -2,7 +2,7 @@
 
 The console posts plain ``application/x-www-form-urlencoded`` forms; :class:`FormData`
 reads them without a multipart dependency. Everything here is pure: the routes hand the
-result to the same :class:`~scheduler.job_service.JobService` as the API, which applies
+result to the same :class:`~scheduler.service.jobs.JobService` as the API, which applies
 every rule.
 """
 
@@ -17,14 +17,14 @@ from typing import Any
 from urllib.parse import parse_qs
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from scheduler.bounds import (
+from scheduler.domain.bounds import (
     EARLIEST_TIMESTAMP,
     LATEST_TIMESTAMP,
     check_timestamp,
     nested_deeper_than,
 )
+from scheduler.domain.models import WeekDay
 from scheduler.errors import ValidationFailed
-from scheduler.models import WeekDay
 
 __all__ = [
     "ACTION_TYPES",
@@ -344,7 +344,7 @@ def job_from_json(text: str, max_depth: int) -> dict[str, Any]:
     """Properties from pasted JSON (``{"properties": {...}}`` or the properties).
 
     Credentials show masked (they are never sent to the browser); sent back as shown, the
-    service keeps their stored values (:mod:`scheduler.credentials`).
+    service keeps their stored values (:mod:`scheduler.domain.credentials`).
     """
     if nested_deeper_than(text.encode(), max_depth):
         raise ValidationFailed(

@@ -17,8 +17,8 @@ from scheduler.console.rendering import (
     settings_of,
 )
 from scheduler.console.views import job_status
+from scheduler.domain.refs import JobRef
 from scheduler.errors import TaktError, ValidationFailed
-from scheduler.refs import JobRef
 
 __all__ = ["flower_task_status", "live_job_status"]
 

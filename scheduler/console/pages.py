@@ -14,7 +14,6 @@ from fastapi import Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 
-from scheduler.bounds import check_timestamp
 from scheduler.clock import utcnow
 from scheduler.console.charts import next_runs_chart, run_history_chart
 from scheduler.console.forms import ACTION_TYPES, FREQUENCIES, form_values
@@ -35,8 +34,8 @@ from scheduler.console.views import (
     when,
 )
 from scheduler.console.words import describe_schedule
-from scheduler.errors import CollectionNotFound, NotFound, TaktError, ValidationFailed
-from scheduler.models import (
+from scheduler.domain.bounds import check_timestamp
+from scheduler.domain.models import (
     JobExecutionStatus,
     JobProperties,
     SkuName,
@@ -44,10 +43,11 @@ from scheduler.models import (
     describe_validation_error,
     without_secrets,
 )
-from scheduler.planning import upcoming
-from scheduler.principals import Role
-from scheduler.refs import CollectionRef, JobRef
-from scheduler.templates_catalog import TEMPLATES, JobTemplate, get_template
+from scheduler.domain.planning import upcoming
+from scheduler.domain.refs import CollectionRef, JobRef
+from scheduler.errors import CollectionNotFound, NotFound, TaktError, ValidationFailed
+from scheduler.service.templates import TEMPLATES, JobTemplate, get_template
+from scheduler.store.principals import Role
 
 __all__ = [
     "collections_page",

@@ -9,9 +9,9 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from scheduler.collection_service import CollectionService
 from scheduler.console.sessions import COOKIE, ConsoleSession, SessionBook
 from scheduler.console.views import time_element
+from scheduler.domain.refs import CollectionRef
 from scheduler.errors import (
     AuthenticationFailed,
     Conflict,
@@ -21,10 +21,10 @@ from scheduler.errors import (
     TaktError,
     ValidationFailed,
 )
-from scheduler.job_service import JobService
-from scheduler.principals import PrincipalBook, Role
-from scheduler.refs import CollectionRef
+from scheduler.service.job_collections import CollectionService
+from scheduler.service.jobs import JobService
 from scheduler.settings import TaktSettings, load_settings
+from scheduler.store.principals import PrincipalBook, Role
 
 __all__ = [
     "TEMPLATES",

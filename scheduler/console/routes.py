@@ -44,8 +44,8 @@ from scheduler.console.rendering import (
 )
 from scheduler.console.sessions import COOKIE, SESSION_TTL, ConsoleSession
 from scheduler.console.sign_in import SIGN_IN_FORM_MAX_BYTES, SignInThrottle, posted_from
+from scheduler.domain.refs import CollectionRef, JobRef
 from scheduler.errors import AuthenticationFailed, TaktError, ValidationFailed
-from scheduler.refs import CollectionRef, JobRef
 
 __all__ = ["router"]
 

@@ -16,8 +16,8 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from scheduler.principals import Principal, PrincipalBook, authenticate, key_digest
-from scheduler.store import JobStore, redis_errors
+from scheduler.store.jobs import JobStore, redis_errors
+from scheduler.store.principals import Principal, PrincipalBook, authenticate, key_digest
 
 __all__ = ["COOKIE", "SESSION_TTL", "ConsoleSession", "SessionBook"]
 

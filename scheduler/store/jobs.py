@@ -1,0 +1,753 @@
+"""The Redis job store: collections, jobs, the due set, status and history.
+
+Every key comes from :mod:`scheduler.store.keys`; every multi-step write is a MULTI transaction
+or one of the Lua scripts in :mod:`scheduler.store.scripts`. Redis errors are translated into
+:class:`~scheduler.errors.StoreError` at this boundary.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, cast
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from scheduler.clock import from_ms, to_ms
+from scheduler.domain.models import (
+    STORED,
+    HistoryEntry,
+    JobCollection,
+    JobExecutionStatus,
+    JobHistoryActionName,
+    JobProperties,
+    JobState,
+    JobStatus,
+)
+from scheduler.domain.planning import job_cadence
+from scheduler.errors import (
+    CollectionNotFound,
+    JobNotFound,
+    SchemaTooNew,
+    StoreError,
+    UnreadableJob,
+)
+from scheduler.store.keys import KeySchema
+from scheduler.store.scripts import (
+    ACQUIRE_LEASE,
+    CLAIM_RUNNING,
+    PUT_JOB,
+    RECORD_ATTEMPT,
+    RELEASE_RUNNING,
+)
+
+__all__ = [
+    "HISTORY_MAX_ENTRIES",
+    "SCHEMA_VERSION",
+    "Attempt",
+    "CollectionRecord",
+    "JobRecord",
+    "JobStore",
+    "Lease",
+    "NewJob",
+    "SaveContext",
+    "StoredHistoryEntry",
+    "queue_put_and_get",
+    "queue_save_context",
+    "redis_errors",
+    "save_context_from",
+    "saved_job",
+]
+
+log = logging.getLogger(__name__)
+
+#: Version of the JSON this code writes; a newer one in Redis is refused.
+SCHEMA_VERSION = 1
+#: History kept per job (Azure keeps 60 days; the retention job trims by age).
+HISTORY_MAX_ENTRIES = 1000
+_LEASE_DONE_TTL_MS = 24 * 3600 * 1000
+
+
+@contextmanager
+def redis_errors() -> Iterator[None]:
+    """Translate redis-py's exceptions into :class:`StoreError` (the one boundary)."""
+    try:
+        yield
+    except redis.RedisError as exc:
+        raise StoreError(f"job store: {exc}") from exc
+
+
+def _dump(payload: dict[str, Any]) -> str:
+    return json.dumps({"sv": SCHEMA_VERSION, **payload}, separators=(",", ":"))
+
+
+def _load(raw: str | bytes, what: str) -> dict[str, Any]:
+    payload: dict[str, Any] = json.loads(raw)
+    version = payload.pop("sv", None)
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise SchemaTooNew(
+            f"{what} has schema version {version!r}; this Takt knows up to {SCHEMA_VERSION}"
+        )
+    return payload
+
+
+def _optional_ms(raw: str | None) -> int | None:
+    return int(raw) if raw else None
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionRecord:
+    cid: str
+    collection: JobCollection
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """A job as stored: its definition plus the server-controlled state and status."""
+
+    jid: str
+    properties: JobProperties
+    gen: int
+    finished_at_ms: int | None
+    last_occurrence_ms: int | None
+    queue: str | None = None  # the job's or its collection's worker pool, if any
+
+    @property
+    def state(self) -> JobState:
+        return self.properties.state or JobState.ENABLED
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """An attempt's lease: taken by us, or recorded already (done), or not owed by the
+    execution ledger, or held elsewhere (for ``busy_ms`` more)."""
+
+    taken: bool
+    done: bool = False
+    owed: bool = True
+    busy_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """One job for :meth:`JobStore.put_jobs`."""
+
+    jid: str
+    properties: JobProperties
+    owner: str
+    next_fire_ms: int | None
+    queue: str | None = None
+
+
+def _scheduled(job: NewJob) -> bool:
+    return job.next_fire_ms is not None and (job.properties.state or JobState.ENABLED) is (
+        JobState.ENABLED
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class StoredHistoryEntry:
+    entry_id: str
+    entry: HistoryEntry
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """The outcome of one attempt, as the worker records it."""
+
+    jid: str
+    occurrence_ms: int
+    tag: str
+    entry_id: str
+    entry: HistoryEntry
+    first_attempt: bool
+    failed: bool
+    faulted: bool
+    final_state: JobState | None
+    finished_ms: int | None
+    #: This attempt's execution-ledger member, and the one that follows it (a retry or
+    #: the error action) with the time to deliver it again (see scheduler.store.ledger).
+    ledger_member: str = ""
+    follow_up: tuple[str, int] | None = None
+
+
+class JobStore:
+    """All reads and writes of Takt's data in one Redis (or Valkey) database."""
+
+    def __init__(self, client: redis.Redis, keys: KeySchema) -> None:
+        self.redis = client
+        self.keys = keys
+        self._record = client.register_script(RECORD_ATTEMPT)
+        self._put = client.register_script(PUT_JOB)
+        self._lease = client.register_script(ACQUIRE_LEASE)
+        self._claim_running = client.register_script(CLAIM_RUNNING)
+        self._release_running = client.register_script(RELEASE_RUNNING)
+
+    @classmethod
+    def from_url(
+        cls, url: str, prefix: str = "takt", *, socket_timeout_s: float | None = None
+    ) -> JobStore:
+        """A store over a new connection pool to ``url``.
+
+        With ``socket_timeout_s``, no call waits longer than that on the server (connect,
+        or one reply), and a call is retried once, at once, only when its connection turns
+        out to be broken (a pooled one from before a restart): a stopped server gives a
+        :class:`StoreError` within the timeout instead of a hang. Without it, redis-py's
+        defaults (no timeout, ten retries) stay, for processes that block on purpose.
+        """
+        options: dict[str, Any] = {}
+        if socket_timeout_s is not None:
+            options = {
+                "socket_timeout": socket_timeout_s,
+                "socket_connect_timeout": socket_timeout_s,
+                "retry": Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
+            }
+        client = redis.Redis.from_url(
+            url, decode_responses=True, health_check_interval=30, **options
+        )
+        return cls(client, KeySchema(prefix))
+
+    def close(self) -> None:
+        self.redis.close()
+
+    def ping(self) -> bool:
+        """Whether Redis answers; never raises."""
+        try:
+            return bool(self.redis.ping())
+        except redis.RedisError:
+            return False
+
+    def health(self) -> tuple[bool, str | None]:
+        """Whether the store answers, and why it cannot take a write now (None: it can);
+        never raises.
+
+        It writes (a 10 s key of its own), as that is the one sure test: a server out of
+        memory under ``noeviction`` and a read-only replica both answer PING.
+        """
+        try:
+            self.redis.set(self.keys.health, "1", px=10_000)
+        except redis.exceptions.OutOfMemoryError:
+            return True, "the store is out of memory (maxmemory reached) and refuses writes"
+        except redis.exceptions.ReadOnlyError:
+            return True, "the store is a read-only replica and refuses writes"
+        except redis.RedisError as exc:
+            return False, f"the store does not answer: {exc}"
+        return True, None
+
+    def time_ms(self) -> int:
+        """Redis's clock, so processes on skewed machines agree on "now"."""
+        with redis_errors():
+            seconds, micros = self.redis.time()
+        return int(seconds) * 1000 + int(micros) // 1000
+
+    # -- collections ---------------------------------------------------------------
+
+    def put_collection(self, cid: str, collection: JobCollection) -> bool:
+        """Create or replace a collection; True when it was created.
+
+        The state lives in its own field so workers can check it with one HGET.
+        """
+        key = self.keys.collection(cid)
+        payload = collection.model_dump(mode="json", by_alias=True, exclude_none=True)
+        state = (payload.get("properties") or {}).pop("state", None) or "Enabled"
+        with redis_errors():
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.exists(key)
+            pipe.hset(key, mapping={"def": _dump(payload), "state": state})
+            pipe.zadd(self.keys.collections, {cid: 0})
+            existed = pipe.execute()[0]
+        return not existed
+
+    def get_collection(self, cid: str) -> CollectionRecord:
+        with redis_errors():
+            fields = cast(dict[str, str], self.redis.hgetall(self.keys.collection(cid)))
+        if not fields:
+            raise CollectionNotFound(f"job collection {cid.rsplit('/', 1)[-1]!r} not found")
+        return _collection_from_fields(cid, fields)
+
+    def collection_state(self, cid: str) -> str | None:
+        """The collection's state (None when it does not exist), in one round trip."""
+        with redis_errors():
+            state = self.redis.hget(self.keys.collection(cid), "state")
+        return None if state is None else str(state)
+
+    def set_collection_state(self, cid: str, state: str) -> None:
+        with redis_errors():
+            self.redis.hset(self.keys.collection(cid), "state", state)
+
+    def collection_ids(self, prefix: str) -> list[str]:
+        """Ids of the collections whose id starts with ``prefix``, in order."""
+        with redis_errors():
+            ids = self.redis.zrangebylex(self.keys.collections, f"[{prefix}", f"[{prefix}\xff")
+        return [str(cid) for cid in ids]
+
+    def delete_collection(self, cid: str) -> None:
+        """Delete a collection with all its jobs, their history and their schedule."""
+        names = self.job_names(cid)
+        with redis_errors():
+            pipe = self.redis.pipeline(transaction=True)
+            for name in names:
+                jid = f"{cid}/{name}"
+                pipe.delete(self.keys.job(jid), self.keys.history(jid))
+                pipe.zrem(self.keys.due, jid)
+                pipe.zrem(self.keys.finished, jid)
+            pipe.delete(self.keys.jobs(cid), self.keys.collection(cid))
+            pipe.zrem(self.keys.collections, cid)
+            pipe.execute()
+
+    # -- jobs ------------------------------------------------------------------------
+
+    def put_job(
+        self,
+        jid: str,
+        properties: JobProperties,
+        *,
+        owner: str,
+        next_fire_ms: int | None,
+        queue: str | None = None,
+    ) -> bool:
+        """Create or replace a job and (re)schedule it; True when it was created.
+
+        The server-controlled counters survive a replace; ``gen`` rises so that a beat
+        holding a claim of the old definition does not reschedule it.
+        """
+        return self.put_jobs([NewJob(jid, properties, owner, next_fire_ms, queue)])[0]
+
+    def put_jobs(self, jobs: Sequence[NewJob]) -> list[bool]:
+        """Create or replace many jobs, each atomically, in one round trip and one wake-up.
+
+        This is how producers create jobs by the hundred thousand (see bench/).
+        """
+        with redis_errors():
+            pipe = self.redis.pipeline(transaction=False)
+            for job in jobs:
+                self._queue_put(pipe, job)
+            earliest = min(
+                (j.next_fire_ms for j in jobs if j.next_fire_ms is not None and _scheduled(j)),
+                default=None,
+            )
+            if earliest is not None:
+                pipe.publish(self.keys.wake, earliest)
+            replies = pipe.execute()
+        return [not existed for existed in replies[: len(jobs)]]
+
+    def _queue_put(self, pipe: Any, job: NewJob) -> None:
+        keys, args = _put_job_call(self.keys, job)
+        self._put(keys=keys, args=args, client=pipe)
+
+    def save_context(self, jid: str, owner: str | None) -> SaveContext:
+        """The job, its collection, the collection's job count and the named owner's role."""
+        with redis_errors():
+            pipe = self.redis.pipeline(transaction=False)
+            queue_save_context(pipe, self.keys, jid, owner)
+            return save_context_from(jid, pipe.execute())
+
+    def put_job_and_get(self, job: NewJob) -> tuple[JobRecord, bool]:
+        """Create or replace one job as :meth:`put_jobs` does and read it back, atomically
+        and in one round trip; returns the stored job and whether it was created."""
+        with redis_errors():
+            try:
+                return self._put_job_and_get(job)
+            except redis.exceptions.NoScriptError:  # the server restarted or flushed scripts
+                self.redis.script_load(PUT_JOB)
+                return self._put_job_and_get(job)
+
+    def _put_job_and_get(self, job: NewJob) -> tuple[JobRecord, bool]:
+        pipe = self.redis.pipeline(transaction=True)
+        queue_put_and_get(pipe, self.keys, self._put.sha, job)
+        return saved_job(job, pipe.execute())
+
+    def set_job_state(self, jid: str, state: JobState, next_fire_ms: int | None) -> None:
+        """Enable or disable a job without touching its definition."""
+        key = self.keys.job(jid)
+        with redis_errors():
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.hset(
+                key,
+                mapping={
+                    "state": state.value,
+                    "nextExecutionTime": "" if next_fire_ms is None else next_fire_ms,
+                },
+            )
+            pipe.hincrby(key, "gen", 1)
+            if next_fire_ms is not None and state is JobState.ENABLED:
+                pipe.zadd(self.keys.due, {jid: next_fire_ms})
+                pipe.publish(self.keys.wake, next_fire_ms)
+            else:
+                pipe.zrem(self.keys.due, jid)
+            pipe.execute()
+
+    def get_job(self, jid: str) -> JobRecord:
+        with redis_errors():
+            fields = cast(dict[str, str], self.redis.hgetall(self.keys.job(jid)))
+        if not fields:
+            raise JobNotFound(f"job {jid.rsplit('/', 1)[-1]!r} not found")
+        return self._job_from_fields(jid, fields)
+
+    def get_job_to_run(self, jid: str) -> tuple[JobRecord, str | None]:
+        """A job and its collection's state in one round trip (a worker's first read)."""
+        with redis_errors():
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.hgetall(self.keys.job(jid))
+            pipe.hget(self.keys.collection(jid.rsplit("/", 1)[0]), "state")
+            fields, collection_state = pipe.execute()
+        if not fields:
+            raise JobNotFound(f"job {jid.rsplit('/', 1)[-1]!r} not found")
+        # The decoder's own errors: a worker records exactly what it cannot read.
+        return _decoded_job(jid, fields), collection_state
+
+    def _job_from_fields(self, jid: str, fields: dict[str, str]) -> JobRecord:
+        return _job_from_fields(jid, fields)
+
+    def job_names(self, cid: str, *, skip: int = 0, top: int | None = None) -> list[str]:
+        """Names of the collection's jobs in order; ``skip``/``top`` page through them."""
+        stop = -1 if top is None else skip + top - 1
+        with redis_errors():
+            return [str(name) for name in self.redis.zrange(self.keys.jobs(cid), skip, stop)]
+
+    def set_queue(self, jids: list[str], queue: str | None) -> None:
+        """Set the effective worker pool of several jobs (their collection's changed)."""
+        with redis_errors():
+            pipe = self.redis.pipeline(transaction=False)
+            for jid in jids:
+                pipe.hset(self.keys.job(jid), "queue", queue or "")
+            pipe.execute()
+
+    def count_jobs(self, cid: str) -> int:
+        with redis_errors():
+            return int(self.redis.zcard(self.keys.jobs(cid)))
+
+    def get_jobs(self, jids: list[str]) -> list[JobRecord]:
+        """Several jobs in one round trip. The ones deleted meanwhile are left out, and so
+        are the ones that cannot be read (logged): one damaged job never hides the others."""
+        with redis_errors():
+            pipe = self.redis.pipeline(transaction=False)
+            for jid in jids:
+                pipe.hgetall(self.keys.job(jid))
+            rows = pipe.execute()
+        jobs = []
+        for jid, row in zip(jids, rows, strict=True):
+            if row:
+                try:
+                    jobs.append(self._job_from_fields(jid, row))
+                except UnreadableJob as exc:
+                    log.warning("left out of a list: %s", exc)
+        return jobs
+
+    def delete_job(self, jid: str) -> None:
+        cid, name = jid.rsplit("/", 1)
+        with redis_errors():
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.delete(self.keys.job(jid))
+            pipe.delete(self.keys.history(jid))
+            pipe.zrem(self.keys.due, jid)
+            pipe.zrem(self.keys.finished, jid)
+            pipe.zrem(self.keys.jobs(cid), name)
+            deleted = pipe.execute()[0]
+        if not deleted:
+            raise JobNotFound(f"job {name!r} not found")
+
+    # -- history -----------------------------------------------------------------------
+
+    def history(self, jid: str, *, skip: int = 0, top: int = 100) -> list[StoredHistoryEntry]:
+        """History entries, newest first."""
+        with redis_errors():
+            raws = self.redis.lrange(self.keys.history(jid), skip, skip + top - 1)
+        entries = []
+        for raw in raws:
+            payload = _load(raw, f"history of {jid}")
+            entry_id = payload.pop("id")
+            entries.append(StoredHistoryEntry(entry_id, HistoryEntry.model_validate(payload)))
+        return entries
+
+    def record_attempt(self, attempt: Attempt) -> bool:
+        """Write one attempt's history entry, counters, final state and lease atomically."""
+        entry = _dump({"id": attempt.entry_id, **attempt.entry.to_wire()})
+        flags = "".join(
+            "1" if flag else "0"
+            for flag in (attempt.first_attempt, attempt.failed, attempt.faulted)
+        )
+        with redis_errors():
+            result = self._record(
+                keys=[
+                    self.keys.job(attempt.jid),
+                    self.keys.history(attempt.jid),
+                    self.keys.due,
+                    self.keys.lease(attempt.jid, attempt.occurrence_ms, attempt.tag),
+                    self.keys.finished,
+                    self.keys.ledger,
+                ],
+                args=[
+                    entry,
+                    HISTORY_MAX_ENTRIES,
+                    flags,
+                    attempt.occurrence_ms,
+                    attempt.final_state.value if attempt.final_state else "",
+                    attempt.finished_ms or "",
+                    attempt.jid,
+                    _LEASE_DONE_TTL_MS,
+                    attempt.ledger_member,
+                    *(attempt.follow_up or ("", "")),
+                ],
+            )
+        return bool(result)
+
+    # -- leases ------------------------------------------------------------------------
+
+    def acquire_lease(
+        self, jid: str, occurrence_ms: int, tag: str, ttl_ms: int, ledger_member: str
+    ) -> Lease:
+        """Take the lease of one attempt (``tag``: m0, m1, e0 ...), if the execution ledger
+        owes it (``ledger_member``); in one round trip."""
+        with redis_errors():
+            reply = self._lease(
+                keys=[self.keys.lease(jid, occurrence_ms, tag), self.keys.ledger],
+                args=[ttl_ms, ledger_member],
+            )
+        if int(reply[0]) == 1:
+            return Lease(taken=True)
+        if reply[1] == "done":
+            return Lease(taken=False, done=True)
+        if reply[1] == "not-owed":
+            return Lease(taken=False, owed=False)
+        return Lease(taken=False, busy_ms=max(int(reply[2]), 0))
+
+    def release_lease(self, jid: str, occurrence_ms: int, tag: str) -> None:
+        """Give back a lease whose attempt did not happen (the store failed meanwhile)."""
+        with redis_errors():
+            self.redis.delete(self.keys.lease(jid, occurrence_ms, tag))
+
+    # -- overlap (concurrencyPolicy) ---------------------------------------------------
+
+    def claim_running(self, jid: str, occurrence_ms: int, ttl_ms: int, mode: str) -> int | None:
+        """Make this occurrence the job's running one; returns the other running occurrence
+        (Forbid: which blocks this one; Replace: which this one cancelled), or None."""
+        with redis_errors():
+            other = self._claim_running(
+                keys=[self.keys.running(jid)],
+                args=[occurrence_ms, ttl_ms, mode, self.keys.cancelled_prefix(jid)],
+            )
+        return int(other) if other else None
+
+    def release_running(self, jid: str, occurrence_ms: int) -> None:
+        with redis_errors():
+            self._release_running(keys=[self.keys.running(jid)], args=[occurrence_ms])
+
+    def replaced_by(self, jid: str, occurrence_ms: int) -> int | None:
+        """The occurrence that replaced this one while it ran (Replace), if any."""
+        with redis_errors():
+            raw = self.redis.get(f"{self.keys.cancelled_prefix(jid)}{occurrence_ms}")
+        return int(str(raw)) if raw else None
+
+    # -- retention ---------------------------------------------------------------------
+
+    def finished_before(self, cutoff_ms: int, limit: int = 1000) -> list[str]:
+        """Ids of jobs that finished (Completed/Faulted) before ``cutoff_ms``."""
+        with redis_errors():
+            ids = self.redis.zrangebyscore(self.keys.finished, "-inf", cutoff_ms, 0, limit)
+        return [str(jid) for jid in ids]
+
+    def trim_history(self, jid: str, cutoff_ms: int) -> int:
+        """Drop the job's history entries that ended before ``cutoff_ms``; returns how many.
+
+        Entries are newest first and ordered by when they were written, so the old ones
+        are a tail of the list.
+        """
+        entries = self.history(jid, skip=0, top=HISTORY_MAX_ENTRIES)
+        keep = next(
+            (i for i, e in enumerate(entries) if to_ms(e.entry.end_time) < cutoff_ms),
+            len(entries),
+        )
+        dropped = len(entries) - keep
+        if dropped == 0:
+            return 0
+        with redis_errors():
+            # Counted from the tail, so entries pushed meanwhile at the head stay.
+            self.redis.ltrim(self.keys.history(jid), 0, -dropped - 1)
+        return dropped
+
+    def all_job_ids(self) -> list[str]:
+        """Every job id, collection by collection (for maintenance, not for hot paths)."""
+        return [f"{cid}/{name}" for cid in self.collection_ids("") for name in self.job_names(cid)]
+
+    # -- retries -----------------------------------------------------------------------
+
+    def schedule_retry(
+        self, jid: str, occurrence_ms: int, attempt: int, error: bool, due_ms: int
+    ) -> None:
+        """Put a long-delayed retry into the due set as a one-shot occurrence."""
+        member = self.keys.retry_member(jid, occurrence_ms, attempt, error)
+        with redis_errors():
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.zadd(self.keys.due, {member: due_ms})
+            pipe.publish(self.keys.wake, due_ms)
+            pipe.execute()
+
+    def main_failure(self, jid: str, occurrence_ms: int, *, look_back: int = 50) -> str | None:
+        """The message of the main action's newest failed attempt for one occurrence."""
+        for stored in self.history(jid, skip=0, top=look_back):
+            entry = stored.entry
+            if (
+                entry.action_name is JobHistoryActionName.MAIN_ACTION
+                and entry.status is JobExecutionStatus.FAILED
+                and to_ms(entry.expected_execution_time) == occurrence_ms
+            ):
+                return entry.message
+        return None
+
+
+def _maybe_time(raw: str | None) -> Any:
+    return from_ms(raw) if raw else None
+
+
+def _job_from_fields(jid: str, fields: dict[str, str]) -> JobRecord:
+    """The job stored in ``fields``; :class:`UnreadableJob` if they do not make one (an
+    older Takt or a bug wrote them), :class:`SchemaTooNew` if a newer Takt did."""
+    try:
+        return _decoded_job(jid, fields)
+    except SchemaTooNew:
+        raise
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:  # ValueError: pydantic's
+        raise UnreadableJob.of(jid, exc) from exc
+
+
+def _decoded_job(jid: str, fields: dict[str, str]) -> JobRecord:
+    definition = _load(fields["def"], f"job {jid}")
+    properties = JobProperties.model_validate(
+        {
+            **definition,
+            "state": fields["state"],
+            "status": _status_from_fields(fields),
+            "owner": fields.get("owner") or None,
+            "displayName": fields.get("displayName") or None,
+        },
+        context=STORED,
+    )
+    return _record(jid, properties, fields)
+
+
+def _status_from_fields(fields: dict[str, str]) -> JobStatus:
+    return JobStatus(
+        execution_count=int(fields.get("executionCount", 0)),
+        failure_count=int(fields.get("failureCount", 0)),
+        faulted_count=int(fields.get("faultedCount", 0)),
+        last_execution_time=_maybe_time(fields.get("lastExecutionTime")),
+        next_execution_time=_maybe_time(fields.get("nextExecutionTime")),
+    )
+
+
+def _record(jid: str, properties: JobProperties, fields: dict[str, str]) -> JobRecord:
+    return JobRecord(
+        jid=jid,
+        properties=properties,
+        gen=int(fields.get("gen", 0)),
+        finished_at_ms=_optional_ms(fields.get("finishedAt")),
+        last_occurrence_ms=_optional_ms(fields.get("lastOccurrence")),
+        queue=fields.get("queue") or None,
+    )
+
+
+def _put_job_call(keys: KeySchema, job: NewJob) -> tuple[list[str], list[Any]]:
+    """The KEYS and ARGV of :data:`~scheduler.store.scripts.PUT_JOB` for one job."""
+    cid, name = job.jid.rsplit("/", 1)
+    definition = job.properties.model_dump(
+        mode="json",
+        by_alias=True,
+        exclude_none=True,
+        # Everything but what lives in hash fields of its own (so new fields persist).
+        exclude={"state", "status", "owner", "display_name"},
+    )
+    fields: Mapping[Any, str | int] = {
+        "def": _dump(definition),
+        "state": (job.properties.state or JobState.ENABLED).value,
+        "owner": job.owner,
+        "displayName": job.properties.display_name or "",
+        "queue": job.queue or job.properties.queue or "",
+        "nextExecutionTime": "" if job.next_fire_ms is None else job.next_fire_ms,
+    }
+    next_ms: int | str = job.next_fire_ms if job.next_fire_ms and _scheduled(job) else ""
+    pairs = [item for pair in fields.items() for item in pair]
+    args = [job.jid, name, next_ms, job_cadence(job.properties), *pairs]
+    return [keys.job(job.jid), keys.jobs(cid), keys.due], args
+
+
+# -- one job's write in two round trips, shared by the sync and the asyncio store -----------
+
+
+@dataclass(frozen=True, slots=True)
+class SaveContext:
+    """What the rules need to know before a job is written, read in one round trip."""
+
+    cid: str
+    existing: JobRecord | None
+    collection: CollectionRecord | None
+    job_count: int  # of the collection, this job included if it exists
+    owner_role: str | None  # the role of the named owner principal, if it exists
+
+    def require_collection(self) -> CollectionRecord:
+        if self.collection is None:
+            raise CollectionNotFound(f"job collection {self.cid.rsplit('/', 1)[-1]!r} not found")
+        return self.collection
+
+
+def queue_save_context(pipe: Any, keys: KeySchema, jid: str, owner: str | None) -> None:
+    """Queue the reads of :class:`SaveContext` on a (sync or asyncio) pipeline."""
+    cid = jid.rsplit("/", 1)[0]
+    pipe.hgetall(keys.job(jid))
+    pipe.hgetall(keys.collection(cid))
+    pipe.zcard(keys.jobs(cid))
+    if owner is not None:
+        pipe.hget(keys.principal(owner), "role")
+
+
+def save_context_from(jid: str, replies: Sequence[Any]) -> SaveContext:
+    """The :class:`SaveContext` from the replies of :func:`queue_save_context`."""
+    cid = jid.rsplit("/", 1)[0]
+    job, collection, count, *role = replies
+    return SaveContext(
+        cid=cid,
+        existing=_job_from_fields(jid, job) if job else None,
+        collection=_collection_from_fields(cid, collection) if collection else None,
+        job_count=int(count),
+        owner_role=str(role[0]) if role and role[0] else None,
+    )
+
+
+def queue_put_and_get(pipe: Any, keys: KeySchema, put_sha: str, job: NewJob) -> None:
+    """Queue one job's :data:`~scheduler.store.scripts.PUT_JOB`, its wake-up and its read-back
+    on a (sync or asyncio) MULTI pipeline whose script ``put_sha`` is loaded."""
+    script_keys, args = _put_job_call(keys, job)
+    pipe.evalsha(put_sha, len(script_keys), *script_keys, *args)
+    if job.next_fire_ms is not None and _scheduled(job):
+        pipe.publish(keys.wake, job.next_fire_ms)
+    pipe.hgetall(keys.job(job.jid))
+
+
+def saved_job(job: NewJob, replies: Sequence[Any]) -> tuple[JobRecord, bool]:
+    """The stored job and whether it was created, from :func:`queue_put_and_get`'s replies.
+
+    The definition read back is the one just written, from ``job``'s properties, which
+    were validated on their way in: only the hash's own fields (state, status, owner,
+    display name) are taken from the reply, so a write does not validate the job twice.
+    """
+    fields = replies[-1]
+    properties = job.properties.model_copy(
+        update={
+            "state": JobState(fields["state"]),
+            "status": _status_from_fields(fields),
+            "owner": fields.get("owner") or None,
+            "display_name": fields.get("displayName") or None,
+        }
+    )
+    return _record(job.jid, properties, fields), not replies[0]
+
+
+def _collection_from_fields(cid: str, fields: dict[str, str]) -> CollectionRecord:
+    payload = _load(fields["def"], f"collection {cid}")
+    payload.setdefault("properties", {})["state"] = fields.get("state", "Enabled")
+    return CollectionRecord(cid, JobCollection.model_validate(payload, context=STORED))

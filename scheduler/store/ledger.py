@@ -1,0 +1,90 @@
+"""The execution ledger: every attempt handed to the broker and not yet recorded.
+
+A message can be lost between the broker and a worker: kombu's Redis transport pops a
+message (BRPOP) and books it as unacknowledged in a second command, so a worker killed
+between the two takes the message with it, and nothing in the broker remembers it. The
+ledger is Takt's own memory of what must still happen. Whoever hands an attempt to the
+broker enters it first, with a time to deliver it again (now + the redelivery timeout):
+
+- a beat, for each occurrence it claims (in the claim script itself, so before it
+  publishes; it removes the ones it then decides not to run);
+- the API, for a manual run;
+- a worker, for the attempt that follows a failed one (a retry or the error action), in
+  the same script that records the failed attempt.
+
+A worker removes an attempt when it records it (in the same script) or finds that it
+must not run (job deleted or disabled, recorded already). An entry whose time comes is
+still owed: a beat takes it (exactly once, by a script that also pushes its time on by
+another period) and publishes it again. Delivering twice is safe, since the attempt's
+lease lets only one delivery run (see :mod:`workers.execution`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from scheduler.store.jobs import JobStore, redis_errors
+from scheduler.store.keys import KeySchema
+from scheduler.store.scripts import REDELIVER
+
+__all__ = ["Ledger", "LedgerEntry"]
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """One attempt of one action of one occurrence."""
+
+    jid: str
+    occurrence_ms: int
+    attempt: int = 0
+    error: bool = False
+    manual: bool = False
+
+    @property
+    def member(self) -> str:
+        return KeySchema.ledger_member(
+            self.jid, self.occurrence_ms, self.attempt, error=self.error, manual=self.manual
+        )
+
+    @classmethod
+    def parse(cls, member: str) -> LedgerEntry:
+        jid, kind, occurrence, attempt, origin = member.split("|")
+        return cls(jid, int(occurrence), int(attempt), error=kind == "e", manual=origin == "r")
+
+
+class Ledger:
+    """The ledger of one deployment; ``redelivery_ms`` is how long an entry waits."""
+
+    def __init__(self, store: JobStore, redelivery_ms: int) -> None:
+        self.store = store
+        self.redelivery_ms = redelivery_ms
+        self._redeliver = store.redis.register_script(REDELIVER)
+
+    def expect(self, entry: LedgerEntry, now_ms: int) -> None:
+        """Enter an attempt about to be published (before publishing it)."""
+        with redis_errors():
+            self.store.redis.zadd(
+                self.store.keys.ledger, {entry.member: now_ms + self.redelivery_ms}
+            )
+
+    def forget(self, entries: Iterable[LedgerEntry]) -> None:
+        """Remove attempts that will not run, or ran already."""
+        members = [entry.member for entry in entries]
+        if members:
+            with redis_errors():
+                self.store.redis.zrem(self.store.keys.ledger, *members)
+
+    def overdue(self, count: int) -> list[LedgerEntry]:
+        """Take up to ``count`` entries whose time has come, pushing each on by a period."""
+        with redis_errors():
+            members = self._redeliver(
+                keys=[self.store.keys.ledger], args=[count, self.redelivery_ms]
+            )
+        return [LedgerEntry.parse(member) for member in members]
+
+    def due_at(self, entry: LedgerEntry) -> int | None:
+        """When the attempt is delivered again (epoch ms), or None when it is not owed."""
+        with redis_errors():
+            score = self.store.redis.zscore(self.store.keys.ledger, entry.member)
+        return None if score is None else int(score)
