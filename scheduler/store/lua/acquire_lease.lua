@@ -1,0 +1,27 @@
+-- acquire_lease(keys=[lease, ledger], args=[ttl_ms, ledger_member])
+--
+-- Takes an attempt's lease, if the execution ledger owes the attempt: a task message
+-- that nobody handed out (forged into the broker, through Flower or any client) has no
+-- ledger entry and runs nothing. Checked here, so it costs no round trip of its own.
+--
+-- Keys:
+--   lease   string  the attempt's lease: 'running' while held, 'done' once recorded
+--   ledger  zset    member: an attempt "jid|m|occ ms|attempt|s"
+--
+-- Arguments:
+--   ttl_ms         int     how long the lease is held (the action's timeout + a margin)
+--   ledger_member  string  the attempt in the ledger
+--
+-- Returns: {1} when taken; {0, 'done'} when the attempt was recorded already;
+--   {0, 'not-owed'} when the ledger does not hold it; {0, 'running', pttl ms} when
+--   another worker holds it.
+local lease_key, ledger_key = KEYS[1], KEYS[2]
+local ttl_ms, ledger_member = tonumber(ARGV[1]), ARGV[2]
+
+if redis.call('SET', lease_key, 'running', 'NX', 'PX', ttl_ms) then
+  if redis.call('ZSCORE', ledger_key, ledger_member) then return {1} end
+  redis.call('DEL', lease_key)
+  return {0, 'not-owed'}
+end
+if redis.call('GET', lease_key) == 'done' then return {0, 'done'} end
+return {0, 'running', redis.call('PTTL', lease_key)}
