@@ -152,7 +152,7 @@ class ClaimQueue:
         publishes the batch it has while Redis claims the next one."""
         keys = [self.store.keys.due, self.store.keys.claims, self.store.keys.ledger]
         args: list[str | int] = [batch, CLAIM_GROUP, consumer, self.store.keys.job_prefix]
-        args.append(self.redelivery_ms)
+        args += (self.redelivery_ms, _CLAIMS_PER_ENTRY)
         pool = self.store.redis.connection_pool
         with redis_errors():
             connection = pool.get_connection()
@@ -225,7 +225,8 @@ class ClaimQueue:
         return int(head[0][1]) if head else None
 
 
-#: Claims per claims-stream entry (see CLAIM_DUE).
+#: Claims per claims-stream entry: the claim script writes one entry per this many (its
+#: ``claims_per_entry``), and recovery reads whole entries.
 _CLAIMS_PER_ENTRY = 500
 
 

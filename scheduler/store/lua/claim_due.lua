@@ -1,15 +1,16 @@
 -- claim_due(keys=[due, claims, ledger],
---           args=[batch, group, consumer, job_prefix, redelivery_ms])
+--           args=[batch, group, consumer, job_prefix, redelivery_ms, claims_per_entry])
 --
 -- Claims up to `batch` due occurrences, by Redis's clock, exactly once across beats, and
 -- returns what the beat needs to publish them (so it reads nothing else).
 --
 -- They move from the due set into the claims stream and straight into this beat's
 -- pending list (XREADGROUP in the same script), so a beat killed before it published
--- them leaves them pending for another beat's XAUTOCLAIM. A stream entry holds up to 500
--- claims: one XADD per 500, not one per occurrence. Each one's first attempt is entered
--- in the execution ledger, to be delivered again at now + `redelivery_ms` unless a
--- worker records it first (the beat removes the ones it decides not to run).
+-- them leaves them pending for another beat's XAUTOCLAIM. A stream entry holds up to
+-- `claims_per_entry` claims: one XADD per that many, not one per occurrence. Each one's
+-- first attempt is entered in the execution ledger, to be delivered again at
+-- now + `redelivery_ms` unless a worker records it first (the beat removes the ones it
+-- decides not to run).
 --
 -- A job carries a `cadence` field when the beat would run every due occurrence of it: a
 -- one-shot job or a plain interval under the default missed-run policy, without a
@@ -22,8 +23,9 @@
 -- Keys:
 --   due     zset    member: a job id, or a retry member "jid|m|occ ms|attempt" ("e" for
 --                   the error action); score: when due, epoch ms
---   claims  stream  one entry per 500 claims; field: the due-set member, value:
---                   "due ms|gen", plus "|action type" when this script advanced the job
+--   claims  stream  one entry per `claims_per_entry` claims; field: the due-set member,
+--                   value: "due ms|gen", plus "|action type" when this script advanced
+--                   the job
 --   ledger  zset    member: an attempt, "jid|m|occ ms|attempt|s" ("e" for the error
 --                   action); score: when to deliver it again, epoch ms
 --   and the hashes `job_prefix` .. jid: reads gen, state, queue, cadence ("gen|first
@@ -31,11 +33,13 @@
 --   nextExecutionTime of the jobs it advances.
 --
 -- Arguments:
---   batch          int     most occurrences to claim
---   group          string  the beats' consumer group on the claims stream
---   consumer       string  this beat's name in the group
---   job_prefix     string  the common start of every job hash key (KeySchema.job_prefix)
---   redelivery_ms  int     how long the ledger waits before an attempt is owed again
+--   batch             int     most occurrences to claim
+--   group             string  the beats' consumer group on the claims stream
+--   consumer          string  this beat's name in the group
+--   job_prefix        string  the common start of every job hash key (KeySchema.job_prefix)
+--   redelivery_ms     int     how long the ledger waits before an attempt is owed again
+--   claims_per_entry  int     claims per claims-stream entry (scheduler.store.claims); at
+--                             most a few thousand: Lua's unpack has a stack limit
 --
 -- Returns: {now ms, stream ids, advanced, planned}; advanced and planned are flat:
 --   four per claim this script advanced (jid, due ms, action type, queue), six per claim
@@ -46,6 +50,7 @@ local batch = tonumber(ARGV[1])
 local group, consumer = ARGV[2], ARGV[3]
 local job_prefix = ARGV[4]
 local redelivery_ms = tonumber(ARGV[5])
+local claims_per_entry = tonumber(ARGV[6])
 
 -- ZADD of the jobs put back, this many arguments per call (Lua's unpack has a stack limit).
 local ZADD_CHUNK = 1000
@@ -107,7 +112,7 @@ for i = 1, #due, 2 do
   end
   owed[no + 1], owed[no + 2] = again, owe
   ne, no = ne + 2, no + 2
-  if ne == 1000 then flush() end
+  if ne == 2 * claims_per_entry then flush() end  -- two per claim: field and value
 end
 if ne > 0 then flush() end
 if np > 0 then redis.call('ZADD', due_key, unpack(put, 1, np)) end
