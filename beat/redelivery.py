@@ -20,7 +20,7 @@ from typing import Any
 from celery import Celery
 from kombu.exceptions import ChannelError
 
-from scheduler.dispatch.routing import publish_occurrence, route_for
+from scheduler.dispatch import publish_occurrence, route_for
 from scheduler.domain.models import ActionType
 from scheduler.store.jobs import JobRecord, JobStore
 from scheduler.store.ledger import Ledger, LedgerEntry

@@ -28,7 +28,7 @@ from pydantic import TypeAdapter
 
 from beat.redelivery import Redelivery
 from scheduler.clock import from_ms, to_ms, utcnow
-from scheduler.dispatch.publisher import Outgoing, Publisher, publisher_for
+from scheduler.dispatch import BatchPublisher, Outgoing, batch_publisher_for
 from scheduler.domain.models import ActionType, Duration, JobState, MissedRunPolicy
 from scheduler.domain.planning import NextAfter, cadence, plan_dispatch
 from scheduler.errors import SchemaTooNew, StoreError
@@ -154,7 +154,7 @@ class JobScheduler(Scheduler):
         self.consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._pubsub: Any = None
         self._last_recovery = 0.0
-        self.publisher: Publisher = publisher_for(
+        self.publisher: BatchPublisher = batch_publisher_for(
             app, self.settings.celery_broker_url, self.settings.key_prefix
         )
         super().__init__(app, *args, **kwargs)

@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.machine import cpu_model  # noqa: E402
 from scheduler.clock import to_ms, utcnow  # noqa: E402
-from scheduler.dispatch.routing import publish_occurrence  # noqa: E402
+from scheduler.dispatch import publish_occurrence  # noqa: E402
 from scheduler.domain.models import JobCollection, JobProperties  # noqa: E402
 from scheduler.settings import load_settings  # noqa: E402
 from scheduler.store.jobs import JobStore  # noqa: E402

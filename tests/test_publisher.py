@@ -8,8 +8,7 @@ import json
 import redis
 
 from scheduler.dispatch.messages import MessageTemplate, protocol2_message
-from scheduler.dispatch.publisher import Outgoing, PipelinePublisher
-from scheduler.dispatch.routing import publish_occurrence
+from scheduler.dispatch.publisher import Outgoing, PipelinePublisher, publish_occurrence
 from scheduler.domain.models import ActionType
 from scheduler.settings import TaktSettings, load_settings
 from workers.app import create_app

@@ -7,7 +7,7 @@ import json
 
 import redis
 
-from scheduler.dispatch.routing import publish_occurrence, queue_names, task_id_for
+from scheduler.dispatch import publish_occurrence, queue_names, task_id_for
 from scheduler.domain.models import ActionType
 from scheduler.settings import TaktSettings, load_settings
 from workers.app import create_app

@@ -17,7 +17,7 @@ import pytest
 
 from scheduler.api import create_app as create_api
 from scheduler.clock import to_ms
-from scheduler.dispatch.routing import publish_occurrence
+from scheduler.dispatch import publish_occurrence
 from scheduler.domain.models import ActionType, JobCollection, JobErrorAction, JobProperties
 from scheduler.errors import StoreError
 from scheduler.service.outbound import NetworkPolicy

@@ -8,75 +8,34 @@ settings are read when Celery first needs its configuration (lazily, through
 
 from __future__ import annotations
 
-import os
-import socket
 import sys
-import uuid
 from functools import cached_property
 from typing import Any
 
-import redis
-from celery import Celery
 from celery.signals import worker_init
 
-from scheduler.dispatch.messages import is_redis_url, protocol2_message
-from scheduler.dispatch.routing import publish_occurrence
+from scheduler.dispatch import TaktCelery, UserTaskSender, publish_occurrence
 from scheduler.domain.models import ActionType
 from scheduler.domain.redaction import quiet_http_logging
-from scheduler.settings import TaktSettings, load_settings
-from workers.config import celery_config
+from scheduler.settings import TaktSettings
 from workers.context import WorkerContext
 from workers.execution import RunRequest
 from workers.tasks import register_tasks
 
-__all__ = ["TaktCelery", "app", "create_app"]
+__all__ = ["WorkerApp", "app", "create_app"]
 
 
-class TaktCelery(Celery):
-    """A Celery app that knows its Takt settings and its worker context."""
-
-    def __init__(self, settings: TaktSettings | None = None) -> None:
-        super().__init__("takt", set_as_current=False)
-        self._takt_settings = settings
-        self.add_defaults(lambda: celery_config(self.settings))
-
-    @cached_property
-    def settings(self) -> TaktSettings:
-        return self._takt_settings or load_settings()
+class WorkerApp(TaktCelery):
+    """Takt's Celery app with the action tasks and the worker context they run in."""
 
     @cached_property
     def context(self) -> WorkerContext:
-        return WorkerContext(self.settings, publish=self._publish, send_task=self._send_user_task)
+        sender = UserTaskSender(self, self.settings.celery_broker_url)
+        return WorkerContext(self.settings, publish=self._publish_follow_up, send_task=sender.send)
 
-    def _send_user_task(
-        self, name: str, args: list[Any], kwargs: dict[str, Any], queue: str | None
+    def _publish_follow_up(
+        self, run: RunRequest, action_type: ActionType, queue: str | None
     ) -> None:
-        """On a Redis broker one LPUSH of a standard message on a kept connection (kombu's
-        producer builds a client per publish); elsewhere Celery's publisher with confirms."""
-        if not is_redis_url(self.settings.celery_broker_url):
-            self.send_task(name, args=args, kwargs=kwargs, queue=queue, retry=True)
-            return
-        target = queue or "celery"
-        message = protocol2_message(
-            name,
-            str(uuid.uuid4()),
-            args,
-            kwargs,
-            target,
-            origin=self._origin,
-            reply_to=self._origin,
-        )
-        self._broker.lpush(target, message)
-
-    @cached_property
-    def _broker(self) -> redis.Redis:
-        return redis.Redis.from_url(self.settings.celery_broker_url)
-
-    @cached_property
-    def _origin(self) -> str:
-        return f"gen{os.getpid()}@{socket.gethostname()}"
-
-    def _publish(self, run: RunRequest, action_type: ActionType, queue: str | None) -> None:
         publish_occurrence(
             self,
             self.settings.key_prefix,
@@ -98,10 +57,10 @@ def _responsive_consumer(**_: Any) -> None:
     sys.setswitchinterval(0.001)
 
 
-def create_app(settings: TaktSettings | None = None) -> TaktCelery:
+def create_app(settings: TaktSettings | None = None) -> WorkerApp:
     """A Celery app with Takt's tasks; settings are read from the environment if omitted."""
     quiet_http_logging()  # every Takt process but the API builds its Celery app here
-    celery_app = TaktCelery(settings)
+    celery_app = WorkerApp(settings)
     register_tasks(celery_app)
     return celery_app
 

@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING, Any
 
 from celery import Task
 
-from scheduler.dispatch.routing import ACTION_ROUTES
+from scheduler.dispatch import ACTION_TASKS
 from scheduler.errors import StoreError
 from workers.execution import RunRequest, execute
 
 if TYPE_CHECKING:
-    from workers.app import TaktCelery
+    from workers.app import WorkerApp
 
 __all__ = ["register_tasks"]
 
@@ -24,26 +24,26 @@ _STORE_RETRY_S = 2.0
 _STORE_POLL_S = 0.5
 
 
-def _await_store(app: TaktCelery) -> None:
+def _await_store(app: WorkerApp) -> None:
     """Wait (bounded by half the redelivery timeout) until the store answers a PING."""
     deadline = time.monotonic() + app.settings.redelivery_timeout_s / 2
     while not app.context.store.ping() and time.monotonic() < deadline:
         time.sleep(_STORE_POLL_S)
 
 
-def _release_quietly(app: TaktCelery, run: RunRequest) -> None:
+def _release_quietly(app: WorkerApp, run: RunRequest) -> None:
     # Still away: the lease expires by itself, and the retry waits for that.
     with contextlib.suppress(StoreError):
         app.context.store.release_lease(run.jid, run.occurrence_ms, run.tag)
 
 
-def register_tasks(app: TaktCelery) -> None:
+def register_tasks(app: WorkerApp) -> None:
     """Define one task per action kind on ``app`` (every app instance gets its own)."""
-    for name in sorted({route.task for route in ACTION_ROUTES.values()}):
+    for name in ACTION_TASKS:
         _register(app, name)
 
 
-def _register(app: TaktCelery, name: str) -> None:
+def _register(app: WorkerApp, name: str) -> None:
     @app.task(
         name=name,
         bind=True,

@@ -20,7 +20,9 @@ from scheduler.api.templates import router as templates_router
 from scheduler.api.tenant import router as tenant_router
 from scheduler.clock import utcnow
 from scheduler.console import router as console_router
+from scheduler.dispatch import TaktCelery, publish_occurrence
 from scheduler.domain.models import ActionType
+from scheduler.domain.redaction import quiet_http_logging
 from scheduler.service.builtin_jobs import ensure_builtin_jobs
 from scheduler.service.job_collections import CollectionService
 from scheduler.service.jobs import JobService, Runner
@@ -43,11 +45,9 @@ __all__ = ["create_app"]
 
 def _celery_runner(settings: TaktSettings, store: JobStore) -> Runner:
     """Manual runs go through the broker like scheduled ones, entered in the execution
-    ledger first (imported late: the API process needs Celery only to publish)."""
-    from scheduler.dispatch.routing import publish_occurrence
-    from workers.app import create_app as create_celery_app
-
-    celery_app = create_celery_app(settings)
+    ledger first; published with a Celery app that only publishes (no worker code)."""
+    quiet_http_logging()  # httpx quiet and redacted here too, as in every process that publishes
+    celery_app = TaktCelery(settings)
     ledger = Ledger(store, int(settings.redelivery_timeout_s * 1000))
 
     def run(jid: str, action_type: ActionType, occurrence_ms: int, queue: str | None) -> None:

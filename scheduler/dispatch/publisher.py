@@ -1,12 +1,18 @@
-"""How a beat publishes a batch of occurrences.
+"""Every way Takt publishes a task, one function or class each.
 
-On a Redis broker, :class:`PipelinePublisher` writes standard Celery protocol-2 messages
-(the exact JSON kombu's Redis transport writes: headers, properties, base64 body), each
-from a pre-serialised template of its task and queue, and pushes a whole batch with one
-LPUSH per queue, instead of one ``send_task`` round trip and the per-message Python of
-kombu's producer each. Any unmodified Celery worker consumes them
-and Flower shows them once a worker receives them (no ``task-sent`` event is sent). On
-any other broker (RabbitMQ), :class:`CeleryPublisher` uses Celery's own publisher.
+- :func:`publish_occurrence`: one attempt of an occurrence, through Celery's own publisher
+  (any broker). The API's manual runs, the workers' follow-ups (a job's error action
+  after its last failed attempt) and the beat's redeliveries publish this way; a short
+  retry is Celery's own ``Task.retry``.
+- A :class:`BatchPublisher`: a beat's batch of occurrences (:func:`batch_publisher_for`).
+  On a Redis broker, :class:`PipelinePublisher` writes standard Celery protocol-2 messages
+  (the exact JSON kombu's Redis transport writes: headers, properties, base64 body), each
+  from a pre-serialised template of its task and queue, and pushes a whole batch with one
+  LPUSH per queue, instead of one ``send_task`` round trip and the per-message Python of
+  kombu's producer each. Any unmodified Celery worker consumes them and Flower shows them
+  once a worker receives them (no ``task-sent`` event is sent). On any other broker
+  (RabbitMQ), :class:`CeleryPublisher` uses Celery's own publisher.
+- :class:`UserTaskSender`: a user's own Celery task, what a Celery action sends.
 """
 
 from __future__ import annotations
@@ -16,25 +22,54 @@ import os
 import socket
 import uuid
 from collections.abc import Sequence
+from functools import cached_property
 from typing import Any, NamedTuple, Protocol
 
 import redis
 from celery import Celery
 
 from scheduler.dispatch.messages import MessageTemplate, is_redis_url, protocol2_message
-from scheduler.dispatch.routing import publish_occurrence, route_for, task_id_for
+from scheduler.dispatch.routing import route_for, task_id_for
 from scheduler.domain.models import ActionType
 
 __all__ = [
+    "BatchPublisher",
     "CeleryPublisher",
     "Outgoing",
     "PipelinePublisher",
-    "Publisher",
-    "publisher_for",
+    "UserTaskSender",
+    "batch_publisher_for",
+    "publish_occurrence",
 ]
 
-#: Most message templates a publisher keeps (one per task and queue).
-_MAX_TEMPLATES = 256
+
+def publish_occurrence(
+    app: Celery,
+    prefix: str,
+    jid: str,
+    occurrence_ms: int,
+    action_type: ActionType,
+    *,
+    manual: bool = False,
+    error: bool = False,
+    attempt: int = 0,
+    queue: str | None = None,
+    producer: Any = None,
+) -> None:
+    """Publish one attempt of an occurrence as a standard Celery task carrying ids only.
+
+    ``queue`` is the job's (or its collection's) worker pool, instead of the kind's queue.
+    """
+    route = route_for(action_type)
+    flags = {"manual": manual, "error": error, "attempt": attempt}
+    app.send_task(
+        route.task,
+        args=[jid, occurrence_ms],
+        kwargs={key: value for key, value in flags.items() if value} or None,
+        task_id=task_id_for(jid, occurrence_ms, manual=manual, error=error, attempt=attempt),
+        queue=queue or route.queue(prefix),
+        producer=producer,
+    )
 
 
 class Outgoing(NamedTuple):
@@ -48,7 +83,9 @@ class Outgoing(NamedTuple):
     error: bool = False
 
 
-class Publisher(Protocol):
+class BatchPublisher(Protocol):
+    """How a beat publishes a batch of occurrences."""
+
     def publish(self, batch: Sequence[Outgoing]) -> None: ...
 
     def close(self) -> None: ...
@@ -78,6 +115,10 @@ class CeleryPublisher:
 
     def close(self) -> None:
         """Celery's connection pool belongs to the app."""
+
+
+#: Most message templates a publisher keeps (one per task and queue).
+_MAX_TEMPLATES = 256
 
 
 class PipelinePublisher:
@@ -145,8 +186,42 @@ class PipelinePublisher:
         self.redis.close()
 
 
-def publisher_for(app: Celery, broker_url: str, prefix: str) -> Publisher:
+def batch_publisher_for(app: Celery, broker_url: str, prefix: str) -> BatchPublisher:
     """The pipelined publisher on a Redis broker, Celery's own on any other."""
     if is_redis_url(broker_url):
         return PipelinePublisher(broker_url, prefix)
     return CeleryPublisher(app, prefix)
+
+
+class UserTaskSender:
+    """Sends a user's own Celery task (a Celery action): on a Redis broker one LPUSH of a
+    standard message on a kept connection (kombu's producer builds a client per publish);
+    elsewhere Celery's publisher with confirms."""
+
+    def __init__(self, app: Celery, broker_url: str) -> None:
+        self.app = app
+        self.broker_url = broker_url
+
+    def send(self, name: str, args: list[Any], kwargs: dict[str, Any], queue: str | None) -> None:
+        if not is_redis_url(self.broker_url):
+            self.app.send_task(name, args=args, kwargs=kwargs, queue=queue, retry=True)
+            return
+        target = queue or "celery"
+        message = protocol2_message(
+            name,
+            str(uuid.uuid4()),
+            args,
+            kwargs,
+            target,
+            origin=self._origin,
+            reply_to=self._origin,
+        )
+        self._broker.lpush(target, message)
+
+    @cached_property
+    def _broker(self) -> redis.Redis:
+        return redis.Redis.from_url(self.broker_url)
+
+    @cached_property
+    def _origin(self) -> str:
+        return f"gen{os.getpid()}@{socket.gethostname()}"

@@ -1,7 +1,9 @@
-"""Which task and queue carry each action kind, and how an occurrence is published.
+"""Which task and queue carry each action kind, and the task id of each attempt.
 
-Shared by the beat (scheduled occurrences) and the API (manual runs), so both publish
-the same standard Celery messages: ids only, a task id derived from the occurrence.
+The task names are the contract with the workers, which register their tasks under them
+(:data:`ACTION_TASKS`); whoever publishes an attempt (:mod:`scheduler.dispatch.publisher`)
+routes it here, so every publisher writes the same standard Celery messages: ids only, a
+task id derived from the occurrence.
 """
 
 from __future__ import annotations
@@ -9,16 +11,13 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass
-from typing import Any
-
-from celery import Celery
 
 from scheduler.domain.models import ActionType
 
 __all__ = [
     "ACTION_ROUTES",
+    "ACTION_TASKS",
     "ActionRoute",
-    "publish_occurrence",
     "queue_names",
     "route_for",
     "task_id_for",
@@ -45,6 +44,9 @@ ACTION_ROUTES = {
     ActionType.CELERY: ActionRoute("takt.action.celery", "celery"),
     ActionType.COMMAND: ActionRoute("takt.action.command", "command"),
 }
+
+#: Every task name a worker registers, sorted: the names Flower shows.
+ACTION_TASKS = tuple(sorted({route.task for route in ACTION_ROUTES.values()}))
 
 
 def queue_names(prefix: str) -> list[str]:
@@ -75,32 +77,3 @@ def _uuid5(name: str) -> str:
     digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
     h = digest.hex()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
-def publish_occurrence(
-    app: Celery,
-    prefix: str,
-    jid: str,
-    occurrence_ms: int,
-    action_type: ActionType,
-    *,
-    manual: bool = False,
-    error: bool = False,
-    attempt: int = 0,
-    queue: str | None = None,
-    producer: Any = None,
-) -> None:
-    """Publish one attempt of an occurrence as a standard Celery task carrying ids only.
-
-    ``queue`` is the job's (or its collection's) worker pool, instead of the kind's queue.
-    """
-    route = route_for(action_type)
-    flags = {"manual": manual, "error": error, "attempt": attempt}
-    app.send_task(
-        route.task,
-        args=[jid, occurrence_ms],
-        kwargs={key: value for key, value in flags.items() if value} or None,
-        task_id=task_id_for(jid, occurrence_ms, manual=manual, error=error, attempt=attempt),
-        queue=queue or route.queue(prefix),
-        producer=producer,
-    )

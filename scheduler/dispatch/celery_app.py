@@ -1,15 +1,38 @@
-"""The Celery configuration Takt derives from its settings."""
+"""Takt's Celery app as far as publishing goes: the configuration every Takt process
+derives from its settings (broker, queues and their exchanges, serialisation, the Redis
+transport's redelivery), and :class:`TaktCelery`, a Celery app on it that defines no task.
+
+The API publishes manual runs with a bare one; the worker's app adds its tasks to one
+(registered under :data:`~scheduler.dispatch.routing.ACTION_TASKS`).
+"""
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any
 
+from celery import Celery
 from kombu import Exchange, Queue
 
 from scheduler.dispatch.routing import queue_names
-from scheduler.settings import TaktSettings
+from scheduler.settings import TaktSettings, load_settings
 
-__all__ = ["celery_config"]
+__all__ = ["TaktCelery", "celery_config"]
+
+
+class TaktCelery(Celery):
+    """A Celery app on Takt's configuration. Its settings are read when Celery first needs
+    its configuration (lazily, through ``add_defaults``), from the environment if not given,
+    never when the app is built."""
+
+    def __init__(self, settings: TaktSettings | None = None) -> None:
+        super().__init__("takt", set_as_current=False)
+        self._takt_settings = settings
+        self.add_defaults(lambda: celery_config(self.settings))
+
+    @cached_property
+    def settings(self) -> TaktSettings:
+        return self._takt_settings or load_settings()
 
 
 def _is_amqp(url: str) -> bool:
