@@ -19,7 +19,7 @@ from scheduler.domain.models import (
 from scheduler.errors import JobNotFound, SchemaTooNew
 from scheduler.store.claims import Advance, ClaimBatch, ClaimQueue
 from scheduler.store.jobs import HISTORY_MAX_ENTRIES, Attempt, JobStore, NewJob
-from scheduler.store.keys import KeySchema
+from scheduler.store.ledger import LedgerEntry
 from tests.helpers import wait_until
 
 CID = "sub/rg/coll"
@@ -215,7 +215,7 @@ def test_a_record_written_by_a_newer_takt_is_refused(store: JobStore) -> None:
 
 def test_a_lease_is_taken_once_and_an_attempt_once_recorded_stays_taken(store: JobStore) -> None:
     [jid] = add_jobs(store, 1)
-    m0, m1 = (KeySchema.ledger_member(jid, 5, n, error=False, manual=False) for n in (0, 1))
+    m0, m1 = (LedgerEntry(jid, 5, n).member for n in (0, 1))
     store.redis.zadd(store.keys.ledger, {m0: 1, m1: 1})
     assert store.acquire_lease(jid, 5, "m0", 60_000, m0).taken
     busy = store.acquire_lease(jid, 5, "m0", 60_000, m0)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from scheduler.clock import from_ms, to_ms, utcnow
 from scheduler.domain.models import HistoryEntry, JobExecutionStatus, JobHistoryActionName, JobState
 from scheduler.domain.planning import is_last_occurrence
+from scheduler.store.codecs import HistoryId
 from scheduler.store.jobs import Attempt, JobRecord, JobStore
 from workers.http_action import Outcome
 
@@ -94,7 +95,7 @@ def _attempt(
         jid=run.jid,
         occurrence_ms=run.occurrence_ms,
         tag=run.tag,
-        entry_id=f"{run.occurrence_ms}-{run.tag}{'-manual' if run.manual else ''}",
+        entry_id=HistoryId(run.occurrence_ms, run.tag, manual=run.manual).encode(),
         entry=entry,
         first_attempt=main and run.attempt == 0,
         failed=main and failed,
@@ -126,7 +127,7 @@ def record_postponed(store: JobStore, run: RunRequest, blocking_ms: int) -> None
             jid=run.jid,
             occurrence_ms=run.occurrence_ms,
             tag=run.tag,
-            entry_id=f"{run.occurrence_ms}-{run.tag}-postponed",
+            entry_id=HistoryId(run.occurrence_ms, run.tag, postponed=True).encode(),
             entry=entry,
             first_attempt=False,
             failed=False,

@@ -15,6 +15,7 @@ from scheduler.domain.models import CollectionState, JobAction, JobExecutionStat
 from scheduler.domain.refs import CollectionRef, JobRef
 from scheduler.service.jobs import JobService
 from scheduler.service.quotas import effective_quota
+from scheduler.store.codecs import HistoryId
 from scheduler.store.jobs import CollectionRecord, JobRecord, StoredHistoryEntry
 
 __all__ = [
@@ -212,19 +213,18 @@ def collection_row(record: CollectionRecord, jobs: int) -> CollectionRow:
 def flower_task_id(jid: str, entry_id: str) -> str | None:
     """The Celery task id of the occurrence a history entry belongs to, for Flower.
 
-    History ids are ``{occurrence ms}-{m|e}{attempt}[-manual]``; retries that wait in the
-    broker keep the first attempt's task id, so the link goes to that task.
+    A history id names its occurrence and attempt (:class:`~scheduler.store.codecs.HistoryId`);
+    retries that wait in the broker keep the first attempt's task id, so the link goes to
+    that task.
     """
     from scheduler.dispatch.routing import (
         task_id_for,  # the API imports workers late, as app.py does
     )
 
-    parts = entry_id.split("-")
-    if len(parts) < 2 or not parts[0].isdigit() or parts[1][:1] not in ("m", "e"):
+    found = HistoryId.parse(entry_id)
+    if found is None:
         return None
-    return task_id_for(
-        jid, int(parts[0]), manual=parts[-1] == "manual", error=parts[1].startswith("e")
-    )
+    return task_id_for(jid, found.occurrence_ms, manual=found.manual, error=found.error)
 
 
 def job_status(jobs: JobService, ref: JobRef, base: str, activity: str | None) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from scheduler.clock import END_OF_TIME
+from scheduler.domain.cadence import Cadence
 from scheduler.domain.models import ActionType, JobProperties, JobRecurrence, MissedRunPolicy
 from scheduler.recurrence import Rule, compile_recurrence, next_occurrence, rule_shape
 
@@ -101,19 +102,20 @@ def cadence(policy: DispatchPolicy, action_type: ActionType, rule: Rule | None) 
     Only jobs for which :func:`plan_dispatch` always runs the occurrence have one: without
     a ``startingDeadline``, a one-shot job, and a plain interval under the default policy
     (RunOnce), which fires next at the first occurrence after the later of the due time
-    and now. Every other job gets '': the beat plans each of its runs.
+    and now. Every other job gets '': the beat plans each of its runs. The format is
+    :class:`~scheduler.domain.cadence.Cadence`'s.
     """
     if policy.starting_deadline is not None:
         return ""
     if rule is None:
-        return f"0|0||{action_type.value}"
+        return Cadence.one_shot(action_type).encode()
     if (policy.missed_run_policy or MissedRunPolicy.RUN_ONCE) is not MissedRunPolicy.RUN_ONCE:
         return ""
     grid = rule.grid_us()
     if grid is None:
         return ""
     first, step, last = grid
-    return f"{first}|{step}|{'' if last is None else last}|{action_type.value}"
+    return Cadence(first, step, last, action_type).encode()
 
 
 def job_cadence(properties: JobProperties) -> str:

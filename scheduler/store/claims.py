@@ -13,8 +13,9 @@ from typing import Any, NamedTuple
 
 import redis
 
+from scheduler.store.codecs import ClaimValue, LedgerEntry, job_of, retry_of
 from scheduler.store.jobs import JobStore, redis_errors
-from scheduler.store.keys import CLAIM_GROUP, KeySchema
+from scheduler.store.keys import CLAIM_GROUP
 from scheduler.store.scripts import ADVANCE, CLAIM_DUE
 
 __all__ = [
@@ -58,9 +59,7 @@ class Claim:
     def ledger_member(self) -> str:
         """The attempt this claim enters in the execution ledger (see CLAIM_DUE)."""
         attempt, error = (self.retry.attempt, self.retry.error) if self.retry else (0, False)
-        return KeySchema.ledger_member(
-            self.jid, self.occurrence_ms, attempt, error=error, manual=False
-        )
+        return LedgerEntry(self.jid, self.occurrence_ms, attempt, error=error).member
 
 
 class Scheduled(NamedTuple):
@@ -178,18 +177,18 @@ class ClaimQueue:
             ]
             pipe = self.store.redis.pipeline(transaction=False)
             for member, _ in found:
-                pipe.hmget(self.store.keys.job(member.split("|", 1)[0]), "def", "state", "queue")
+                pipe.hmget(self.store.keys.job(job_of(member)), "def", "state", "queue")
             jobs = pipe.execute() if found else []
             now_ms = self.store.time_ms()
         claims: list[Claim] = []
         scheduled: list[Scheduled] = []
         for (member, value), job in zip(found, jobs, strict=True):
             definition, state, queue = (field or "" for field in job)
-            due_ms, gen, *action = value.split("|")
-            if action:  # the claim script advanced it already
-                scheduled.append(Scheduled(member, int(due_ms), action[0], queue))
+            claimed = ClaimValue.parse(value)
+            if claimed.action_type:  # the claim script advanced it already
+                scheduled.append(Scheduled(member, claimed.due_ms, claimed.action_type, queue))
             else:
-                claims.append(_claim(member, due_ms, gen, definition, state, queue))
+                claims.append(_claim(member, claimed.due_ms, claimed.gen, definition, state, queue))
         return ClaimBatch(now_ms, [stream_id for stream_id, _ in taken], claims, scheduled)
 
     def advance(
@@ -248,14 +247,14 @@ def _pairs(fields: Any) -> Iterable[tuple[str, str]]:
 
 def _claim(
     member: str,
-    due_ms: str,
+    due_ms: str | int,
     gen: str,
     definition: str,
     state: str,
     queue: str,
 ) -> Claim:
-    if "|" not in member:
+    retry = retry_of(member)
+    if retry is None:
         return Claim(member, int(float(due_ms)), gen, None, definition, state, queue)
-    jid, kind, occurrence, attempt = member.split("|")
-    retry = Retry(attempt=int(attempt), error=kind == "e")
-    return Claim(jid, int(occurrence), gen, retry, definition, state, queue)
+    again = Retry(attempt=retry.attempt, error=retry.error)
+    return Claim(retry.jid, retry.occurrence_ms, gen, again, definition, state, queue)

@@ -37,6 +37,7 @@ from scheduler.errors import (
     StoreError,
     UnreadableJob,
 )
+from scheduler.store.codecs import RetryMember
 from scheduler.store.keys import KeySchema
 from scheduler.store.scripts import (
     ACQUIRE_LEASE,
@@ -581,7 +582,7 @@ class JobStore:
         self, jid: str, occurrence_ms: int, attempt: int, error: bool, due_ms: int
     ) -> None:
         """Put a long-delayed retry into the due set as a one-shot occurrence."""
-        member = self.keys.retry_member(jid, occurrence_ms, attempt, error)
+        member = RetryMember(jid, occurrence_ms, attempt, error).encode()
         with redis_errors():
             pipe = self.redis.pipeline(transaction=True)
             pipe.zadd(self.keys.due, {member: due_ms})

@@ -24,7 +24,7 @@ key                                    type    TTL                        writte
                                                                           (score = next fire
                                                                           time, epoch ms;
                                                                           member = jid, or
-                                                                          jid|m|occ|attempt
+                                                                          a RetryMember
                                                                           for a long retry,
                                                                           written by workers)
 ``{p}:finished``                       zset    none                       worker (score =
@@ -37,11 +37,8 @@ key                                    type    TTL                        writte
 ``{p}:ledger``                         zset    none; members removed      beat, API, worker
                                                when their attempt is      (score = when to
                                                recorded                   deliver again, ms;
-                                                                          member = an attempt:
-                                                                          jid|m|occ|attempt|s,
-                                                                          e for the error
-                                                                          action, r for a
-                                                                          manual run)
+                                                                          member = an attempt,
+                                                                          a LedgerEntry)
 ``{p}:lease:{jid}:{occ_ms}:{tag}``     string  action timeout + margin,   worker (tag: m0,
                                                                           m1.. e0..)
                                                then 1 day once done
@@ -70,7 +67,9 @@ key                                    type    TTL                        writte
                                                                           writes)
 =====================================  ======  =========================  ==================
 
-The beats' consumer group on ``{p}:claims`` is :data:`CLAIM_GROUP`.
+The beats' consumer group on ``{p}:claims`` is :data:`CLAIM_GROUP`. Members and values
+with parts (RetryMember, LedgerEntry, the claims stream's ClaimValue, a job's cadence,
+a history entry's id) have their codecs in :mod:`scheduler.store.codecs`.
 """
 
 from __future__ import annotations
@@ -132,20 +131,6 @@ class KeySchema:
 
     def cancelled_prefix(self, jid: str) -> str:
         return f"{self._tag}:cancelled:{jid}:"
-
-    @staticmethod
-    def retry_member(jid: str, occurrence_ms: int, attempt: int, error: bool) -> str:
-        """A due-set member for a one-shot retry (job names never contain ``|``)."""
-        return f"{jid}|{'e' if error else 'm'}|{occurrence_ms}|{attempt}"
-
-    @staticmethod
-    def ledger_member(
-        jid: str, occurrence_ms: int, attempt: int, *, error: bool, manual: bool
-    ) -> str:
-        """A ledger member: one attempt of one action of one occurrence; a retry member of
-        the due set plus ``|s`` (scheduled) or ``|r`` (a manual run)."""
-        retry = KeySchema.retry_member(jid, occurrence_ms, attempt, error)
-        return f"{retry}|{'r' if manual else 's'}"
 
     def principal(self, name: str) -> str:
         return f"{self._tag}:principal:{name}"

@@ -22,35 +22,12 @@ lease lets only one delivery run (see :mod:`workers.execution`).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 
+from scheduler.store.codecs import LedgerEntry
 from scheduler.store.jobs import JobStore, redis_errors
-from scheduler.store.keys import KeySchema
 from scheduler.store.scripts import REDELIVER
 
 __all__ = ["Ledger", "LedgerEntry"]
-
-
-@dataclass(frozen=True, slots=True)
-class LedgerEntry:
-    """One attempt of one action of one occurrence."""
-
-    jid: str
-    occurrence_ms: int
-    attempt: int = 0
-    error: bool = False
-    manual: bool = False
-
-    @property
-    def member(self) -> str:
-        return KeySchema.ledger_member(
-            self.jid, self.occurrence_ms, self.attempt, error=self.error, manual=self.manual
-        )
-
-    @classmethod
-    def parse(cls, member: str) -> LedgerEntry:
-        jid, kind, occurrence, attempt, origin = member.split("|")
-        return cls(jid, int(occurrence), int(attempt), error=kind == "e", manual=origin == "r")
 
 
 class Ledger:

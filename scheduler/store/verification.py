@@ -7,6 +7,7 @@ from typing import Any, cast
 import redis
 
 from scheduler.errors import SchemaTooNew
+from scheduler.store.codecs import job_of
 from scheduler.store.jobs import JobStore
 
 __all__ = ["verify_store"]
@@ -23,7 +24,7 @@ def _claimed(store: JobStore) -> set[str]:
         entries = cast(list[Any], store.redis.xrange(store.keys.claims))
     except redis.ResponseError:  # no stream yet
         return set()
-    return {str(fields["j"]).split("|")[0] for _, fields in entries}
+    return {job_of(str(fields["j"])) for _, fields in entries}
 
 
 def verify_store(store: JobStore) -> list[str]:
@@ -38,7 +39,7 @@ def verify_store(store: JobStore) -> list[str]:
             known.add(jid)
             problems += _check_job(store, jid, due, claimed)
     for member in due:
-        if member.split("|")[0] not in known:
+        if job_of(member) not in known:
             problems.append(f"due set holds {member!r}, which is not a job of any collection")
     for finished in cast(list[Any], store.redis.zrange(store.keys.finished, 0, -1)):
         if str(finished) not in known:

@@ -6,11 +6,11 @@
 --
 -- Keys:
 --   lease   string  the attempt's lease: 'running' while held, 'done' once recorded
---   ledger  zset    member: an attempt "jid|m|occ ms|attempt|s"
+--   ledger  zset    member: an attempt "jid|m|occ ms|attempt|s" (codecs.LedgerEntry)
 --
 -- Arguments:
 --   ttl_ms         int     how long the lease is held (the action's timeout + a margin)
---   ledger_member  string  the attempt in the ledger
+--   ledger_member  string  the attempt in the ledger (codecs.LedgerEntry)
 --
 -- Returns: {1} when taken; {0, 'done'} when the attempt was recorded already;
 --   {0, 'not-owed'} when the ledger does not hold it; {0, 'running', pttl ms} when

@@ -10,7 +10,7 @@
 --   due  zset  member: a job id; score: when due, epoch ms
 --   and the hashes `job_prefix` .. jid: reads gen and state; writes lastOccurrence,
 --   nextExecutionTime and cadence ("gen|first µs|step µs|last µs or empty|action type":
---   this script joins the gen in front of the beat's cadence).
+--   this script joins the gen in front of the beat's domain.cadence.Cadence).
 --
 -- Arguments:
 --   job_prefix  string  the common start of every job hash key (KeySchema.job_prefix)
@@ -19,8 +19,9 @@
 --     gen            string  the job's gen when it was claimed (planned from)
 --     next_ms        string  its next occurrence, epoch ms; '' when it has none
 --     occurrence_ms  string  the occurrence just dispatched, epoch ms
---     cadence        string  "first µs|step µs|last µs or empty|action type"; '' when
---                            the beat keeps planning the job
+--     cadence        string  "first µs|step µs|last µs or empty|action type"
+--                            (domain.cadence.Cadence); '' when the beat keeps planning
+--                            the job
 --
 -- Returns: int, how many jobs were put back.
 local due_key = KEYS[1]

@@ -9,7 +9,8 @@
 --   step   number  µs between occurrences; 0 for a one-shot job (no next occurrence)
 --   last   string  the cadence's last occurrence, epoch µs; '' when it has none
 -- The cadence is Rule.grid_us (scheduler.domain.planning.cadence), stored in a job's hash
--- as "gen|first µs|step µs|last µs or empty|action type".
+-- as "gen|first µs|step µs|last µs or empty|action type" (scheduler.domain.cadence.Cadence
+-- behind the gen).
 --
 -- Returns: string, the occurrence in epoch ms; '' when there is none.
 --

@@ -22,15 +22,15 @@
 --
 -- Keys:
 --   due     zset    member: a job id, or a retry member "jid|m|occ ms|attempt" ("e" for
---                   the error action); score: when due, epoch ms
+--                   the error action; codecs.RetryMember); score: when due, epoch ms
 --   claims  stream  one entry per `claims_per_entry` claims; field: the due-set member,
 --                   value: "due ms|gen", plus "|action type" when this script advanced
---                   the job
+--                   the job (codecs.ClaimValue)
 --   ledger  zset    member: an attempt, "jid|m|occ ms|attempt|s" ("e" for the error
---                   action); score: when to deliver it again, epoch ms
+--                   action; codecs.LedgerEntry); score: when to deliver it again, epoch ms
 --   and the hashes `job_prefix` .. jid: reads gen, state, queue, cadence ("gen|first
---   µs|step µs|last µs or empty|action type") and def; writes lastOccurrence and
---   nextExecutionTime of the jobs it advances.
+--   µs|step µs|last µs or empty|action type", domain.cadence.Cadence behind the gen) and
+--   def; writes lastOccurrence and nextExecutionTime of the jobs it advances.
 --
 -- Arguments:
 --   batch             int     most occurrences to claim

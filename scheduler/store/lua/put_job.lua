@@ -14,7 +14,7 @@
 --   name     string  its name in the collection
 --   next_ms  string  its first occurrence, epoch ms; '' when it is not scheduled
 --   cadence  string  "first µs|step µs|last µs or empty|action type"
---                    (domain.planning.cadence); '' for none. Stored as "gen|" .. cadence.
+--                    (domain.cadence.Cadence); '' for none. Stored as "gen|" .. cadence.
 --   then field/value pairs of the job hash (def, state, owner, displayName, queue,
 --   nextExecutionTime: scheduler.store.jobs)
 --

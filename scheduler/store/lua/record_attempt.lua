@@ -14,11 +14,11 @@
 --   due       zset    member: a job id; the job leaves it when it reaches a final state
 --   lease     string  the attempt's lease; set to 'done'
 --   finished  zset    member: a job id; score: finishedAt, epoch ms
---   ledger    zset    member: an attempt "jid|m|occ ms|attempt|s";
+--   ledger    zset    member: an attempt "jid|m|occ ms|attempt|s" (codecs.LedgerEntry);
 --                     score: when to deliver it again, epoch ms
 --
 -- Arguments:
---   entry              string  the history entry, JSON
+--   entry              string  the history entry, JSON; its id is a codecs.HistoryId
 --   history_cap        int     entries kept in the history list
 --   flags              string  three characters, '1' or '0' each: the attempt was a first
 --                              attempt, it failed, the job is faulted
@@ -27,7 +27,7 @@
 --   finished_ms        string  finishedAt, epoch ms, with a final state
 --   jid                string  the job
 --   lease_done_ms      int     how long the lease stays 'done'
---   ledger_member      string  this attempt in the ledger
+--   ledger_member      string  this attempt in the ledger (codecs.LedgerEntry)
 --   follow_up_member   string  the attempt that follows in the ledger; '' for none
 --   follow_up_due_ms   string  when the ledger delivers the follow-up again, epoch ms
 --

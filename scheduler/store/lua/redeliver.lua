@@ -5,7 +5,7 @@
 -- now + `redelivery_ms`, so exactly one beat delivers each again per period.
 --
 -- Keys:
---   ledger  zset  member: an attempt "jid|m|occ ms|attempt|s";
+--   ledger  zset  member: an attempt "jid|m|occ ms|attempt|s" (codecs.LedgerEntry);
 --                 score: when to deliver it again, epoch ms
 --
 -- Arguments:
