@@ -30,8 +30,9 @@ from tests.conftest import ADMIN_TOKEN, Stack
 from tests.helpers import HttpTarget, wait_until
 from workers.actions import run_action, unexpected_failure
 from workers.app import create_app
+from workers.attempt import RunRequest
 from workers.context import WorkerContext
-from workers.execution import RunRequest, Verdict, execute
+from workers.execution import Verdict, execute
 
 with warnings.catch_warnings():
     # Starlette now asks for its httpx fork; the httpx it warns about works the same here.

@@ -18,8 +18,8 @@ from scheduler.dispatch import TaktCelery, UserTaskSender, publish_occurrence
 from scheduler.domain.models import ActionType
 from scheduler.domain.redaction import quiet_http_logging
 from scheduler.settings import TaktSettings
+from workers.attempt import RunRequest
 from workers.context import WorkerContext
-from workers.execution import RunRequest
 from workers.tasks import register_tasks
 
 __all__ = ["WorkerApp", "app", "create_app"]
@@ -61,7 +61,7 @@ def create_app(settings: TaktSettings | None = None) -> WorkerApp:
     """A Celery app with Takt's tasks; settings are read from the environment if omitted."""
     quiet_http_logging()  # every Takt process but the API builds its Celery app here
     celery_app = WorkerApp(settings)
-    register_tasks(celery_app)
+    register_tasks(celery_app, lambda: celery_app.context)
     return celery_app
 
 

@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 
@@ -15,14 +15,12 @@ from scheduler.service.outbound import NetworkPolicy
 from scheduler.settings import TaktSettings
 from scheduler.store.jobs import JobStore
 from scheduler.store.ledger import Ledger
+from workers.attempt import RunRequest
 from workers.auth import ActionAuth
 from workers.network import policy_client
 
-if TYPE_CHECKING:
-    from workers.execution import RunRequest
-
 #: Publishes a follow-up attempt (the error action) as its own task.
-Publisher = Callable[["RunRequest", ActionType, str | None], None]
+Publisher = Callable[[RunRequest, ActionType, str | None], None]
 #: Sends a user's Celery task: (name, args, kwargs, queue).
 TaskSender = Callable[[str, list[Any], dict[str, Any], str | None], None]
 

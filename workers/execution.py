@@ -11,10 +11,8 @@ last attempt, the job's error action chained as its own task.
 from __future__ import annotations
 
 import logging
-import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 from pydantic import ValidationError
 
@@ -31,55 +29,19 @@ from scheduler.errors import JobNotFound, StoreError, TaktError
 from scheduler.service.retries import retry_plan
 from scheduler.settings import LEASE_MARGIN_S
 from scheduler.store.jobs import JobRecord
-from scheduler.store.ledger import LedgerEntry
 from workers.actions import run_action
+from workers.attempt import RunRequest
 from workers.context import WorkerContext
 from workers.http_action import Outcome
 from workers.recording import record_attempt, record_postponed, record_unreadable
 
-__all__ = ["RunRequest", "Verdict", "execute", "timeout_for"]
+__all__ = ["Verdict", "execute", "timeout_for"]
 
 log = logging.getLogger(__name__)
 
 #: A lease outlives the action's timeout by this much (recording the attempt); it must
 #: expire before the broker delivers the attempt again (see TaktSettings).
 _LEASE_MARGIN_MS = int(LEASE_MARGIN_S * 1000)
-
-
-@dataclass(frozen=True, slots=True)
-class RunRequest:
-    """What a task message says: which job, which occurrence, which attempt of which action."""
-
-    jid: str
-    occurrence_ms: int
-    attempt: int = 0
-    manual: bool = False
-    error: bool = False
-
-    @property
-    def tag(self) -> str:
-        """Names this attempt in lease keys and history ids (``m0``, ``m1``, ``e0`` ...)."""
-        return f"{'e' if self.error else 'm'}{self.attempt}"
-
-    @property
-    def execution_tag(self) -> str:
-        """Stable across retries of one occurrence, so receivers can deduplicate."""
-        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"takt:{self.jid}@{self.occurrence_ms}"))
-
-    @property
-    def ledger_entry(self) -> LedgerEntry:
-        return LedgerEntry(
-            self.jid, self.occurrence_ms, self.attempt, error=self.error, manual=self.manual
-        )
-
-    def task_kwargs(self) -> dict[str, Any]:
-        return {"attempt": self.attempt, "manual": self.manual, "error": self.error}
-
-    def next_attempt(self) -> RunRequest:
-        return replace(self, attempt=self.attempt + 1)
-
-    def error_action(self) -> RunRequest:
-        return replace(self, attempt=0, error=True)
 
 
 @dataclass(frozen=True, slots=True)

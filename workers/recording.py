@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from scheduler.clock import from_ms, to_ms, utcnow
 from scheduler.domain.models import HistoryEntry, JobExecutionStatus, JobHistoryActionName, JobState
 from scheduler.domain.planning import is_last_occurrence
 from scheduler.store.codecs import HistoryId
 from scheduler.store.jobs import Attempt, JobRecord, JobStore
+from workers.attempt import RunRequest
 from workers.http_action import Outcome
-
-if TYPE_CHECKING:
-    from workers.execution import RunRequest
 
 __all__ = ["record_attempt", "record_postponed", "record_unreadable"]
 

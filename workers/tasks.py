@@ -4,46 +4,39 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
-from celery import Task
+from celery import Celery, Task
 
 from scheduler.dispatch import ACTION_TASKS
 from scheduler.errors import StoreError
-from workers.execution import RunRequest, execute
-
-if TYPE_CHECKING:
-    from workers.app import WorkerApp
+from workers.attempt import RunRequest
+from workers.context import WorkerContext
+from workers.execution import execute
 
 __all__ = ["register_tasks"]
 
 log = logging.getLogger(__name__)
 
 _STORE_RETRY_S = 2.0
-_STORE_POLL_S = 0.5
 
 
-def _await_store(app: WorkerApp) -> None:
-    """Wait (bounded by half the redelivery timeout) until the store answers a PING."""
-    deadline = time.monotonic() + app.settings.redelivery_timeout_s / 2
-    while not app.context.store.ping() and time.monotonic() < deadline:
-        time.sleep(_STORE_POLL_S)
-
-
-def _release_quietly(app: WorkerApp, run: RunRequest) -> None:
+def _release_quietly(ctx: WorkerContext, run: RunRequest) -> None:
     # Still away: the lease expires by itself, and the retry waits for that.
     with contextlib.suppress(StoreError):
-        app.context.store.release_lease(run.jid, run.occurrence_ms, run.tag)
+        ctx.store.release_lease(run.jid, run.occurrence_ms, run.tag)
 
 
-def register_tasks(app: WorkerApp) -> None:
-    """Define one task per action kind on ``app`` (every app instance gets its own)."""
+def register_tasks(app: Celery, context: Callable[[], WorkerContext]) -> None:
+    """Define one task per action kind on ``app`` (every app instance gets its own), under
+    the names dispatch publishes them by; ``context`` gives the worker context of the
+    process that runs a task (built on first use, so after a prefork fork)."""
     for name in ACTION_TASKS:
-        _register(app, name)
+        _register(app, context, name)
 
 
-def _register(app: WorkerApp, name: str) -> None:
+def _register(app: Celery, context: Callable[[], WorkerContext], name: str) -> None:
     @app.task(
         name=name,
         bind=True,
@@ -63,11 +56,11 @@ def _register(app: WorkerApp, name: str) -> None:
     ) -> str:
         run = RunRequest(jid, occurrence_ms, attempt, manual, error)
         try:
-            verdict = execute(app.context, run)
+            verdict = execute(context(), run)
         except StoreError as exc:
             # The store is away (restarting?): this attempt has not happened; try it again.
             log.warning("job store unavailable for %s@%s: %s", jid, occurrence_ms, exc)
-            _release_quietly(app, run)
+            _release_quietly(context(), run)
             raise task.retry(
                 args=(jid, occurrence_ms), kwargs=run.task_kwargs(), countdown=_STORE_RETRY_S
             ) from exc
