@@ -1,7 +1,10 @@
-"""Takt's configuration: one pydantic-settings class read from ``TAKT_*`` variables.
+"""Takt's configuration: pydantic-settings classes read from ``TAKT_*`` variables.
 
-Each entry point (``takt up``, ``takt api``, the Celery app, the beat) builds one
-:class:`TaktSettings` and passes it down; nothing reads the environment at import time.
+Each service's entry point (``takt up``, ``takt api``, the Celery app, the beat) builds one
+:class:`TaktSettings` and passes it down; the CLI's commands over the API (``takt jobs``,
+``collections``, ``principals``) build a :class:`ClientSettings`, the little a client
+reads. Both refuse a ``TAKT_*`` variable that neither knows and explain a bad value the
+same way. Nothing reads the environment at import time.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -32,10 +35,29 @@ LEASE_MARGIN_S = 5.0
 _RESERVED_PREFIXES = ("TAKT_TEST_",)
 
 
-class TaktSettings(BaseSettings):
-    """Every setting of a Takt process; see the README's configuration table."""
+class _SharedSettings(BaseSettings):
+    """What the services and the client both read: where the API listens, the bootstrap
+    administrator key and the data folder it is generated into."""
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
+
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=0, le=65535)
+    admin_token: SecretStr | None = Field(
+        default=None,
+        description="Bootstrap administrator key; generated into the data dir if unset.",
+    )
+    data_dir: Path = Path(".takt")
+
+    @property
+    def admin_token_path(self) -> Path:
+        """Where a generated administrator key is kept (mode 0600)."""
+        return self.data_dir / "admin-token"
+
+
+class TaktSettings(_SharedSettings):
+    """Every setting of a Takt service (API, beat, worker, Flower, ``takt up``); see the
+    README's configuration table."""
 
     redis_url: str | None = Field(
         default=None, description="Job store. Unset: `takt up` starts an embedded Valkey."
@@ -51,13 +73,6 @@ class TaktSettings(BaseSettings):
         le=1_000_000,
         description="Tasks Flower keeps in memory (its --max_tasks; oldest dropped first).",
     )
-    api_host: str = "127.0.0.1"
-    api_port: int = Field(default=8000, ge=0, le=65535)
-    admin_token: SecretStr | None = Field(
-        default=None,
-        description="Bootstrap administrator key; generated into the data dir if unset.",
-    )
-    data_dir: Path = Path(".takt")
     key_prefix: str = Field(default="takt", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     http_timeout_s: float = Field(default=60.0, gt=0, le=3600)
     http_timeout_max_s: float = Field(
@@ -130,16 +145,6 @@ class TaktSettings(BaseSettings):
         pattern=r"^[1-9][0-9]*(b|kb|mb|gb)?$",
         description="maxmemory of the embedded Valkey (noeviction refuses writes past it).",
     )
-    # What the CLI and the Python client use to reach an API (not read by the services).
-    api_url: str | None = Field(
-        default=None,
-        description="API the CLI talks to; http://TAKT_API_HOST:TAKT_API_PORT if unset.",
-    )
-    api_key: SecretStr | None = Field(
-        default=None, description="Key the CLI sends; the admin token (env or file) if unset."
-    )
-    subscription: str = Field(default="default", description="CLI's default subscription id.")
-    resource_group: str = Field(default="default", description="CLI's default resource group.")
 
     @field_validator("storage_queue_endpoint")
     @classmethod
@@ -213,11 +218,6 @@ class TaktSettings(BaseSettings):
         return self.broker_url or self.store_url
 
     @property
-    def client_url(self) -> str:
-        """The API the CLI talks to."""
-        return self.api_url or f"http://{self.api_host}:{self.api_port}"
-
-    @property
     def deny_networks(self) -> tuple[Network, ...]:
         """``TAKT_ACTION_DENY_NETWORKS``, parsed."""
         return _parse_networks(self.action_deny_networks)
@@ -232,10 +232,25 @@ class TaktSettings(BaseSettings):
         """``TAKT_TRUSTED_PROXIES``, parsed."""
         return _parse_networks(self.trusted_proxies)
 
+
+class ClientSettings(_SharedSettings):
+    """What the CLI's commands over the API read: which API, with which key, and the
+    subscription and resource group of their paths (their flags override each)."""
+
+    api_url: str | None = Field(
+        default=None,
+        description="API the CLI talks to; http://TAKT_API_HOST:TAKT_API_PORT if unset.",
+    )
+    api_key: SecretStr | None = Field(
+        default=None, description="Key the CLI sends; the admin token (env or file) if unset."
+    )
+    subscription: str = Field(default="default", description="CLI's default subscription id.")
+    resource_group: str = Field(default="default", description="CLI's default resource group.")
+
     @property
-    def admin_token_path(self) -> Path:
-        """Where a generated administrator key is kept (mode 0600)."""
-        return self.data_dir / "admin-token"
+    def client_url(self) -> str:
+        """The API the CLI talks to."""
+        return self.api_url or f"http://{self.api_host}:{self.api_port}"
 
 
 def _parse_networks(value: str) -> tuple[Network, ...]:
@@ -251,33 +266,54 @@ def _parse_networks(value: str) -> tuple[Network, ...]:
     return tuple(networks)
 
 
+_Settings = TypeVar("_Settings", bound=_SharedSettings)
+
+
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> TaktSettings:
-    """Build the settings from ``environ`` (the process environment by default).
+    """Build a service's settings from ``environ`` (the process environment by default).
 
     Raises:
         ConfigurationError: a ``TAKT_`` variable that no setting knows (with the closest
             known name), or a bad value (naming the variable, the value and what is expected).
     """
+    return _load(TaktSettings, environ, overrides)
+
+
+def load_client_settings(
+    environ: Mapping[str, str] | None = None, **overrides: Any
+) -> ClientSettings:
+    """Build the client's settings from ``environ`` (the process environment by default).
+
+    Only the variables a client reads are validated; the services' are known names, so
+    the environment of a ``takt up`` machine serves its CLI too.
+
+    Raises:
+        ConfigurationError: as :func:`load_settings`.
+    """
+    return _load(ClientSettings, environ, overrides)
+
+
+def _load(
+    kind: type[_Settings], environ: Mapping[str, str] | None, overrides: Mapping[str, Any]
+) -> _Settings:
     env = os.environ if environ is None else environ
-    known = {_variable(name) for name in TaktSettings.model_fields}
     unknown = sorted(
         key
         for key in env
         if key.startswith(ENV_PREFIX)
-        and key not in known
+        and key not in _KNOWN_VARIABLES
         and not key.startswith(_RESERVED_PREFIXES)
     )
     if unknown:
-        raise ConfigurationError("; ".join(_unknown(key, known) for key in unknown))
-    values = {
-        name: env[_variable(name)] for name in TaktSettings.model_fields if _variable(name) in env
-    }
+        raise ConfigurationError("; ".join(_unknown(key) for key in unknown))
+    values = {name: env[_variable(name)] for name in kind.model_fields if _variable(name) in env}
     values.update(overrides)
     try:
         # Pass values explicitly so `environ` (not os.environ) is the only source.
-        return TaktSettings.model_validate(values)
+        return kind.model_validate(values)
     except ValidationError as exc:
-        raise ConfigurationError("; ".join(_explain(error) for error in exc.errors())) from exc
+        explained = (_explain(kind, error) for error in exc.errors())
+        raise ConfigurationError("; ".join(explained)) from exc
 
 
 # -- what a refused setting says ---------------------------------------------------------
@@ -297,22 +333,30 @@ def _variable(name: str) -> str:
     return f"{ENV_PREFIX}{name.upper()}"
 
 
-def _unknown(key: str, known: set[str]) -> str:
-    close = difflib.get_close_matches(key, sorted(known), n=1)
+#: Every ``TAKT_*`` variable a service or the client reads: any other is a typo.
+_KNOWN_VARIABLES = tuple(
+    sorted(
+        {_variable(name) for kind in (TaktSettings, ClientSettings) for name in kind.model_fields}
+    )
+)
+
+
+def _unknown(key: str) -> str:
+    close = difflib.get_close_matches(key, _KNOWN_VARIABLES, n=1)
     if close:
         return f"unknown setting {key}: did you mean {close[0]}?"
     return f"unknown setting {key}: no setting has that name (see the README's Configuration)"
 
 
-def _explain(error: Mapping[str, Any]) -> str:
+def _explain(kind: type[_SharedSettings], error: Mapping[str, Any]) -> str:
     """One refused value as ``TAKT_X='value': expected ...``."""
     location = error.get("loc") or ()
     if not location:  # a rule across settings: its words name the variables
         return str(error["msg"]).removeprefix("Value error, ")
-    if location[0] not in TaktSettings.model_fields:
+    if location[0] not in kind.model_fields:
         return f"unknown setting {_variable(str(location[0]))}"
     name = str(location[0])
-    field = TaktSettings.model_fields[name]
+    field = kind.model_fields[name]
     shown = "******" if "SecretStr" in repr(field.annotation) else repr(error.get("input"))
     shown = shown if len(shown) <= 80 else f"{shown[:76]}...{shown[-1]}"
     if error.get("type") == "value_error":  # a validator of ours: its words are the rule

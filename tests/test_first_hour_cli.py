@@ -25,7 +25,7 @@ from click.testing import CliRunner
 from scheduler.cli.main import cli
 from scheduler.client import SchedulerClient
 from scheduler.errors import ConfigurationError
-from scheduler.settings import load_settings
+from scheduler.settings import load_client_settings, load_settings
 from tests.conftest import Stack
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -126,7 +126,7 @@ def client_defaults() -> tuple[str, str]:
 
 def test_the_client_the_cli_and_the_docs_use_one_subscription_and_resource_group() -> None:
     # Given the client's and the CLI's defaults
-    settings = load_settings({})
+    settings = load_client_settings({})
     assert client_defaults() == (settings.subscription, settings.resource_group)
 
     # Then every literal ARM path and subscription id in the docs uses them

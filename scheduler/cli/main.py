@@ -8,7 +8,8 @@ import sys
 
 import click
 
-from scheduler.cli.resources import load_cli_settings, register
+from scheduler.cli.resources import register
+from scheduler.cli.settings_refused import service_settings
 from scheduler.errors import ConfigurationError
 from scheduler.settings import TaktSettings
 
@@ -19,7 +20,7 @@ _PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True, "help
 
 def _settings() -> TaktSettings:
     """The settings; a bad or unknown ``TAKT_*`` variable is one line and exit status 2."""
-    return load_cli_settings()
+    return service_settings()
 
 
 @click.group()
@@ -44,7 +45,7 @@ def api() -> None:
     """Run the HTTP API (TAKT_API_HOST:TAKT_API_PORT)."""
     import uvicorn
 
-    from scheduler.api import create_app
+    from scheduler.api import create_api
     from scheduler.api.access_log import AccessLog
     from scheduler.domain.redaction import quiet_http_logging
 
@@ -53,7 +54,7 @@ def api() -> None:
     logging.basicConfig(level=settings.log_level)
     quiet_http_logging()
     uvicorn.run(
-        AccessLog(create_app(settings)),
+        AccessLog(create_api(settings)),
         host=settings.api_host,
         port=settings.api_port,
         log_level=settings.log_level.lower(),
@@ -168,14 +169,14 @@ def manage(include_secrets: bool, command_line: tuple[str, ...]) -> None:
 
 
 def _celery(argv: list[str], *, log_level: bool = True) -> None:
-    from workers.app import create_app
+    from workers.app import create_celery_app
 
     settings = _settings()
     try:
         settings.store_url  # noqa: B018 - fail early with a clear message
     except ConfigurationError as exc:
         raise click.ClickException(str(exc)) from exc
-    app = create_app(settings)
+    app = create_celery_app(settings)
     app.start(argv=[*argv, *(["--loglevel", settings.log_level] if log_level else [])])
 
 

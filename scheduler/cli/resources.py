@@ -24,12 +24,13 @@ from typing import Any, TextIO
 
 import click
 
+from scheduler.cli.settings_refused import client_settings
 from scheduler.client import Collection, HistoryRecord, Job, SchedulerClient
 from scheduler.domain.models import JobExecutionStatus, JobState, SkuName
-from scheduler.errors import ConfigurationError, TaktError
-from scheduler.settings import TaktSettings, load_settings
+from scheduler.errors import TaktError
+from scheduler.settings import ClientSettings
 
-__all__ = ["SettingsRefused", "collections", "jobs", "load_cli_settings", "principals", "register"]
+__all__ = ["collections", "jobs", "principals", "register"]
 
 Command = Callable[..., None]
 
@@ -37,22 +38,7 @@ Command = Callable[..., None]
 # Settings, connection and errors
 
 
-class SettingsRefused(click.ClickException):
-    """A ``TAKT_*`` variable that is unknown or has a bad value: one line, exit status 2,
-    as click's usage errors (the command was called wrongly, nothing was tried)."""
-
-    exit_code = 2
-
-
-def load_cli_settings() -> TaktSettings:
-    """The settings of a ``takt`` command; a refused variable is a :class:`SettingsRefused`."""
-    try:
-        return load_settings()
-    except ConfigurationError as exc:
-        raise SettingsRefused(str(exc)) from exc
-
-
-def _key(flag: str | None, settings: TaktSettings) -> str:
+def _key(flag: str | None, settings: ClientSettings) -> str:
     """The key to send: the flag, ``TAKT_API_KEY``, ``TAKT_ADMIN_TOKEN``, the key file."""
     if flag:
         return flag
@@ -76,7 +62,7 @@ def _client(
     url: str | None, key: str | None, subscription: str | None, resource_group: str | None
 ) -> Iterator[SchedulerClient]:
     """A client for the flags, the settings filling what the flags leave out."""
-    settings = load_cli_settings()
+    settings = client_settings()
     with SchedulerClient(
         url or settings.client_url,
         _key(key, settings),
