@@ -24,7 +24,7 @@ def _claimed(store: JobStore) -> set[str]:
         entries = cast(list[Any], store.redis.xrange(store.keys.claims))
     except redis.ResponseError:  # no stream yet
         return set()
-    return {job_of(str(fields["j"])) for _, fields in entries}
+    return {job_of(str(member)) for _, fields in entries for member in fields}
 
 
 def verify_store(store: JobStore) -> list[str]:
