@@ -31,7 +31,7 @@ from scheduler.domain.models import JobCollection, JobProperties  # noqa: E402
 from scheduler.settings import load_settings  # noqa: E402
 from scheduler.store.jobs import JobStore  # noqa: E402
 from scheduler.store.ledger import LedgerEntry  # noqa: E402
-from workers.app import create_app  # noqa: E402
+from workers.app import create_celery_app  # noqa: E402
 
 LATENCY_S = 0.2
 
@@ -125,7 +125,7 @@ def bench_takt(
         env,
         logs / "takt-worker.log",
     )
-    app = create_app(load_settings({}, redis_url=redis_url, key_prefix=prefix))
+    app = create_celery_app(load_settings({}, redis_url=redis_url, key_prefix=prefix))
     time.sleep(3)  # let the worker connect before the clock starts (startup is not measured)
     now = to_ms(utcnow())
     # Owed first, as the beat's claim does: a worker runs only what the ledger owes.

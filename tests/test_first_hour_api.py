@@ -18,7 +18,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, Route, expect
 
-from scheduler.api import create_app
+from scheduler.api import create_api
 from scheduler.client import SchedulerClient
 from scheduler.domain.models import JobProperties
 from scheduler.domain.planning import first_fire, upcoming
@@ -130,7 +130,7 @@ def test_the_preview_follows_the_first_occurrence_by_the_rule() -> None:
 
 @pytest.fixture
 def api(settings: TaktSettings, store: JobStore) -> Iterator[TestClient]:
-    with TestClient(create_app(settings, store)) as client:
+    with TestClient(create_api(settings, store)) as client:
         client.headers["Authorization"] = f"Bearer {ADMIN_TOKEN}"
         yield client
 

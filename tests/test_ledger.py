@@ -27,7 +27,7 @@ from scheduler.store.jobs import Attempt, JobStore
 from scheduler.store.ledger import Ledger, LedgerEntry
 from tests.deployments import Deployment
 from tests.helpers import HttpTarget, wait_until
-from workers.app import create_app
+from workers.app import create_celery_app
 
 CID = "s/rg/c"
 PERIOD_MS = 60_000
@@ -120,7 +120,7 @@ def test_recording_an_attempt_pays_it_and_owes_the_one_that_follows(store: JobSt
 
 @pytest.fixture
 def redelivery(settings: TaktSettings, store: JobStore) -> Iterator[Redelivery]:
-    app = create_app(settings)
+    app = create_celery_app(settings)
     yield Redelivery(app, store, Ledger(store, PERIOD_MS), batch=100)
     store.redis.delete(f"{settings.key_prefix}.http")
 

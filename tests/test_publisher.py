@@ -11,7 +11,7 @@ from scheduler.dispatch.messages import MessageTemplate, protocol2_message
 from scheduler.dispatch.publisher import Outgoing, PipelinePublisher, publish_occurrence
 from scheduler.domain.models import ActionType
 from scheduler.settings import TaktSettings, load_settings
-from workers.app import create_app
+from workers.app import create_celery_app
 
 #: Members that differ per message or per process by design.
 _VARYING = {("properties", "delivery_tag"), ("properties", "reply_to"), ("headers", "origin")}
@@ -28,7 +28,7 @@ def comparable(raw: str) -> dict[str, object]:
 def test_pipelined_messages_match_celerys_own(settings: TaktSettings, redis_url: str) -> None:
     broker_url = f"{redis_url}/6"
     prefix = settings.key_prefix
-    app = create_app(
+    app = create_celery_app(
         load_settings({}, redis_url=redis_url, broker_url=broker_url, key_prefix=prefix)
     )
     broker = redis.Redis.from_url(broker_url, decode_responses=True)

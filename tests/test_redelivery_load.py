@@ -18,7 +18,7 @@ from scheduler.domain.models import JobCollection, JobProperties
 from scheduler.settings import TaktSettings
 from scheduler.store.jobs import JobStore
 from scheduler.store.ledger import Ledger, LedgerEntry
-from workers.app import create_app
+from workers.app import create_celery_app
 
 CID = "s/rg/c"
 PERIOD_MS = 60_000
@@ -27,7 +27,7 @@ OVERDUE = 50
 
 @pytest.fixture
 def redelivery(settings: TaktSettings, store: JobStore) -> Iterator[Redelivery]:
-    app = create_app(settings)
+    app = create_celery_app(settings)
     yield Redelivery(app, store, Ledger(store, PERIOD_MS), batch=100)
     store.redis.delete(f"{settings.key_prefix}.http")
 

@@ -10,7 +10,7 @@ import redis
 from scheduler.dispatch import publish_occurrence, queue_names, task_id_for
 from scheduler.domain.models import ActionType
 from scheduler.settings import TaktSettings, load_settings
-from workers.app import create_app
+from workers.app import create_celery_app
 
 
 def test_an_occurrence_is_published_once_to_its_kinds_queue_only(
@@ -18,7 +18,7 @@ def test_an_occurrence_is_published_once_to_its_kinds_queue_only(
 ) -> None:
     # Given Takt's Celery app on a broker database of this test's own
     broker_url = f"{redis_url}/5"
-    app = create_app(
+    app = create_celery_app(
         load_settings(
             {}, redis_url=redis_url, broker_url=broker_url, key_prefix=settings.key_prefix
         )

@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, Phase, settings
 from schemathesis import Case
 from schemathesis.checks import not_a_server_error
 
-from scheduler.api import create_app
+from scheduler.api import create_api
 from scheduler.settings import load_settings
 from tests.arm import API_VERSION, collection_path, http_job, put_job
 from tests.conftest import Stack
@@ -71,7 +71,7 @@ def _openapi_document() -> dict[str, Any]:
     ``test_the_served_document_is_the_one_fuzzed`` checks that the two documents agree.
     """
     settings = load_settings({}, redis_url="redis://127.0.0.1:9/0", admin_token="unused")
-    document: dict[str, Any] = create_app(settings).openapi()
+    document: dict[str, Any] = create_api(settings).openapi()
     return document
 
 

@@ -557,7 +557,7 @@ def test_beat_and_worker_store_calls_are_bounded_too(
 ) -> None:
     # Given a beat's and a worker's store on a server that is then stopped (SIGSTOP)
     from beat.scheduler import JobScheduler
-    from workers.app import create_app as create_celery_app
+    from workers.app import create_celery_app
     from workers.context import WorkerContext
 
     bounded = settings.model_copy(

@@ -38,7 +38,7 @@ import pytest
 import redis
 import uvicorn
 
-from scheduler.api import create_app
+from scheduler.api import create_api
 from scheduler.client import SchedulerClient
 from scheduler.console.forms import form_values
 from scheduler.domain.models import ActionType
@@ -545,7 +545,7 @@ def world(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     store = JobStore.from_url(settings.store_url, settings.key_prefix)
     raw = redis.Redis.from_url(settings.store_url)
     port = free_port()
-    server, thread = _serve(create_app(settings, store, _no_manual_runs), port)
+    server, thread = _serve(create_api(settings, store, _no_manual_runs), port)
     base_url = f"http://127.0.0.1:{port}"
     api = httpx.Client(
         base_url=base_url,

@@ -32,7 +32,7 @@ from azure.mgmt.scheduler.models import (
     JobAction,
 )
 
-from scheduler.api.app import create_app
+from scheduler.api.app import create_api
 from scheduler.client import SchedulerClient
 from scheduler.dispatch.routing import route_for
 from scheduler.domain import credentials
@@ -305,7 +305,7 @@ def signed_in(base_url: str, key: str) -> Iterator[httpx.Client]:
 def api(settings: TaktSettings, store: JobStore) -> Iterator[Api]:
     port = free_port()
     config = uvicorn.Config(
-        create_app(settings, store), host="127.0.0.1", port=port, log_level="warning"
+        create_api(settings, store), host="127.0.0.1", port=port, log_level="warning"
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="secrets-api", daemon=True)

@@ -20,7 +20,7 @@ import httpx
 import pytest
 import uvicorn
 
-from scheduler.api import create_app
+from scheduler.api import create_api
 from scheduler.settings import TaktSettings
 from scheduler.store.jobs import JobStore
 from scheduler.store.principals import ADMIN_PRINCIPAL, Role, ensure_principal_key
@@ -41,7 +41,7 @@ def start_api(settings: TaktSettings, store: JobStore) -> Iterator[ApiFactory]:
     servers: list[tuple[uvicorn.Server, threading.Thread]] = []
 
     def start(**changes: object) -> str:
-        app = create_app(settings.model_copy(update=changes), store, runner=lambda *_: None)
+        app = create_api(settings.model_copy(update=changes), store, runner=lambda *_: None)
         port = free_port()
         config = uvicorn.Config(
             app, host="127.0.0.1", port=port, log_level="warning", proxy_headers=False

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from scheduler.api import create_app
+from scheduler.api import create_api
 from scheduler.clock import END_OF_TIME
 from scheduler.domain.bounds import check_header, check_http_uri
 from scheduler.domain.models import JobProperties, MissedRunPolicy
@@ -42,7 +42,7 @@ Mutation = Callable[[dict[str, Any]], None]
 
 @pytest.fixture
 def api(settings: TaktSettings, store: JobStore) -> Iterator[TestClient]:
-    with TestClient(create_app(settings, store)) as client:
+    with TestClient(create_api(settings, store)) as client:
         client.headers["Authorization"] = f"Bearer {ADMIN_TOKEN}"
         yield client
 

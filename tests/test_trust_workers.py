@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from scheduler.api import create_app as create_api
+from scheduler.api import create_api
 from scheduler.clock import to_ms
 from scheduler.dispatch import publish_occurrence
 from scheduler.domain.models import ActionType, JobCollection, JobErrorAction, JobProperties
@@ -29,7 +29,7 @@ from tests.arm import API_VERSION, collection_path, get_job, history, new_collec
 from tests.conftest import ADMIN_TOKEN, Stack
 from tests.helpers import HttpTarget, wait_until
 from workers.actions import run_action, unexpected_failure
-from workers.app import create_app
+from workers.app import create_celery_app
 from workers.attempt import RunRequest
 from workers.context import WorkerContext
 from workers.execution import Verdict, execute
@@ -314,7 +314,7 @@ def test_no_log_line_at_any_level_carries_a_uri_or_header_secret(
 ) -> None:
     # Given a worker of the real Celery app, an Http job with secrets in its query and its
     # Authorization header, and a StorageQueue job with a SAS token
-    app = create_app(_with(settings, storage_queue_endpoint=f"{target.url}/{{account}}"))
+    app = create_celery_app(_with(settings, storage_queue_endpoint=f"{target.url}/{{account}}"))
     http_jid = _add(
         store,
         "keyed",
@@ -431,7 +431,7 @@ def test_a_task_forged_into_the_broker_runs_nothing_on_a_real_worker(
     settings = load_settings(
         {}, redis_url=stack.env["TAKT_REDIS_URL"], key_prefix=stack.prefix, admin_token="x"
     )
-    app = create_app(settings)
+    app = create_celery_app(settings)
     publish_occurrence(app, stack.prefix, jid, to_ms(later), ActionType.HTTP)
     wait_until(
         lambda: f"{jid}@{to_ms(later)} is not owed" in (stack.log_dir / "worker.log").read_text(),

@@ -3,7 +3,7 @@
 Celery's command line finds an app object in a module, so this module holds one; its
 settings are read when Celery first needs its configuration (lazily, through
 ``add_defaults``), never at import time. Tests and embedders build their own with
-:func:`create_app`.
+:func:`create_celery_app`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from workers.attempt import RunRequest
 from workers.context import WorkerContext
 from workers.tasks import register_tasks
 
-__all__ = ["WorkerApp", "app", "create_app"]
+__all__ = ["WorkerApp", "app", "create_celery_app"]
 
 
 class WorkerApp(TaktCelery):
@@ -57,7 +57,7 @@ def _responsive_consumer(**_: Any) -> None:
     sys.setswitchinterval(0.001)
 
 
-def create_app(settings: TaktSettings | None = None) -> WorkerApp:
+def create_celery_app(settings: TaktSettings | None = None) -> WorkerApp:
     """A Celery app with Takt's tasks; settings are read from the environment if omitted."""
     quiet_http_logging()  # every Takt process but the API builds its Celery app here
     celery_app = WorkerApp(settings)
@@ -65,4 +65,4 @@ def create_app(settings: TaktSettings | None = None) -> WorkerApp:
     return celery_app
 
 
-app = create_app()
+app = create_celery_app()

@@ -1,5 +1,5 @@
 """Takt's HTTP API (FastAPI): Azure Scheduler's ARM routes and operations endpoints."""
 
-from scheduler.api.app import create_app
+from scheduler.api.app import create_api
 
-__all__ = ["create_app"]
+__all__ = ["create_api"]

@@ -40,7 +40,7 @@ from scheduler.store.principals import (
     ensure_principal_key,
 )
 
-__all__ = ["create_app"]
+__all__ = ["create_api"]
 
 
 def _celery_runner(settings: TaktSettings, store: JobStore) -> Runner:
@@ -65,7 +65,7 @@ def _celery_runner(settings: TaktSettings, store: JobStore) -> Runner:
     return run
 
 
-def create_app(
+def create_api(
     settings: TaktSettings, store: JobStore | None = None, runner: Runner | None = None
 ) -> FastAPI:
     """The API over ``store`` (a new one on the settings' Redis URL if omitted)."""
