@@ -23,7 +23,7 @@ import pytest
 import redis
 
 from scheduler.cli.embedded import start_embedded_server
-from scheduler.cli.supervision import Backoff, Process, Role
+from scheduler.cli.supervision import Backoff, ChildRole, Process
 from scheduler.data_folder import STORE_URL_FILE, FolderLock
 from scheduler.errors import ConfigurationError, FolderInUse
 from scheduler.settings import load_settings
@@ -302,7 +302,7 @@ def test_a_failing_child_is_restarted_with_backoff_and_only_an_optional_one_give
     optional: bool, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Given a child that fails at once, every time
-    role = Role("flower", [sys.executable, "-c", "raise SystemExit(3)"], {}, optional)
+    role = ChildRole("flower", [sys.executable, "-c", "raise SystemExit(3)"], {}, optional)
     child = Process(role, dict(os.environ))
     now = 0.0
     child.start(now)

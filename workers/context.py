@@ -20,11 +20,11 @@ from workers.auth import ActionAuth
 from workers.network import policy_client
 
 #: Publishes a follow-up attempt (the error action) as its own task.
-Publisher = Callable[[RunRequest, ActionType, str | None], None]
+FollowUpPublisher = Callable[[RunRequest, ActionType, str | None], None]
 #: Sends a user's Celery task: (name, args, kwargs, queue).
 TaskSender = Callable[[str, list[Any], dict[str, Any], str | None], None]
 
-__all__ = ["Publisher", "TaskSender", "WorkerContext"]
+__all__ = ["FollowUpPublisher", "TaskSender", "WorkerContext"]
 
 
 @dataclass
@@ -32,7 +32,7 @@ class WorkerContext:
     """Built lazily in each worker process (after a prefork fork), shared by its threads."""
 
     settings: TaktSettings
-    publish: Publisher
+    publish: FollowUpPublisher
     send_task: TaskSender
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _store: JobStore | None = field(default=None, repr=False)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
+from enum import StrEnum
 
 from pydantic import ValidationError
 
@@ -35,7 +36,7 @@ from workers.context import WorkerContext
 from workers.http_action import Outcome
 from workers.recording import record_attempt, record_postponed, record_unreadable
 
-__all__ = ["Verdict", "execute", "timeout_for"]
+__all__ = ["Verdict", "VerdictWord", "execute", "timeout_for"]
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +45,27 @@ log = logging.getLogger(__name__)
 _LEASE_MARGIN_MS = int(LEASE_MARGIN_S * 1000)
 
 
+class VerdictWord(StrEnum):
+    """What became of an attempt, in a word: what its task returns."""
+
+    COMPLETED = "completed"
+    FAILED = "failed"
+    RETRYING = "retrying"  # through Celery: the verdict's retry_in
+    RETRY_SCHEDULED = "retry-scheduled"  # through the due set
+    POSTPONED = "postponed"  # concurrencyPolicy Forbid
+    CANCELLED = "cancelled"  # concurrencyPolicy Replace
+    BUSY = "busy"  # another worker holds the lease; looked at again
+    DUPLICATE = "duplicate"  # recorded already
+    NOT_OWED = "not-owed"  # the execution ledger does not owe it
+    NOT_RUN = "not-run"  # the job was deleted or may not run
+    NO_ERROR_ACTION = "no-error-action"
+
+
 @dataclass(frozen=True, slots=True)
 class Verdict:
     """How an attempt ended; ``retry_in`` asks the task to retry through Celery."""
 
-    word: str
+    word: VerdictWord
     retry_in: timedelta | None = None
     again: bool = False  # retry the same attempt, not the next one
 
@@ -62,7 +79,7 @@ def execute(ctx: WorkerContext, run: RunRequest) -> Verdict:
 
 
 #: Verdicts after which the attempt is no longer owed, though nothing was recorded.
-_NOT_OWED = frozenset({"not-run", "no-error-action", "duplicate"})
+_NOT_OWED = frozenset({VerdictWord.NOT_RUN, VerdictWord.NO_ERROR_ACTION, VerdictWord.DUPLICATE})
 
 
 def _execute(ctx: WorkerContext, run: RunRequest) -> Verdict:
@@ -73,10 +90,10 @@ def _execute(ctx: WorkerContext, run: RunRequest) -> Verdict:
     except Exception as exc:  # the job cannot be read (UnreadableJob, a bad field, ...)
         return _unreadable(ctx, run, exc)
     if record is None:
-        return Verdict("not-run")
+        return Verdict(VerdictWord.NOT_RUN)
     action = record.properties.action.error_action if run.error else record.properties.action
     if action is None:
-        return Verdict("no-error-action")
+        return Verdict(VerdictWord.NO_ERROR_ACTION)
     ttl_ms = int(timeout_for(ctx, action) * 1000) + _LEASE_MARGIN_MS
     refused = _take_lease(ctx, run, ttl_ms)
     if refused is not None:
@@ -87,7 +104,7 @@ def _execute(ctx: WorkerContext, run: RunRequest) -> Verdict:
         other = ctx.store.claim_running(run.jid, run.occurrence_ms, ttl_ms, policy.value)
         if policy is ConcurrencyPolicy.FORBID and other is not None:
             record_postponed(ctx.store, run, other)
-            return Verdict("postponed")
+            return Verdict(VerdictWord.POSTPONED)
     started = utcnow()
     try:
         outcome = run_action(
@@ -110,7 +127,7 @@ def _execute(ctx: WorkerContext, run: RunRequest) -> Verdict:
             f"{from_ms(replaced).isoformat()} (concurrencyPolicy Replace)",
         )
         record_attempt(ctx.store, record, run, started, outcome, last_try=True)
-        return Verdict("cancelled")
+        return Verdict(VerdictWord.CANCELLED)
     wait = None if outcome.succeeded else retry_plan(action.retry_policy).retry_after(run.attempt)
     record_attempt(
         ctx.store,
@@ -133,7 +150,7 @@ def _take_lease(ctx: WorkerContext, run: RunRequest, ttl_ms: int) -> Verdict | N
         return None
     if lease.done:
         log.info("%s of %s@%s ran already", run.tag, run.jid, run.occurrence_ms)
-        return Verdict("duplicate")
+        return Verdict(VerdictWord.DUPLICATE)
     if not lease.owed:
         # Nobody handed this attempt out: a message forged into the broker, or one so
         # stale that its record has expired. Either way it must not run.
@@ -143,10 +160,12 @@ def _take_lease(ctx: WorkerContext, run: RunRequest, ttl_ms: int) -> Verdict | N
             run.jid,
             run.occurrence_ms,
         )
-        return Verdict("not-owed")
+        return Verdict(VerdictWord.NOT_OWED)
     # Another worker holds it: if that one dies, this copy must still run, so look
     # again once its lease has expired (by then it is done, or free).
-    return Verdict("busy", retry_in=timedelta(milliseconds=lease.busy_ms + 100), again=True)
+    return Verdict(
+        VerdictWord.BUSY, retry_in=timedelta(milliseconds=lease.busy_ms + 100), again=True
+    )
 
 
 def _unreadable(ctx: WorkerContext, run: RunRequest, exc: Exception) -> Verdict:
@@ -159,7 +178,7 @@ def _unreadable(ctx: WorkerContext, run: RunRequest, exc: Exception) -> Verdict:
     message = f"Job definition - the stored definition cannot be run: {_why(exc)}"
     log.warning("job %s cannot be read: %s", run.jid, message)
     record_unreadable(ctx.store, run, utcnow(), message)
-    return Verdict("failed")
+    return Verdict(VerdictWord.FAILED)
 
 
 def _why(exc: BaseException) -> str:
@@ -258,15 +277,15 @@ def _follow_up(
     wait: timedelta | None,
 ) -> Verdict:
     if outcome.succeeded:
-        return Verdict("completed")
+        return Verdict(VerdictWord.COMPLETED)
     if wait is not None:
         if wait.total_seconds() <= ctx.settings.broker_retry_max_s:
-            return Verdict("retrying", retry_in=wait)
+            return Verdict(VerdictWord.RETRYING, retry_in=wait)
         due_ms = to_ms(utcnow() + wait)
         ctx.store.schedule_retry(run.jid, run.occurrence_ms, run.attempt + 1, run.error, due_ms)
-        return Verdict("retry-scheduled")
+        return Verdict(VerdictWord.RETRY_SCHEDULED)
     error_action = record.properties.action.error_action
     if not run.error and error_action is not None:
         ctx.publish(run.error_action(), error_action.type, record.queue)
     del action
-    return Verdict("failed")
+    return Verdict(VerdictWord.FAILED)

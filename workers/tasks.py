@@ -46,7 +46,7 @@ def _register(app: Celery, context: Callable[[], WorkerContext], name: str) -> N
         ignore_result=True,
         max_retries=None,  # the job's retry policy decides, not Celery
     )
-    def run_action(
+    def action_task(
         task: Task[Any, str],
         jid: str,
         occurrence_ms: int,
@@ -72,4 +72,4 @@ def _register(app: Celery, context: Callable[[], WorkerContext], name: str) -> N
                 kwargs=follow.task_kwargs(),
                 countdown=verdict.retry_in.total_seconds(),
             )
-        return verdict.word
+        return verdict.word.value  # a plain str, as Celery logs and Flower show it

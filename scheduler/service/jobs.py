@@ -35,10 +35,10 @@ from scheduler.store.async_jobs import AsyncJobStore
 from scheduler.store.jobs import JobRecord, JobStore, NewJob, SaveContext, StoredHistoryEntry
 from scheduler.store.principals import Principal, PrincipalBook, require_admin_role
 
-__all__ = ["JobPage", "JobService", "Runner", "parse_filter"]
+__all__ = ["JobPage", "JobService", "ManualRunner", "parse_filter"]
 
 #: Publishes a manual run of a job now: (job id, action type, occurrence ms, worker pool).
-Runner = Callable[[str, ActionType, int, str | None], None]
+ManualRunner = Callable[[str, ActionType, int, str | None], None]
 
 _E = TypeVar("_E", JobState, JobExecutionStatus)
 _FILTER = re.compile(r"^\s*(\w+)\s+eq\s+'([^']*)'\s*$", re.IGNORECASE)
@@ -164,7 +164,7 @@ class JobService:
         self,
         store: JobStore,
         principals: PrincipalBook,
-        runner: Runner,
+        runner: ManualRunner,
         *,
         max_timeout: timedelta = timedelta(minutes=10),
         async_store: AsyncJobStore | None = None,

@@ -83,7 +83,7 @@ def _never_runs(*_: object) -> None:
     raise RuntimeError("management commands never run jobs")
 
 
-Runner = Callable[[CommandContext, argparse.Namespace, datetime], CommandResult]
+CommandRunner = Callable[[CommandContext, argparse.Namespace, datetime], CommandResult]
 
 
 def _purge_history(ctx: CommandContext, args: argparse.Namespace, now: datetime) -> CommandResult:
@@ -150,7 +150,7 @@ def _verify(ctx: CommandContext, args: argparse.Namespace, now: datetime) -> Com
 
 
 #: Every built-in command and what it runs (its grammar: :mod:`scheduler.service.command_line`).
-COMMANDS: dict[str, Runner] = {
+COMMANDS: dict[str, CommandRunner] = {
     "DeleteFinishedJobs": _delete_finished,
     "ExportJobs": _export,
     "ImportJobs": _import,
