@@ -59,7 +59,8 @@ class _Shape:
 
     Read straight from the JSON, not through the pydantic model: the API validated the
     definition before storing it, and validating it again cost the beat a third of its
-    time. ``start`` is set only when the start time could not be cut out of the JSON.
+    time. ``start`` is set only for a job stored before its start had a hash field of its
+    own (``startTime``): its definition holds it.
     """
 
     action_type: ActionType
@@ -80,24 +81,16 @@ class _Plan:
     cadence: str = ""
 
 
-#: How the store writes a definition with a start time (the model's fields in order):
-#: cutting the start out leaves what every job of the same shape shares.
-_STARTS = f'{{"sv":{SCHEMA_VERSION},"startTime":"'
-
-
 #: Bounded, so a beat's memory does not grow with the number of jobs it serves.
 @lru_cache(maxsize=4096)
-def _plan(raw: str) -> _Plan:
-    start = None
-    if raw.startswith(_STARTS):
-        end = raw.index('"', len(_STARTS))  # an ISO 8601 time holds no quote
-        start = datetime.fromisoformat(raw[len(_STARTS) : end])
-        shape = _shape(raw[: len(_STARTS)] + raw[end:])
-    else:
-        shape = _shape(raw)
+def _plan(definition: str, start: str) -> _Plan:
+    """The plan of a job from its stored ``def`` and ``startTime`` fields (the store keeps
+    the start out of the definition, so jobs that differ only in their start share one
+    shape)."""
+    shape = _shape(definition)
     if shape.rule is None:
         return _Plan(shape, None, cadence(shape, shape.action_type, None))
-    anchor = start or shape.start
+    anchor = shape.start or (datetime.fromisoformat(start) if start else None)
     rule = shape.rule.at(anchor or utcnow())
     return _Plan(shape, rule.next_after, cadence(shape, shape.action_type, rule) if anchor else "")
 
@@ -254,7 +247,7 @@ class JobScheduler(Scheduler):
         """Queue this occurrence for publishing if it runs; returns how to advance it."""
         if not claim.definition:
             return Advance(claim, None)  # deleted meanwhile
-        plan = _plan(claim.definition)
+        plan = _plan(claim.definition, claim.start)
         queue = claim.queue or None
         if claim.retry is not None:
             kind = plan.shape.error_action_type if claim.retry.error else None

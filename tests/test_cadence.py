@@ -68,7 +68,7 @@ def _plan_and_advance(claims: ClaimQueue, batch: ClaimBatch) -> dict[str, str]:
     """The beat's slow path for a whole batch; returns each job's cadence."""
     done = []
     for claim in batch.claims:
-        plan = _plan(claim.definition)
+        plan = _plan(claim.definition, claim.start)
         now = from_ms(batch.now_ms)
         decision = plan_dispatch(plan.shape, from_ms(claim.occurrence_ms), now, plan.next_after)
         next_ms = None if decision.next_fire is None else to_ms(decision.next_fire)
@@ -111,7 +111,7 @@ def _mismatches(store: JobStore, batch: ClaimBatch) -> list[tuple[str, int, Any,
     due = {jid: int(ms) for jid, ms in store.redis.zrange(store.keys.due, 0, -1, withscores=True)}
     found = []
     for jid, occurrence_ms, _, _ in batch.scheduled:
-        plan = _plan(store.redis.hget(store.keys.job(jid), "def"))
+        plan = _plan(*store.redis.hmget(store.keys.job(jid), "def", "startTime"))
         decision = plan_dispatch(
             plan.shape, from_ms(occurrence_ms), from_ms(batch.now_ms), plan.next_after
         )

@@ -43,8 +43,10 @@ class Claim:
 
     A schedule occurrence advances the job to its next one; a retry (``retry`` set) is
     one-shot and the occurrence it retries is ``occurrence_ms``. ``definition``,
-    ``state`` and ``queue`` are the job's stored fields as the claim read them
-    (``definition`` is empty when the job is gone).
+    ``state``, ``queue`` and ``start`` are the job's stored fields as the claim read them
+    (``definition`` is empty when the job is gone). ``start`` is the job's start time
+    (ISO 8601), '' when it has none or was stored before the field (then its definition
+    holds it).
     """
 
     jid: str
@@ -54,6 +56,7 @@ class Claim:
     definition: str = ""
     state: str = ""
     queue: str = ""
+    start: str = ""
 
     @property
     def ledger_member(self) -> str:
@@ -177,18 +180,19 @@ class ClaimQueue:
             ]
             pipe = self.store.redis.pipeline(transaction=False)
             for member, _ in found:
-                pipe.hmget(self.store.keys.job(job_of(member)), "def", "state", "queue")
+                pipe.hmget(self.store.keys.job(job_of(member)), *_JOB_FIELDS)
             jobs = pipe.execute() if found else []
             now_ms = self.store.time_ms()
         claims: list[Claim] = []
         scheduled: list[Scheduled] = []
         for (member, value), job in zip(found, jobs, strict=True):
-            definition, state, queue = (field or "" for field in job)
+            definition, state, queue, start = (field or "" for field in job)
             claimed = ClaimValue.parse(value)
             if claimed.action_type:  # the claim script advanced it already
                 scheduled.append(Scheduled(member, claimed.due_ms, claimed.action_type, queue))
             else:
-                claims.append(_claim(member, claimed.due_ms, claimed.gen, definition, state, queue))
+                fields = (definition, state, queue, start)
+                claims.append(_claim(member, claimed.due_ms, claimed.gen, *fields))
         return ClaimBatch(now_ms, [stream_id for stream_id, _ in taken], claims, scheduled)
 
     def advance(
@@ -224,6 +228,8 @@ class ClaimQueue:
         return int(head[0][1]) if head else None
 
 
+#: The job hash fields a claim left to the beat carries (as CLAIM_DUE returns them).
+_JOB_FIELDS = ("def", "state", "queue", "startTime")
 #: Claims per claims-stream entry: the claim script writes one entry per this many (its
 #: ``claims_per_entry``), and recovery reads whole entries.
 _CLAIMS_PER_ENTRY = 500
@@ -235,7 +241,8 @@ def _batch(reply: Any) -> ClaimBatch:
         Scheduled(advanced[i], int(advanced[i + 1]), advanced[i + 2], advanced[i + 3])
         for i in range(0, len(advanced), 4)
     ]
-    claims = [_claim(*planned[i : i + 6]) for i in range(0, len(planned), 6)]
+    size = 3 + len(_JOB_FIELDS)  # member, due ms, gen, then the job's fields
+    claims = [_claim(*planned[i : i + size]) for i in range(0, len(planned), size)]
     return ClaimBatch(int(now_ms), stream_ids, claims, scheduled)
 
 
@@ -252,9 +259,10 @@ def _claim(
     definition: str,
     state: str,
     queue: str,
+    start: str,
 ) -> Claim:
     retry = retry_of(member)
     if retry is None:
-        return Claim(member, int(float(due_ms)), gen, None, definition, state, queue)
+        return Claim(member, int(float(due_ms)), gen, None, definition, state, queue, start)
     again = Retry(attempt=retry.attempt, error=retry.error)
-    return Claim(retry.jid, retry.occurrence_ms, gen, again, definition, state, queue)
+    return Claim(retry.jid, retry.occurrence_ms, gen, again, definition, state, queue, start)

@@ -619,6 +619,9 @@ def _job_from_fields(jid: str, fields: dict[str, str]) -> JobRecord:
 
 def _decoded_job(jid: str, fields: dict[str, str]) -> JobRecord:
     definition = _load(fields["def"], f"job {jid}")
+    start = fields.get("startTime")
+    if start:  # a job stored before the field has none, and its start in its definition
+        definition.setdefault("startTime", start)
     properties = JobProperties.model_validate(
         {
             **definition,
@@ -663,8 +666,12 @@ def _put_job_call(keys: KeySchema, job: NewJob) -> tuple[list[str], list[Any]]:
         # Everything but what lives in hash fields of its own (so new fields persist).
         exclude={"state", "status", "owner", "display_name"},
     )
+    # The start in a field of its own: the definition is then what jobs of one shape
+    # share, and the beat reads the start without parsing JSON (beat.scheduler._plan).
+    start = definition.pop("startTime", "")
     fields: Mapping[Any, str | int] = {
         "def": _dump(definition),
+        "startTime": start,
         "state": (job.properties.state or JobState.ENABLED).value,
         "owner": job.owner,
         "displayName": job.properties.display_name or "",

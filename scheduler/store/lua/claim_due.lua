@@ -29,8 +29,8 @@
 --   ledger  zset    member: an attempt, "jid|m|occ ms|attempt|s" ("e" for the error
 --                   action; codecs.LedgerEntry); score: when to deliver it again, epoch ms
 --   and the hashes `job_prefix` .. jid: reads gen, state, queue, cadence ("gen|first
---   µs|step µs|last µs or empty|action type", domain.cadence.Cadence behind the gen) and
---   def; writes lastOccurrence and nextExecutionTime of the jobs it advances.
+--   µs|step µs|last µs or empty|action type", domain.cadence.Cadence behind the gen), def
+--   and startTime; writes lastOccurrence and nextExecutionTime of the jobs it advances.
 --
 -- Arguments:
 --   batch             int     most occurrences to claim
@@ -42,9 +42,10 @@
 --                             most a few thousand: Lua's unpack has a stack limit
 --
 -- Returns: {now ms, stream ids, advanced, planned}; advanced and planned are flat:
---   four per claim this script advanced (jid, due ms, action type, queue), six per claim
---   left to the beat (member, due ms, gen, and the job's def, state and queue; '' each
---   when the job is gone).
+--   four per claim this script advanced (jid, due ms, action type, queue), seven per
+--   claim left to the beat (member, due ms, gen, and the job's def, state, queue and
+--   startTime, as scheduler.store.claims._JOB_FIELDS; '' for each one missing: the job is
+--   gone, or it has no start, or it was stored before the startTime field).
 local due_key, claims_key, ledger_key = KEYS[1], KEYS[2], KEYS[3]
 local batch = tonumber(ARGV[1])
 local group, consumer = ARGV[2], ARGV[3]
@@ -104,10 +105,11 @@ for i = 1, #due, 2 do
     nf = nf + 4
     entry[ne + 1], entry[ne + 2] = member, score .. '|' .. gen .. '|' .. action
   else
-    local def = redis.call('HGET', key, 'def') or ''
+    local job = redis.call('HMGET', key, 'def', 'startTime')
     slow[ns + 1], slow[ns + 2], slow[ns + 3] = member, score, gen
-    slow[ns + 4], slow[ns + 5], slow[ns + 6] = def, state, queue
-    ns = ns + 6
+    slow[ns + 4], slow[ns + 5], slow[ns + 6] = job[1] or '', state, queue
+    slow[ns + 7] = job[2] or ''
+    ns = ns + 7
     entry[ne + 1], entry[ne + 2] = member, score .. '|' .. gen
   end
   owed[no + 1], owed[no + 2] = again, owe

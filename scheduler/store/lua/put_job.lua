@@ -15,8 +15,8 @@
 --   next_ms  string  its first occurrence, epoch ms; '' when it is not scheduled
 --   cadence  string  "first µs|step µs|last µs or empty|action type"
 --                    (domain.cadence.Cadence); '' for none. Stored as "gen|" .. cadence.
---   then field/value pairs of the job hash (def, state, owner, displayName, queue,
---   nextExecutionTime: scheduler.store.jobs)
+--   then field/value pairs of the job hash (def, startTime, state, owner, displayName,
+--   queue, nextExecutionTime: scheduler.store.jobs)
 --
 -- Returns: int, 1 when the job existed before, else 0.
 local job_key, jobs_key, due_key = KEYS[1], KEYS[2], KEYS[3]
