@@ -10,6 +10,7 @@ from markupsafe import Markup, escape
 
 from scheduler.console.charts import Run
 from scheduler.console.words import describe_schedule
+from scheduler.dispatch import task_id_for
 from scheduler.domain.credentials import mask_uri
 from scheduler.domain.models import CollectionState, JobAction, JobExecutionStatus, JobState
 from scheduler.domain.refs import CollectionRef, JobRef
@@ -217,10 +218,6 @@ def flower_task_id(jid: str, entry_id: str) -> str | None:
     retries that wait in the broker keep the first attempt's task id, so the link goes to
     that task.
     """
-    from scheduler.dispatch.routing import (
-        task_id_for,  # the API imports workers late, as app.py does
-    )
-
     found = HistoryId.parse(entry_id)
     if found is None:
         return None
