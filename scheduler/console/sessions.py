@@ -1,7 +1,7 @@
-"""Console sessions: kept server-side in Redis, named by a random id in an HttpOnly cookie.
+"""Console sessions: kept server-side in the store, named by a random id in an HttpOnly cookie.
 
-``{prefix}:session:{id}`` is a hash (``principal``, ``digest``, ``csrf``) that expires
-:data:`SESSION_TTL` after sign-in. A session belongs to the key it signed in with: it keeps
+A session (:class:`~scheduler.store.sessions.SessionRecord`: principal, digest, CSRF token)
+expires :data:`SESSION_TTL` after sign-in. A session belongs to the key it signed in with: it keeps
 that key's digest (what the principal's hash keeps too), and every request reads the
 principal and compares, in the one read it needs anyway for the role. Revoking a principal,
 or giving it another key, ends its console sessions at once, and a principal made again
@@ -16,8 +16,9 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from scheduler.store.jobs import JobStore, redis_errors
+from scheduler.store.jobs import JobStore
 from scheduler.store.principals import Principal, PrincipalBook, authenticate, key_digest
+from scheduler.store.sessions import SessionRecord, SessionStore
 
 __all__ = ["COOKIE", "SESSION_TTL", "ConsoleSession", "SessionBook"]
 
@@ -41,9 +42,7 @@ class SessionBook:
     def __init__(self, store: JobStore, principals: PrincipalBook) -> None:
         self.store = store
         self.principals = principals
-
-    def _key(self, sid: str) -> str:
-        return "{" + self.store.keys.prefix + "}:session:" + sid
+        self._sessions = SessionStore(store)
 
     def sign_in(self, api_key: str) -> ConsoleSession:
         """A new session for the key's principal.
@@ -54,14 +53,7 @@ class SessionBook:
         key = api_key.strip()
         principal = authenticate(self.store, key)
         sid, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-        with redis_errors():
-            pipe = self.store.redis.pipeline(transaction=True)
-            pipe.hset(
-                self._key(sid),
-                mapping={"principal": principal.name, "digest": key_digest(key), "csrf": csrf},
-            )
-            pipe.expire(self._key(sid), SESSION_TTL)
-            pipe.execute()
+        self._sessions.put(sid, SessionRecord(principal.name, key_digest(key), csrf), SESSION_TTL)
         return ConsoleSession(sid, principal, csrf)
 
     def find(self, sid: str | None) -> ConsoleSession | None:
@@ -69,18 +61,14 @@ class SessionBook:
         longer its principal's; such a session is deleted)."""
         if not sid or len(sid) > 100:
             return None
-        with redis_errors():
-            fields = self.store.redis.hgetall(self._key(sid))
-            if not fields:
-                return None
-            principal = self.principals.get(
-                str(fields["principal"]), digest=str(fields.get("digest", "-"))
-            )
+        stored = self._sessions.get(sid)
+        if stored is None:
+            return None
+        principal = self.principals.get(stored.principal, digest=stored.digest)
         if principal is None:
             self.sign_out(sid)
             return None
-        return ConsoleSession(sid, principal, str(fields["csrf"]))
+        return ConsoleSession(sid, principal, stored.csrf)
 
     def sign_out(self, sid: str) -> None:
-        with redis_errors():
-            self.store.redis.delete(self._key(sid))
+        self._sessions.delete(sid)

@@ -9,9 +9,9 @@ it is let through, as ``curl`` is.
 
 **Throttling.** After :data:`SIGN_IN_FAILURES` failed sign-ins from one client address
 within :data:`SIGN_IN_WINDOW` of the first, that address's sign-ins are refused unjudged
-(429, ``Retry-After``) until the window ends. The count is kept in Redis
-(``{prefix}:signin-failures:{address}``, expiring with the window), so every API process
-sees the same count.
+(429, ``Retry-After``) until the window ends. The count is kept in the store
+(:class:`~scheduler.store.sessions.SignInFailures`, expiring with the window), so every
+API process sees the same count.
 
 **Size.** The sign-in form is the one form read without a session; it is read only up to
 :data:`SIGN_IN_FORM_MAX_BYTES`.
@@ -24,7 +24,8 @@ from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers
 
-from scheduler.store.jobs import JobStore, redis_errors
+from scheduler.store.jobs import JobStore
+from scheduler.store.sessions import SignInFailures
 
 __all__ = [
     "SIGN_IN_FAILURES",
@@ -79,23 +80,15 @@ class SignInThrottle:
         self.store = store
         self.failures = failures
         self.window_s = int(window.total_seconds())
+        self._counts = SignInFailures(store)
 
     def wait_s(self, address: str) -> int:
         """Seconds until ``address`` may try again (0: now)."""
-        with redis_errors():
-            pipe = self.store.redis.pipeline(transaction=True)
-            pipe.get(self.store.keys.sign_in_failures(address))
-            pipe.ttl(self.store.keys.sign_in_failures(address))
-            count, ttl = pipe.execute()
-        if int(count or 0) < self.failures:
+        count, ttl_s = self._counts.count(address)
+        if count < self.failures:
             return 0
-        return int(ttl) if int(ttl) > 0 else self.window_s
+        return ttl_s if ttl_s > 0 else self.window_s
 
     def failed(self, address: str) -> None:
         """Count a failed sign-in of ``address``; the window starts at its first failure."""
-        key = self.store.keys.sign_in_failures(address)
-        with redis_errors():
-            pipe = self.store.redis.pipeline(transaction=True)
-            pipe.set(key, 0, ex=self.window_s, nx=True)
-            pipe.incr(key)
-            pipe.execute()
+        self._counts.add(address, self.window_s)

@@ -142,6 +142,9 @@ class KeySchema:
     def api_key(self, digest: str) -> str:
         return f"{self._tag}:apikey:{digest}"
 
+    def session(self, sid: str) -> str:
+        return f"{self._tag}:session:{sid}"
+
     def sign_in_failures(self, address: str) -> str:
         return f"{self._tag}:signin-failures:{address}"
 
