@@ -35,7 +35,14 @@ from scheduler.errors import SchemaTooNew, StoreError
 from scheduler.recurrence import RuleShape, rule_shape
 from scheduler.service.builtin_jobs import ensure_builtin_jobs
 from scheduler.settings import TaktSettings, load_settings
-from scheduler.store.claims import Advance, Claim, ClaimBatch, ClaimQueue, PendingClaim
+from scheduler.store.claims import (
+    Advance,
+    Claim,
+    ClaimBatch,
+    ClaimQueue,
+    PendingClaim,
+    WakeChannel,
+)
 from scheduler.store.jobs import SCHEMA_VERSION, JobStore
 from scheduler.store.ledger import Ledger
 
@@ -145,7 +152,7 @@ class JobScheduler(Scheduler):
             app, self.store, Ledger(self.store, redelivery_ms), self.settings.beat_batch_size
         )
         self.consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        self._pubsub: Any = None
+        self._wake: WakeChannel | None = None
         self._last_recovery = 0.0
         self.publisher: BatchPublisher = batch_publisher_for(
             app, self.settings.celery_broker_url, self.settings.key_prefix
@@ -158,8 +165,7 @@ class JobScheduler(Scheduler):
         """Nothing is loaded into memory; the due set in Redis is the schedule."""
         self.claims.ensure_claim_group()
         ensure_builtin_jobs(self.store, utcnow())
-        self._pubsub = self.store.redis.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
-        self._pubsub.subscribe(self.store.keys.wake)
+        self._wake = WakeChannel(self.store)
         log.info("takt beat %s ready (batch %s)", self.consumer, self.settings.beat_batch_size)
 
     @property
@@ -174,8 +180,8 @@ class JobScheduler(Scheduler):
         """Every change is written to Redis as it happens; there is nothing to flush."""
 
     def close(self) -> None:
-        if self._pubsub is not None:
-            self._pubsub.close()
+        if self._wake is not None:
+            self._wake.close()
         self.publisher.close()
         self.store.close()
 
@@ -278,6 +284,5 @@ class JobScheduler(Scheduler):
             wait_s = min(wait_s, max(0.0, (head - self.store.time_ms()) / 1000))
         if wait_s <= 0:
             return
-        if self._pubsub.get_message(timeout=wait_s) is not None:
-            while self._pubsub.get_message(timeout=0) is not None:
-                pass  # drain: one wake-up is enough
+        assert self._wake is not None, "setup_schedule subscribes before the first tick"
+        self._wake.wait(wait_s)

@@ -106,7 +106,7 @@ def _delete_finished(ctx: CommandContext, args: argparse.Namespace, now: datetim
             try:
                 store.delete_job(jid)
             except LookupError:
-                store.redis.zrem(store.keys.finished, jid)
+                store.forget_finished(jid)
             deleted += 1
     return CommandResult(
         True, f"deleted {deleted} jobs finished before {(now - args.older_than).isoformat()}"

@@ -1,4 +1,5 @@
-"""The beat's side of the store: claiming due occurrences, recovering, advancing.
+"""The beat's side of the store: claiming due occurrences, recovering, advancing, and
+waiting for the next due time or a writer's wake-up.
 
 See :mod:`scheduler.store.scripts` for the Lua behind each step and docs/architecture.md for
 why a consumer-group stream holds the claims.
@@ -26,6 +27,7 @@ __all__ = [
     "PendingClaim",
     "Retry",
     "Scheduled",
+    "WakeChannel",
 ]
 
 
@@ -226,6 +228,27 @@ class ClaimQueue:
         with redis_errors():
             head = self.store.redis.zrange(self.store.keys.due, 0, 0, withscores=True)
         return int(head[0][1]) if head else None
+
+
+class WakeChannel:
+    """The channel writers publish on when they schedule a job (``{p}:wake``): a beat
+    subscribes once and waits on it between batches."""
+
+    def __init__(self, store: JobStore) -> None:
+        self._pubsub = store.redis.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+        with redis_errors():
+            self._pubsub.subscribe(store.keys.wake)
+
+    def wait(self, timeout_s: float) -> None:
+        """Block until a writer wakes us, or for ``timeout_s``; the wake-ups queued
+        behind the first are drained (one is enough)."""
+        with redis_errors():
+            if self._pubsub.get_message(timeout=timeout_s) is not None:
+                while self._pubsub.get_message(timeout=0) is not None:
+                    pass
+
+    def close(self) -> None:
+        self._pubsub.close()
 
 
 #: The job hash fields a claim left to the beat carries (as CLAIM_DUE returns them).

@@ -553,6 +553,11 @@ class JobStore:
             ids = self.redis.zrangebyscore(self.keys.finished, "-inf", cutoff_ms, 0, limit)
         return [str(jid) for jid in ids]
 
+    def forget_finished(self, jid: str) -> None:
+        """Drop a job from the finished index (it was deleted meanwhile)."""
+        with redis_errors():
+            self.redis.zrem(self.keys.finished, jid)
+
     def trim_history(self, jid: str, cutoff_ms: int) -> int:
         """Drop the job's history entries that ended before ``cutoff_ms``; returns how many.
 
