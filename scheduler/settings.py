@@ -1,10 +1,12 @@
-"""Takt's configuration: pydantic-settings classes read from ``TAKT_*`` variables.
+"""Takt's configuration, read from ``TAKT_*`` variables: the only module that touches the
+process environment.
 
 Each service's entry point (``takt up``, ``takt api``, the Celery app, the beat) builds one
 :class:`TaktSettings` and passes it down; the CLI's commands over the API (``takt jobs``,
 ``collections``, ``principals``) build a :class:`ClientSettings`, the little a client
 reads. Both refuse a ``TAKT_*`` variable that neither knows and explain a bad value the
-same way. Nothing reads the environment at import time.
+same way. Nothing reads the environment at import time. Beside the settings, Flower's
+login variables and the environment ``takt up`` hands its children are read here too.
 """
 
 from __future__ import annotations
@@ -314,6 +316,40 @@ def _load(
     except ValidationError as exc:
         explained = (_explain(kind, error) for error in exc.errors())
         raise ConfigurationError("; ".join(explained)) from exc
+
+
+# -- the process environment beyond the settings -----------------------------------------
+#
+# Flower reads its own variables, and `takt up` hands its whole environment down to the
+# processes it starts: read (and, for Flower, written) here, so no other module touches it.
+
+#: Flower's variables that Takt reads: the login it gives Flower, and Flower's open API,
+#: which it refuses (:func:`scheduler.cli.flower.flower_login`).
+_FLOWER_VARIABLES = ("FLOWER_BASIC_AUTH", "FLOWER_UNAUTHENTICATED_API")
+
+
+def flower_variables(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Those of Flower's login variables that are set in ``environ`` (the process
+    environment by default)."""
+    env = os.environ if environ is None else environ
+    return {name: env[name] for name in _FLOWER_VARIABLES if name in env}
+
+
+def export_flower_login(credentials: str) -> None:
+    """Give Flower, run in this process, its login (``user:password``) the way it reads
+    it: the environment, not ``--basic-auth`` (a command line is readable by every local
+    user)."""
+    os.environ["FLOWER_BASIC_AUTH"] = credentials
+
+
+def child_environment(*, redis_url: str | None = None) -> dict[str, str]:
+    """The environment of a process ``takt up`` starts: this process's own (PATH, the
+    ``TAKT_*`` settings, Celery's and Flower's variables), with ``TAKT_REDIS_URL`` set to
+    ``redis_url`` when given (the embedded store's, password included: never printed)."""
+    env = dict(os.environ)
+    if redis_url is not None:
+        env[_variable("redis_url")] = redis_url
+    return env
 
 
 # -- what a refused setting says ---------------------------------------------------------

@@ -3,12 +3,18 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from scheduler.errors import ConfigurationError
-from scheduler.settings import load_client_settings, load_settings
+from scheduler.settings import (
+    child_environment,
+    flower_variables,
+    load_client_settings,
+    load_settings,
+)
 
 
 def test_defaults_match_the_readme() -> None:
@@ -92,3 +98,27 @@ def test_the_api_key_is_never_shown_in_the_client_settings_or_its_errors() -> No
         load_client_settings({}, api_key=["takt_s3cret"])
     assert "takt_s3cret" not in str(raised.value)
     assert "TAKT_API_KEY" in str(raised.value)
+
+
+# The process environment beyond the settings
+
+
+def test_flower_variables_are_only_flowers_login_variables() -> None:
+    environ = {"FLOWER_BASIC_AUTH": "u:p", "FLOWER_PORT": "1", "PATH": "/bin"}
+    assert flower_variables(environ) == {"FLOWER_BASIC_AUTH": "u:p"}
+    assert flower_variables({"FLOWER_UNAUTHENTICATED_API": ""}) == {
+        "FLOWER_UNAUTHENTICATED_API": ""
+    }
+
+
+def test_a_child_of_takt_up_gets_this_environment_and_the_embedded_store(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TAKT_LOG_LEVEL", "DEBUG")
+    monkeypatch.delenv("TAKT_REDIS_URL", raising=False)
+    assert child_environment() == dict(os.environ)
+
+    env = child_environment(redis_url="redis://:pw@127.0.0.1:1/0")
+
+    assert env == {**os.environ, "TAKT_REDIS_URL": "redis://:pw@127.0.0.1:1/0"}
+    assert "TAKT_REDIS_URL" not in os.environ

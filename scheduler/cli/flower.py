@@ -44,20 +44,21 @@ class FlowerLogin:
         return str(self.path.resolve()) if self.path else "FLOWER_BASIC_AUTH"
 
 
-def flower_login(settings: TaktSettings, environ: Mapping[str, str]) -> FlowerLogin:
-    """The login Flower must require.
+def flower_login(settings: TaktSettings, variables: Mapping[str, str]) -> FlowerLogin:
+    """The login Flower must require, given Flower's ``variables``
+    (:func:`scheduler.settings.flower_variables`).
 
     Raises:
         ConfigurationError: ``FLOWER_UNAUTHENTICATED_API`` is set, or
             ``FLOWER_BASIC_AUTH`` is not ``user:password``.
     """
-    if "FLOWER_UNAUTHENTICATED_API" in environ:
+    if "FLOWER_UNAUTHENTICATED_API" in variables:
         raise ConfigurationError(
             "FLOWER_UNAUTHENTICATED_API is refused: Flower's API can run and revoke any "
             "task, so Takt always runs it with a login (unset it; the login is "
             f"FLOWER_BASIC_AUTH or {settings.data_dir / FLOWER_CREDENTIALS_FILE})"
         )
-    given = environ.get("FLOWER_BASIC_AUTH")
+    given = variables.get("FLOWER_BASIC_AUTH")
     if given is not None:
         user, _, password = given.partition(":")
         if not user or not password:

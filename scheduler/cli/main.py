@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 
 import click
@@ -11,7 +10,7 @@ import click
 from scheduler.cli.resources import register
 from scheduler.cli.settings_refused import service_settings
 from scheduler.errors import ConfigurationError
-from scheduler.settings import TaktSettings
+from scheduler.settings import TaktSettings, export_flower_login, flower_variables
 
 __all__ = ["main"]
 
@@ -110,13 +109,12 @@ def flower(flower_args: tuple[str, ...]) -> None:
 
     settings = _settings()
     try:
-        login = flower_login(settings, os.environ)
+        login = flower_login(settings, flower_variables())
     except ConfigurationError as exc:
         raise click.ClickException(str(exc)) from exc
     if login.path is not None:
         click.echo(f"takt: Flower login (user:password) in {login.where}")
-    # The environment, not --basic-auth: a command line is readable by every local user.
-    os.environ["FLOWER_BASIC_AUTH"] = login.credentials
+    export_flower_login(login.credentials)
     _celery(
         [
             "flower",

@@ -20,7 +20,6 @@ once the API answers ``/healthz``.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -38,7 +37,7 @@ from scheduler.cli.preflight import listen_problem, store_problem
 from scheduler.cli.supervision import Child, ChildRole, Process, StoreServer, first_line
 from scheduler.data_folder import FolderLock, private_folder
 from scheduler.errors import ConfigurationError, FolderInUse
-from scheduler.settings import TaktSettings
+from scheduler.settings import TaktSettings, child_environment, flower_variables
 from scheduler.store.principals import ensure_admin_token
 
 __all__ = ["roles_for", "run_group"]
@@ -90,12 +89,11 @@ def run_group(
         lock = FolderLock.take(private_folder(settings.data_dir))
         _check_api_and_store(settings)
         login = _flower_login(settings) if flower else None
-        env = dict(os.environ)
         if settings.redis_url is None:
             server = _start_store(settings)
-            env["TAKT_REDIS_URL"] = server.connection_url  # with the password: never printed
             lock.publish_store_url(server.connection_url)
             children.append(StoreServer(server, time.monotonic()))
+        env = child_environment(redis_url=server.connection_url if server else None)
         _, token_path = ensure_admin_token(settings)
         for role in roles_for(settings, worker_args, login=login):
             children.append(Process(role, env))
@@ -144,7 +142,7 @@ def _check_api_and_store(settings: TaktSettings) -> None:
 def _flower_login(settings: TaktSettings) -> FlowerLogin | None:
     """Flower's login, or None (with a warning) when its port is taken: Flower is an
     extra, and the scheduler runs without it."""
-    login = flower_login(settings, os.environ)
+    login = flower_login(settings, flower_variables())
     problem = listen_problem(
         settings.flower_host,
         settings.flower_port,

@@ -43,9 +43,10 @@ class FlowerAnswer:
         return {"held": self.held, "reason": self.reason, "message": self.message}
 
 
-def known_flower_login(settings: TaktSettings, environ: Mapping[str, str]) -> str | None:
-    """Flower's ``user:password`` as Takt gave it to Flower, or None when there is none yet."""
-    given = environ.get("FLOWER_BASIC_AUTH")
+def known_flower_login(settings: TaktSettings, variables: Mapping[str, str]) -> str | None:
+    """Flower's ``user:password`` as Takt gave it to Flower, or None when there is none yet;
+    ``variables`` are Flower's (:func:`scheduler.settings.flower_variables`)."""
+    given = variables.get("FLOWER_BASIC_AUTH")
     if given:
         return given
     path = settings.data_dir / FLOWER_CREDENTIALS_FILE

@@ -3,8 +3,6 @@ whether Flower still holds a run's task. ``static/job.js`` polls them; readers m
 
 from __future__ import annotations
 
-import os
-
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
@@ -19,6 +17,7 @@ from scheduler.console.rendering import (
 from scheduler.console.views import job_status
 from scheduler.domain.refs import JobRef
 from scheduler.errors import TaktError, ValidationFailed
+from scheduler.settings import flower_variables
 
 __all__ = ["flower_task_status", "live_job_status"]
 
@@ -56,7 +55,7 @@ def _probe(request: Request) -> FlowerProbe:
     if isinstance(probe, FlowerProbe) and probe.knows_login:
         return probe
     settings = settings_of(request)
-    probe = FlowerProbe(flower_url(request), known_flower_login(settings, os.environ))
+    probe = FlowerProbe(flower_url(request), known_flower_login(settings, flower_variables()))
     state.flower_probe = probe
     return probe
 
