@@ -1,4 +1,9 @@
-"""The ``takt`` command: run the service (``up``) or one role of a scaled deployment."""
+"""The ``takt`` group and the service commands: ``up``, ``api``, ``beat``, ``worker``, ``flower``.
+
+Beside them ``manage`` runs one built-in management command against the store
+(:mod:`scheduler.service.management`); the commands over the API (``jobs``,
+``collections``, ``principals``) are :mod:`scheduler.cli.resources`'s.
+"""
 
 from __future__ import annotations
 

@@ -1,11 +1,14 @@
-"""Operator commands of ``takt``: ``jobs``, ``collections`` and ``principals``, over the client.
+"""The ``takt`` commands over the API (``jobs``, ``collections``, ``principals``), via the client.
+
+Not to be confused with the built-in management commands that ``takt manage`` and
+``Command`` jobs run (:mod:`scheduler.service.management`).
 
 Each command talks to the API named by ``--url`` (else ``TAKT_API_URL``, else
 ``http://TAKT_API_HOST:TAKT_API_PORT``) with the key of ``--key`` (else ``TAKT_API_KEY``,
 else the administrator key: ``TAKT_ADMIN_TOKEN`` or the ``admin-token`` file of
-``TAKT_DATA_DIR``). Output is an aligned table, or the API's JSON with ``--json``. An
-error prints the server's message and exits with status 1; a bad ``TAKT_*`` variable
-exits with status 2 (a usage error), naming it.
+``TAKT_DATA_DIR``): the :class:`~scheduler.settings.ClientSettings`. Output is an aligned
+table, or the API's JSON with ``--json``. An error prints the server's message and exits
+with status 1; a bad ``TAKT_*`` variable exits with status 2 (a usage error), naming it.
 
 Principals have one name, the API's (``/principals``), the console's and the docs':
 ``takt principals``. ``users`` is a hidden alias of it, kept so that scripts written
@@ -32,7 +35,8 @@ from scheduler.settings import ClientSettings
 
 __all__ = ["collections", "jobs", "principals", "register"]
 
-Command = Callable[..., None]
+#: A click command's function, before :func:`_connected` gives it a client.
+_Callback = Callable[..., None]
 
 
 # Settings, connection and errors
@@ -81,10 +85,10 @@ def _errors_as_messages() -> Iterator[None]:
         raise click.ClickException(str(exc)) from exc
 
 
-def _connected(*, json_output: bool = True) -> Callable[[Command], Command]:
+def _connected(*, json_output: bool = True) -> Callable[[_Callback], _Callback]:
     """Add the connection flags (and ``--json``) and pass ``client`` (and ``as_json``)."""
 
-    def decorate(func: Command) -> Command:
+    def decorate(func: _Callback) -> _Callback:
         @functools.wraps(func)
         def command(
             url: str | None,
