@@ -172,11 +172,11 @@ def manage(include_secrets: bool, command_line: tuple[str, ...]) -> None:
 
 
 def _celery(argv: list[str], *, log_level: bool = True) -> None:
+    # Not at the top: the worker's app (Celery, httpx, the store) would double the start
+    # of every takt command, --help and the commands over the API included.
     from workers.app import create_celery_app
 
     settings = _settings()
-    # Not at the top: the worker's app (Celery, httpx, the store) would double the start
-    # of every takt command, --help and the commands over the API included.
     try:
         settings.store_url  # noqa: B018 - fail early with a clear message
     except ConfigurationError as exc:
