@@ -65,8 +65,13 @@ def healthy(url: str) -> bool:
 
 @pytest.fixture
 def workdir(tmp_path: Path) -> Iterator[Path]:
+    """A folder for ``takt up``; what the test started and left running is killed after it.
+
+    Only processes started during the test: the session's shared Valkey and stacks are
+    children of pytest too, and later tests need them."""
+    before = descendants(os.getpid())
     yield tmp_path
-    for pid in descendants(os.getpid()):
+    for pid in descendants(os.getpid()) - before:
         if alive(pid):
             os.kill(pid, signal.SIGKILL)
 
