@@ -47,17 +47,7 @@ from scheduler.recurrence._clocks import (
 from scheduler.recurrence._spacing import gap_lower_bound
 from scheduler.recurrence._spec import Spec, parse_spec, parse_time
 
-__all__ = [
-    "Rule",
-    "RuleShape",
-    "canonical_recurrence",
-    "compile_recurrence",
-    "iter_occurrences",
-    "min_spacing",
-    "next_occurrence",
-    "rule_shape",
-    "validate_recurrence",
-]
+# Its public names are those scheduler.recurrence exports.
 
 # A count on a calendar rule is resolved by stepping through that many occurrences once
 # (2-8 µs each); this keeps the worst case under a second.
