@@ -2,7 +2,9 @@
 
 Beside them ``manage`` runs one built-in management command against the store
 (:mod:`scheduler.service.management`); the commands over the API (``jobs``,
-``collections``, ``principals``) are :mod:`scheduler.cli.resources`'s.
+``collections``, ``principals``) are :mod:`scheduler.cli.resources`'s. Each service command
+imports what it runs inside its function, so that ``takt --help`` and the commands over the
+API load none of the services (the worker's app alone doubles a command's start).
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ from scheduler.cli.settings_refused import client_settings
 from scheduler.client import Collection, HistoryRecord, Job, SchedulerClient
 from scheduler.domain.models import JobExecutionStatus, JobState, SkuName
 from scheduler.errors import TaktError
+from scheduler.service.templates import render_template
 from scheduler.settings import ClientSettings
 
 __all__ = ["collections", "jobs", "principals", "register"]
@@ -313,8 +314,6 @@ def create_job(
     if (source is None) == (template is None):
         raise click.UsageError("give exactly one of -f/--file and --template")
     if template is not None:
-        from scheduler.service.templates import render_template
-
         values = dict(_field_value(item) for item in settings_)
         properties = render_template(template, values)
     else:

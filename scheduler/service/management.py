@@ -40,6 +40,7 @@ from scheduler.service.outbound import NetworkPolicy
 from scheduler.settings import TaktSettings
 from scheduler.store.jobs import JobStore
 from scheduler.store.principals import PrincipalBook
+from scheduler.store.verification import verify_store
 
 __all__ = ["COMMANDS", "CommandContext", "CommandResult", "parse_command_line", "run_command_line"]
 
@@ -140,8 +141,6 @@ def _import(ctx: CommandContext, args: argparse.Namespace, now: datetime) -> Com
 
 
 def _verify(ctx: CommandContext, args: argparse.Namespace, now: datetime) -> CommandResult:
-    from scheduler.store.verification import verify_store
-
     problems = verify_store(ctx.store)
     if not problems:
         return CommandResult(True, "the store is consistent")
