@@ -34,6 +34,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "workers": ["bench_workers.py", "2000"],
     "api": ["bench_api.py"],
     "beat": ["bench_beat.py", "--million"],
+    "e2e": ["bench_e2e.py", "--jobs", "5000", "--rate", "500", "--seconds", "30"],
 }
 
 #: What ``--against`` runs: the same benchmarks without their peers and the million-job
@@ -43,6 +44,7 @@ COMPARED: dict[str, list[str]] = {
     "workers": ["bench_workers.py", "2000", "--no-peer"],
     "api": ["bench_api.py", "--jobs", "20000"],
     "beat": ["bench_beat.py", "--only", "takt", "--two-beats", "0"],
+    "e2e": ["bench_e2e.py", "--jobs", "2000", "--seconds", "10", "--no-peers"],
 }
 
 _NUMBER = re.compile(r"^[~≈]?\s*([\d,]+(?:\.\d+)?)\s*(?:[a-zµ/%×x]+(?:/s)?)?$")
