@@ -102,8 +102,9 @@ def _steady_table(runs: list[Run], options: argparse.Namespace) -> list[str]:
         "",
         f"### A steady {options.rate:g} jobs/s for {options.seconds:g} s",
         "",
-        "| pipeline | jobs | executed/s | lateness p50 | lateness p99 | lateness max "
-        "| recorded exactly once |",
+        # Headers of their own: bench/run.py keys a figure by its row and its column.
+        "| pipeline | steady: jobs | steady: executed/s | steady: lateness p50 "
+        "| steady: lateness p99 | steady: lateness max | steady: recorded exactly once |",
         "|---|---:|---:|---:|---:|---:|---:|",
         *(
             f"| {r.pipeline} | {r.executed:,} | {_rate(r.span_rate())} "
