@@ -7,7 +7,6 @@ import re
 import httpx
 import pytest
 
-from tests.conftest import Stack
 from tests.support.arm import (
     API_VERSION,
     collection_path,
@@ -17,6 +16,7 @@ from tests.support.arm import (
     put_job,
 )
 from tests.support.helpers import HttpTarget, wait_until
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 

@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import copy
 import uuid
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import Stack
 from tests.support import jsonc
 from tests.support.arm import API_VERSION, collection_path, get_job, history, http_job, put_job
-from tests.support.helpers import HttpTarget, wait_until
+from tests.support.helpers import ROOT, HttpTarget, wait_until
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 
 FUTURE = "2099-01-01T00:00:00Z"
-SEED_JOB = Path(__file__).parents[1] / "data" / "seed_job.jsonc"
+SEED_JOB = ROOT / "tests" / "data" / "seed_job.jsonc"
 
 
 def collection(stack: Stack, **properties: Any) -> str:

@@ -47,8 +47,8 @@ from azure.mgmt.scheduler.models import (
     StorageQueueMessage,
 )
 
-from tests.conftest import Stack
 from tests.support.helpers import HttpTarget, wait_until
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 

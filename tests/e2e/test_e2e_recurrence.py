@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.conftest import Stack
 from tests.support.arm import API_VERSION, get_job, http_job, iso, new_collection, put_job
 from tests.support.helpers import HttpTarget, wait_until
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 

@@ -59,10 +59,9 @@ from scheduler.domain.models import (
 )
 from scheduler.store.jobs import JobStore, NewJob
 from scheduler.store.ledger import LedgerEntry
-from tests.conftest import ROOT, stop_process
 from tests.support.deployments import wait_drained
-from tests.support.helpers import free_port, wait_until
-from tests.support.processes import cpu_hog
+from tests.support.helpers import ROOT, free_port, wait_until
+from tests.support.processes import cpu_hog, stop_process
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 

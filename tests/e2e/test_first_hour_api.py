@@ -24,10 +24,9 @@ from scheduler.domain.models import JobProperties
 from scheduler.domain.planning import first_fire, upcoming
 from scheduler.settings import TaktSettings
 from scheduler.store.jobs import JobStore
-from tests.conftest import ADMIN_TOKEN, Stack
 from tests.support.arm import API_VERSION, collection_path, iso
-from tests.support.browser import browser_fixture, page_fixture  # noqa: F401 - fixtures
-from tests.support.helpers import HttpTarget, wait_until
+from tests.support.helpers import ADMIN_TOKEN, HttpTarget, wait_until
+from tests.support.stack import Stack
 
 with warnings.catch_warnings():
     # Starlette now asks for its httpx fork; the httpx it warns about works the same here.

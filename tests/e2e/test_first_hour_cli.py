@@ -15,7 +15,6 @@ import re
 import subprocess
 import sys
 import uuid
-from pathlib import Path
 
 import click
 import httpx
@@ -26,9 +25,9 @@ from scheduler.cli.main import cli
 from scheduler.client import SchedulerClient
 from scheduler.errors import ConfigurationError
 from scheduler.settings import load_client_settings, load_settings
-from tests.conftest import Stack
+from tests.support.helpers import ROOT
+from tests.support.stack import Stack
 
-ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 PAGES = sorted((ROOT / "scheduler" / "console" / "templates").glob("*.html"))
 # `takt <word>` and `takt <word> <word>`, words may be alternatives: `takt jobs show|run`.

@@ -25,9 +25,9 @@ from scheduler.service.management import parse_command_line, run_command_line
 from scheduler.settings import TaktSettings
 from scheduler.store.jobs import Attempt, JobStore
 from scheduler.store.principals import ADMIN_PRINCIPAL, Role, ensure_principal_key
-from tests.conftest import ADMIN_TOKEN, Stack
 from tests.support.arm import API_VERSION, history, new_collection, put_job
-from tests.support.helpers import wait_until
+from tests.support.helpers import ADMIN_TOKEN, wait_until
+from tests.support.stack import Stack
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 CID = "sub/rg/coll"

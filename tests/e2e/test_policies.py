@@ -12,8 +12,8 @@ from scheduler.domain.models import JobCollection, JobProperties
 from scheduler.domain.planning import plan_dispatch
 from scheduler.recurrence import compile_recurrence
 from scheduler.store.jobs import JobStore
-from tests.conftest import Stack
 from tests.support.helpers import HttpTarget, wait_until
+from tests.support.stack import Stack
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)

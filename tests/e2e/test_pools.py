@@ -9,9 +9,9 @@ import uuid
 import pytest
 import redis
 
-from tests.conftest import Stack
 from tests.support.arm import API_VERSION, collection_path, history, http_job, put_job
 from tests.support.helpers import HttpTarget, wait_until
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 

@@ -11,9 +11,9 @@ import pytest
 from scheduler.clock import to_ms, utcnow
 from scheduler.domain.models import JobCollection, JobProperties
 from scheduler.store.jobs import JobStore
-from tests.conftest import AMQP_URL, rabbitmq_answers
 from tests.support.deployments import Deployment
 from tests.support.helpers import HttpTarget, wait_until
+from tests.support.stack import AMQP_URL, rabbitmq_answers
 
 pytestmark = pytest.mark.e2e
 

@@ -9,9 +9,9 @@ import pytest
 
 from scheduler.store.jobs import JobStore
 from scheduler.store.keys import KeySchema
-from tests.conftest import Stack
 from tests.support.arm import get_job, history, http_job, in_seconds, new_collection, put_job
 from tests.support.helpers import HttpTarget, wait_until
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 

@@ -30,8 +30,8 @@ from schemathesis.checks import not_a_server_error
 
 from scheduler.api import create_api
 from scheduler.settings import load_settings
-from tests.conftest import Stack
 from tests.support.arm import API_VERSION, collection_path, http_job, put_job
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 

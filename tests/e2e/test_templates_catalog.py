@@ -15,8 +15,8 @@ from scheduler.service.management import COMMANDS
 from scheduler.service.templates import TEMPLATES, get_template, render_template
 from scheduler.store.jobs import JobStore
 from scheduler.store.principals import Principal, PrincipalBook, Role
-from tests.conftest import Stack
 from tests.support.arm import API_VERSION, collection_path, new_collection
+from tests.support.stack import Stack
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 

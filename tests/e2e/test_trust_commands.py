@@ -39,9 +39,9 @@ from scheduler.store.principals import (
     Role,
     ensure_principal_key,
 )
-from tests.conftest import ADMIN_TOKEN, Stack
 from tests.support.arm import API_VERSION, history, new_collection
-from tests.support.helpers import wait_until
+from tests.support.helpers import ADMIN_TOKEN, wait_until
+from tests.support.stack import Stack
 from workers.context import WorkerContext
 from workers.http_action import Outcome
 

@@ -49,11 +49,11 @@ from scheduler.domain.refs import CollectionRef, JobRef
 from scheduler.errors import ValidationFailed
 from scheduler.settings import TaktSettings
 from scheduler.store.jobs import JobStore
-from tests.conftest import ADMIN_TOKEN, Stack
 from tests.e2e.test_azure_sdk import daily_job, make_client
 from tests.e2e.test_cli import Takt
 from tests.support.arm import API_VERSION, collection_path
-from tests.support.helpers import HttpTarget, free_port, wait_until
+from tests.support.helpers import ADMIN_TOKEN, HttpTarget, free_port, wait_until
+from tests.support.stack import Stack
 
 # -- the credentials ------------------------------------------------------------------------
 

@@ -25,7 +25,6 @@ from scheduler.settings import TaktSettings, load_settings
 from scheduler.store.jobs import JobStore
 from scheduler.store.ledger import LedgerEntry
 from scheduler.store.principals import ADMIN_PRINCIPAL, Role, ensure_principal_key
-from tests.conftest import ADMIN_TOKEN, Stack
 from tests.support.arm import (
     API_VERSION,
     collection_path,
@@ -34,7 +33,8 @@ from tests.support.arm import (
     new_collection,
     put_job,
 )
-from tests.support.helpers import HttpTarget, wait_until
+from tests.support.helpers import ADMIN_TOKEN, HttpTarget, wait_until
+from tests.support.stack import Stack
 from workers.actions import run_action, unexpected_failure
 from workers.app import create_celery_app
 from workers.attempt import RunRequest

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.support.arm import collection_path, get_job, history, http_job, put_job
-from tests.support.helpers import HttpTarget, free_port, wait_until
+from tests.support.helpers import ROOT, HttpTarget, free_port, wait_until
 from tests.support.processes import alive, descendants
 
 pytestmark = pytest.mark.e2e
@@ -39,7 +39,7 @@ def start_up(workdir: Path, port: int, flower_port: int) -> subprocess.Popen[byt
         )
 
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = ROOT / "README.md"
 
 
 def readme_curl_example() -> str:

@@ -53,9 +53,8 @@ from scheduler.errors import (
 from scheduler.service.management import run_command_line
 from scheduler.settings import TaktSettings, load_settings
 from scheduler.store.jobs import JobStore
-from tests.conftest import ADMIN_TOKEN
 from tests.support.arm import API_VERSION
-from tests.support.helpers import free_port, wait_until
+from tests.support.helpers import ADMIN_TOKEN, free_port, wait_until
 
 SUB, RG, COLL = "sub1", "rg1", "hostile"
 SEED = "seed"  # the job PATCH and the console's save form change

@@ -24,9 +24,8 @@ from scheduler.api import create_api
 from scheduler.settings import TaktSettings
 from scheduler.store.jobs import JobStore
 from scheduler.store.principals import ADMIN_PRINCIPAL, Role, ensure_principal_key
-from tests.conftest import ADMIN_TOKEN
 from tests.support.arm import API_VERSION, get_job, http_job, new_collection, put_job
-from tests.support.helpers import free_port, wait_until
+from tests.support.helpers import ADMIN_TOKEN, free_port, wait_until
 
 SIGN_IN_FAILURES = 10  # failed sign-ins per address the console allows per window
 SIGN_IN_WINDOW_S = 300

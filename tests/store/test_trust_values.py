@@ -26,8 +26,8 @@ from scheduler.domain.planning import first_fire, plan_dispatch, upcoming
 from scheduler.recurrence import compile_recurrence
 from scheduler.settings import TaktSettings
 from scheduler.store.jobs import JobStore
-from tests.conftest import ADMIN_TOKEN
 from tests.support.arm import API_VERSION, collection_path
+from tests.support.helpers import ADMIN_TOKEN
 
 with warnings.catch_warnings():
     # Starlette now asks for its httpx fork; the httpx it warns about works the same here.

@@ -25,9 +25,7 @@ from xml.etree import ElementTree
 import httpx
 import pytest
 
-from tests.support.helpers import wait_until
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.helpers import ROOT, wait_until
 
 #: The emulator's development account and key, published by Microsoft for every Azurite.
 ACCOUNT = "devstoreaccount1"

@@ -5,20 +5,20 @@ they skip locally and fail in CI (``CI=true``), as the other tests that need a t
 Each test gets a fresh browser context (no cookies); the browser itself starts with a new,
 empty profile directory of Playwright's making.
 
-Import the fixtures into a test module to use them::
-
-    from tests.support.browser import browser_fixture, page_fixture  # noqa: F401
+The ``browser``, ``page`` and ``screenshots`` fixtures are in ``tests/e2e/conftest.py``;
+this module holds what they and the tests share.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Page
+
+from tests.support.helpers import ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -35,7 +35,7 @@ DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 #: Set to copy the two documentation screenshots into docs/ (``make screenshots``).
 UPDATE_DOCS = "TAKT_TEST_UPDATE_DOCS"
-DOCS = Path(__file__).resolve().parents[2] / "docs"
+DOCS = ROOT / "docs"
 
 
 def require_chromium() -> Path:
@@ -45,38 +45,6 @@ def require_chromium() -> Path:
     if os.environ.get("CI") == "true":
         pytest.fail("chromium is not installed (apt-get install -y chromium), and CI needs it")
     pytest.skip("chromium is not installed")
-
-
-# Module scope: each test module imports these fixtures, so each gets a fixture of its own;
-# two session-scoped ones would run two Playwright loops at once, which the sync API refuses.
-@pytest.fixture(name="browser", scope="module")
-def browser_fixture() -> Iterator[Browser]:
-    executable = require_chromium()
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(executable), args=CHROMIUM_ARGS, headless=True
-        )
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-@pytest.fixture(name="page")
-def page_fixture(browser: Browser) -> Iterator[Page]:
-    """A desktop-sized page in a context of its own (cookies die with the test)."""
-    context = browser.new_context(viewport=DESKTOP)  # type: ignore[arg-type]
-    context.set_default_timeout(10_000)
-    try:
-        yield context.new_page()
-    finally:
-        context.close()
-
-
-@pytest.fixture(name="screenshots", scope="session")
-def screenshots_fixture(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Where the tests save screenshots of the console's pages."""
-    return tmp_path_factory.mktemp("console-screenshots")
 
 
 def snap(page: Page, directory: Path, name: str, *, docs_name: str | None = None) -> Path:

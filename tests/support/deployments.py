@@ -15,8 +15,8 @@ import redis
 from scheduler.dispatch.routing import queue_names
 from scheduler.store.jobs import JobStore
 from scheduler.store.keys import CLAIM_GROUP
-from tests.conftest import ROOT, stop_process
-from tests.support.helpers import wait_until
+from tests.support.helpers import ROOT, wait_until
+from tests.support.processes import stop_process
 
 #: kombu's Redis transport books a message a worker took, until it is acknowledged, here
 #: (its default ``unacked_key``; one per broker database).

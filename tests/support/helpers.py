@@ -1,4 +1,5 @@
-"""Test helpers the suite imports: waiting on conditions, free ports, a recording HTTP target."""
+"""Test helpers the suite imports: the repository's root, the suite's admin key, waiting on
+conditions, free ports, a recording HTTP target."""
 
 from __future__ import annotations
 
@@ -8,9 +9,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+#: The repository's root folder (README.md, docs/, bench/, the processes' working directory).
+ROOT = Path(__file__).resolve().parents[2]
+#: The admin key of the settings fixture and of every deployment the suite starts.
+ADMIN_TOKEN = "takt_test_admin_token"
 
 
 def wait_until(

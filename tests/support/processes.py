@@ -1,14 +1,25 @@
-"""Process helpers: process trees for tests of `takt up` (Linux /proc; no extra
-dependency), and a CPU hog for tests that must hold under load."""
+"""Process helpers: stopping a child, process trees for tests of `takt up` (Linux /proc; no
+extra dependency), and a CPU hog for tests that must hold under load."""
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+
+def stop_process(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def _parent_of(pid: int) -> int | None:

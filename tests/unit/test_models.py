@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,8 +17,9 @@ from scheduler.domain.models import (
     without_secrets,
 )
 from tests.support import jsonc
+from tests.support.helpers import ROOT
 
-SEED_JOB = Path(__file__).parents[1] / "data" / "seed_job.jsonc"
+SEED_JOB = ROOT / "tests" / "data" / "seed_job.jsonc"
 
 
 def http_job(**request: Any) -> dict[str, Any]:
