@@ -2,7 +2,7 @@
 
 Run with ``python bench/run.py`` (``--only beat,api`` for some of them). Each benchmark
 runs as its own process with the sizes below, chosen so that the whole run takes about
-20 minutes on a 2-core machine (the beat benchmark, with its 1,000,000-job run, is most
+25 minutes on a 2-core machine (the beat benchmark, with its 1,000,000-job run, is most
 of it). The exit status is non-zero if any benchmark failed; the others still run.
 
 ``--against REV`` measures a change: it checks REV out beside this tree (a detached git
