@@ -21,7 +21,6 @@ Lateness (firing = the message's arrival at the recorder):
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import time
 from collections import defaultdict
@@ -41,6 +40,7 @@ from bench.beat.probes import (
     redis_cpu_seconds,
     rss_mib,
 )
+from bench.e2e.processes import stop
 
 __all__ = ["Burst", "Cpu", "Lateness", "Settings", "Sustained", "run_burst", "run_sustained"]
 
@@ -110,17 +110,6 @@ def _fresh(url: str) -> redis.Redis:
     return control
 
 
-def _stop(beats: Sequence[subprocess.Popen[bytes]]) -> None:
-    for beat in beats:
-        beat.send_signal(signal.SIGTERM)
-    for beat in beats:
-        try:
-            beat.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            beat.kill()
-            beat.wait()
-
-
 def _wait_first(recorder: ArrivalRecorder, deadline: float) -> float | None:
     while time.monotonic() < deadline:
         if recorder.first_at is not None:
@@ -168,7 +157,7 @@ def run_sustained(
         if profiler is not None:
             profiler.wait()
     finally:
-        _stop(processes)
+        stop(processes)
         firings = recorder.stop()
     if backlog > 1000:
         notes.append(f"{backlog} messages not yet read at the window's end")
@@ -249,7 +238,7 @@ def run_burst(contender: Contender, url: str, n: int, workdir: Path, settings: S
             time.sleep(0.02)
         rss = rss_mib(processes[0].pid)
     finally:
-        _stop(processes)
+        stop(processes)
         firings = recorder.stop()
     if not firings:
         return Burst(contender.name, n, 0, None, None, settings.cap_s, rss)
