@@ -8,11 +8,13 @@ settings are read when Celery first needs its configuration (lazily, through
 
 from __future__ import annotations
 
+import logging
 import sys
 from functools import cached_property
 from typing import Any
 
 from celery.signals import worker_init
+from celery.worker.consumer import Consumer
 
 from scheduler.dispatch import TaktCelery, UserTaskSender, publish_occurrence
 from scheduler.domain.models import ActionType
@@ -22,11 +24,59 @@ from workers.attempt import RunRequest
 from workers.context import WorkerContext
 from workers.tasks import register_tasks
 
-__all__ = ["WorkerApp", "app", "create_celery_app"]
+__all__ = ["ReconnectingConsumer", "WorkerApp", "app", "create_celery_app"]
+
+log = logging.getLogger(__name__)
+
+
+class ReconnectingConsumer(Consumer):
+    """Celery's consumer, which reconnects even when tidying up the lost connection fails.
+
+    When the broker goes away, Celery closes the lost connection before it reconnects.
+    With messages taken and not yet acknowledged (a worker behind its queue, as under
+    load), that close may fail in kombu: ``collect()`` detaches the transport while the
+    task channel is still open, and closing that channel then fails with
+    ``AttributeError: 'NoneType' object has no attribute 'hostname'`` while giving those
+    messages back; so does acknowledging, after the reconnect, a task that came over the
+    lost connection. Celery takes either for an unrecoverable error and the worker stops
+    consuming for good. The connection is gone either way, and those messages come back
+    after the redelivery timeout: reconnect, and leave them unacknowledged
+    (tests/e2e/test_broker_restart.py).
+    """
+
+    def on_connection_error_after_connected(self, exc: Exception) -> None:
+        try:
+            super().on_connection_error_after_connected(exc)
+        except Exception:
+            log.warning("consumer: closing the lost broker connection failed", exc_info=True)
+
+    def call_soon_ack(self, p: Any, *args: Any, **kwargs: Any) -> Any:
+        return super().call_soon_ack(_unless_connection_lost, p, *args, **kwargs)  # type: ignore[misc]
+
+
+def _unless_connection_lost(acknowledge: Any, *args: Any, **kwargs: Any) -> Any:
+    """Acknowledge (or reject) a message, unless the connection it came over was lost
+    meanwhile: kombu would fail with an ``AttributeError`` on the detached transport,
+    which ends the consumer. Such a message is delivered again after the redelivery
+    timeout."""
+    message = getattr(acknowledge, "__self__", None)
+    transport = getattr(getattr(message, "channel", None), "connection", None)
+    if message is not None and getattr(transport, "client", None) is None:
+        log.warning(
+            "consumer: message %s came over a lost broker connection; it is delivered "
+            "again after the redelivery timeout",
+            getattr(message, "delivery_tag", "?"),
+        )
+        return None
+    return acknowledge(*args, **kwargs)
 
 
 class WorkerApp(TaktCelery):
     """Takt's Celery app with the action tasks and the worker context they run in."""
+
+    def __init__(self, settings: TaktSettings | None = None) -> None:
+        super().__init__(settings)
+        self.add_defaults(lambda: {"worker_consumer": f"{__name__}:ReconnectingConsumer"})
 
     @cached_property
     def context(self) -> WorkerContext:
