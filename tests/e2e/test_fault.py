@@ -345,10 +345,16 @@ def test_a_redis_restart_mid_run_loses_no_definition_and_the_schedule_goes_on(
         store.put_collection(CID, JobCollection())
         start = (datetime.now(UTC) + timedelta(seconds=2)).replace(microsecond=0)
         store.put_jobs(_jobs(start)[:200])
+        # (mid-run whatever the fleet's pace: every job has run and the window is 5 s old;
+        # 1,000 runs took 27 s of the 30 s window under a CPU hog once, so that no occurrence
+        # was due after the restart; polled twice a second, not a 200-key read every 20 ms)
         wait_until(
-            lambda: _executions(store, 200) >= 1000,
-            timeout=30,
-            message="five seconds' worth of runs",
+            lambda: (
+                datetime.now(UTC) >= start + timedelta(seconds=5) and _executions(store, 200) >= 200
+            ),
+            timeout=60,
+            interval=0.5,
+            message="a run of every job, 5 s into the window",
         )
 
         # When Redis restarts from its append-only file in the middle of it
@@ -372,7 +378,9 @@ def test_a_redis_restart_mid_run_loses_no_definition_and_the_schedule_goes_on(
                 for i in range(200)
             )
 
-        wait_until(ran_after, timeout=30, message="runs due after the restart")
+        assert restarted + timedelta(seconds=4) < start + timedelta(seconds=WINDOW_S)
+        # (late is not lost: a fleet that lagged before the restart drains its backlog first)
+        wait_until(ran_after, timeout=DRAIN_S, interval=0.5, message="runs due after the restart")
 
         # And once the fleet owes nothing, no occurrence was recorded twice (the last
         # second before the stop may be gone, so not every one is recorded: see above)
