@@ -41,7 +41,7 @@ def job(uri: str = "http://example.test/") -> JobProperties:
 
 def add_jobs(store: JobStore, count: int, due_ms: int = 1, *, planned: bool = False) -> list[str]:
     """``count`` one-shot jobs, due; ``planned``: with a starting deadline, so that the beat
-    plans them rather than the claim script (see tests/test_cadence.py)."""
+    plans them rather than the claim script (see tests/store/test_cadence.py)."""
     store.put_collection(CID, JobCollection())
     properties = job()
     if planned:
