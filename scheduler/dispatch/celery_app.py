@@ -39,6 +39,11 @@ def _is_amqp(url: str) -> bool:
     return url.startswith(("amqp", "pyamqp"))
 
 
+def _restore_interval(settings: TaktSettings) -> float:
+    """Seconds between a worker's scans for expired deliveries."""
+    return max(1.0, min(10.0, settings.redelivery_timeout_s / 6))
+
+
 def celery_config(settings: TaktSettings) -> dict[str, Any]:
     """The Celery settings of every Takt process (worker, beat, API)."""
     queues = queue_names(settings.key_prefix)
@@ -51,8 +56,14 @@ def celery_config(settings: TaktSettings) -> dict[str, Any]:
             "visibility_timeout": settings.redelivery_timeout_s,
             # Look for expired deliveries often enough that one is redone within about
             # a sixth of the timeout after it expired (kombu scans every 100 s otherwise).
-            "unacked_restore_interval": max(1.0, min(10.0, settings.redelivery_timeout_s / 6)),
+            "unacked_restore_interval": _restore_interval(settings),
             "unacked_restore_throttle": 1,
+            # A worker holds a lock while it restores; one SIGKILLed meanwhile leaves it
+            # held until it expires, and no worker restores anything before then (kombu's
+            # default is 5 minutes). Restoring twice at once is safe (each restore is a
+            # transaction that WATCHes the unacknowledged hash), so the lock only saves
+            # work and may expire soon.
+            "unacked_mutex_expire": max(5, round(3 * _restore_interval(settings))),
             # On AMQP a publish returns once the broker confirmed it (the Celery action's
             # success); on Redis the LPUSH's reply is that confirmation.
             **({"confirm_publish": True} if _is_amqp(settings.celery_broker_url) else {}),
