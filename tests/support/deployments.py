@@ -21,6 +21,8 @@ from tests.support.processes import stop_process
 #: kombu's Redis transport books a message a worker took, until it is acknowledged, here
 #: (its default ``unacked_key``; one per broker database).
 KOMBU_UNACKED = "unacked"
+#: ... and a worker puts expired ones back on their queues holding this lock.
+KOMBU_RESTORE_LOCK = "unacked_mutex"
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,15 +36,20 @@ class Backlog:
     queued: int
     unacked: int
     claimed: int
+    #: How long kombu's restore lock is still held (ms; -2 when free): no taken message
+    #: comes back before it expires.
+    restore_lock_ms: int = -2
 
     @property
     def empty(self) -> bool:
         return not (self.owed or self.queued or self.unacked or self.claimed)
 
     def __str__(self) -> str:
+        lock = "free" if self.restore_lock_ms < 0 else f"held {self.restore_lock_ms} ms more"
         return (
             f"{self.owed} attempt(s) owed by the ledger, {self.queued} message(s) queued, "
-            f"{self.unacked} taken and unacknowledged, {self.claimed} claim(s) pending"
+            f"{self.unacked} taken and unacknowledged, {self.claimed} claim(s) pending, "
+            f"kombu's restore lock {lock}"
         )
 
 
@@ -56,10 +63,11 @@ def backlog(store: JobStore, broker: redis.Redis) -> Backlog:
         for queue in queue_names(store.keys.prefix):
             pipe.llen(queue)
         pipe.hlen(KOMBU_UNACKED)
-        *queued, unacked = pipe.execute()
+        pipe.pttl(KOMBU_RESTORE_LOCK)
+        *queued, unacked, lock_ms = pipe.execute()
     # No claims group yet (no beat started): nothing claimed.
     claimed = 0 if isinstance(pending, redis.ResponseError) else int(pending["pending"])
-    return Backlog(int(owed), sum(queued), int(unacked), claimed)
+    return Backlog(int(owed), sum(queued), int(unacked), claimed, int(lock_ms))
 
 
 def wait_drained(store: JobStore, broker: redis.Redis, timeout_s: float) -> None:
