@@ -9,6 +9,8 @@ An overdue attempt whose queue still holds messages may simply be waiting its tu
 behind a backlog; delivering it again would only add to that backlog, so it waits
 another period. Once its queue is empty it is either in a worker's hands (running, or
 prefetched, and then its lease lets only one delivery run) or lost, and it is sent.
+A stalled attempt (taken by a worker whose lease expired without a record: the worker
+died mid-attempt) is not in its queue any more, so it is sent at once.
 """
 
 from __future__ import annotations
@@ -41,24 +43,27 @@ class Redelivery:
 
     def run(self) -> int:
         """Deliver one batch of overdue attempts again; returns how many were sent."""
-        entries = self.ledger.overdue(self.batch)
-        if not entries:
+        stalled, overdue = self.ledger.owed(self.batch)
+        if not stalled and not overdue:
             return 0
-        records = self._records(entries)
+        records = self._records([*stalled, *overdue])
         busy: dict[str, bool] = {}
         gone: list[LedgerEntry] = []
-        sent = 0
-        for entry in entries:
+        sent = sent_stalled = 0
+        # A stalled attempt left its queue; an overdue one may still wait in it.
+        queued = [(entry, False) for entry in stalled] + [(entry, True) for entry in overdue]
+        for entry, may_wait in queued:
             record = records.get(entry.jid)
             action = self._action_type(record, entry)
             if record is None or action is None:
                 gone.append(entry)  # deleted, or no error action any more: nothing owed
                 continue
             queue = record.queue or route_for(action).queue(self.store.keys.prefix)
-            if queue not in busy:  # asked once per queue and pass: each ask is a connection
-                busy[queue] = self._has_backlog(queue)
-            if busy[queue]:
-                continue  # perhaps still waiting its turn; looked at again next period
+            if may_wait:
+                if queue not in busy:  # asked once per queue and pass: each is a connection
+                    busy[queue] = self._has_backlog(queue)
+                if busy[queue]:
+                    continue  # perhaps still waiting its turn; looked at again next period
             publish_occurrence(
                 self.app,
                 self.store.keys.prefix,
@@ -71,9 +76,15 @@ class Redelivery:
                 queue=queue,
             )
             sent += 1
+            sent_stalled += not may_wait
         self.ledger.forget(gone)
         if sent:
-            log.warning("delivered %d attempt(s) again: published, never recorded", sent)
+            log.warning(
+                "delivered %d attempt(s) again: published, never recorded (%d of them "
+                "taken by a worker that stopped mid-attempt)",
+                sent,
+                sent_stalled,
+            )
         return sent
 
     def _records(self, entries: Sequence[LedgerEntry]) -> dict[str, JobRecord]:

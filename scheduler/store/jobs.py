@@ -482,6 +482,7 @@ class JobStore:
                     self.keys.lease(attempt.jid, attempt.occurrence_ms, attempt.tag),
                     self.keys.finished,
                     self.keys.ledger,
+                    self.keys.ledger_taken,
                 ],
                 args=[
                     entry,
@@ -507,7 +508,11 @@ class JobStore:
         owes it (``ledger_member``); in one round trip."""
         with redis_errors():
             reply = self._lease(
-                keys=[self.keys.lease(jid, occurrence_ms, tag), self.keys.ledger],
+                keys=[
+                    self.keys.lease(jid, occurrence_ms, tag),
+                    self.keys.ledger,
+                    self.keys.ledger_taken,
+                ],
                 args=[ttl_ms, ledger_member],
             )
         if int(reply[0]) == 1:

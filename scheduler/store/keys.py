@@ -39,6 +39,10 @@ key                                    type    TTL                        writte
                                                recorded                   deliver again, ms;
                                                                           member = an attempt,
                                                                           a LedgerEntry)
+``{p}:ledger:taken``                   zset    none; members removed      worker (score = when
+                                               when their attempt is      its lease expires,
+                                               recorded                   ms; member = a ledger
+                                                                          member a worker took)
 ``{p}:lease:{jid}:{occ_ms}:{tag}``     string  action timeout + margin,   worker (tag: m0,
                                                                           m1.. e0..)
                                                then 1 day once done
@@ -122,6 +126,10 @@ class KeySchema:
     @property
     def ledger(self) -> str:
         return f"{self._tag}:ledger"
+
+    @property
+    def ledger_taken(self) -> str:
+        return f"{self._tag}:ledger:taken"
 
     def lease(self, jid: str, occurrence_ms: int, tag: str) -> str:
         return f"{self._tag}:lease:{jid}:{occurrence_ms}:{tag}"

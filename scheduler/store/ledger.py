@@ -17,17 +17,31 @@ must not run (job deleted or disabled, recorded already). An entry whose time co
 still owed: a beat takes it (exactly once, by a script that also pushes its time on by
 another period) and publishes it again. Delivering twice is safe, since the attempt's
 lease lets only one delivery run (see :mod:`workers.execution`).
+
+A worker that takes an attempt's lease also books the attempt as *taken* until the lease
+expires (the action's timeout plus a margin). A taken attempt whose lease expired without
+a record was in the hands of a worker that died: it is stalled, and a beat delivers it
+again at once, whatever the redelivery timeout and whatever waits in its queue.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import NamedTuple
 
 from scheduler.store.codecs import LedgerEntry
 from scheduler.store.jobs import JobStore, redis_errors
 from scheduler.store.scripts import REDELIVER
 
-__all__ = ["Ledger", "LedgerEntry"]
+__all__ = ["Ledger", "LedgerEntry", "Owed"]
+
+
+class Owed(NamedTuple):
+    """What a beat must deliver again: attempts a dead worker had taken (``stalled``), and
+    attempts published and never taken or recorded in time (``overdue``)."""
+
+    stalled: list[LedgerEntry]
+    overdue: list[LedgerEntry]
 
 
 class Ledger:
@@ -49,16 +63,23 @@ class Ledger:
         """Remove attempts that will not run, or ran already."""
         members = [entry.member for entry in entries]
         if members:
-            with redis_errors():
-                self.store.redis.zrem(self.store.keys.ledger, *members)
+            with redis_errors(), self.store.redis.pipeline(transaction=False) as pipe:
+                pipe.zrem(self.store.keys.ledger, *members)
+                pipe.zrem(self.store.keys.ledger_taken, *members)
+                pipe.execute()
 
-    def overdue(self, count: int) -> list[LedgerEntry]:
-        """Take up to ``count`` entries whose time has come, pushing each on by a period."""
+    def owed(self, count: int) -> Owed:
+        """Take up to ``count`` stalled and ``count`` overdue entries, pushing each one's
+        time on by a period."""
         with redis_errors():
-            members = self._redeliver(
-                keys=[self.store.keys.ledger], args=[count, self.redelivery_ms]
+            stalled, overdue = self._redeliver(
+                keys=[self.store.keys.ledger, self.store.keys.ledger_taken],
+                args=[count, self.redelivery_ms],
             )
-        return [LedgerEntry.parse(member) for member in members]
+        return Owed(
+            [LedgerEntry.parse(member) for member in stalled],
+            [LedgerEntry.parse(member) for member in overdue],
+        )
 
     def due_at(self, entry: LedgerEntry) -> int | None:
         """When the attempt is delivered again (epoch ms), or None when it is not owed."""

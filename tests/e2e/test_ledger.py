@@ -153,6 +153,50 @@ def test_an_overdue_attempt_waits_while_its_queue_has_a_backlog_then_is_sent_aga
     assert redelivery.ledger.due_at(owed) is not None  # still owed until recorded
 
 
+def test_an_attempt_whose_worker_stopped_is_sent_again_once_its_lease_expires_despite_a_backlog(
+    store: JobStore, redelivery: Redelivery, settings: TaktSettings
+) -> None:
+    # Given an attempt owed for a whole period yet, taken by a worker with a 300 ms lease,
+    # and a queue holding another message
+    store.put_collection(CID, JobCollection())
+    store.put_job(f"{CID}/j", _http_job(), owner="admin", next_fire_ms=None)
+    taken = LedgerEntry(f"{CID}/j", 1_000)
+    redelivery.ledger.expect(taken, now_ms=store.time_ms())
+    assert store.acquire_lease(f"{CID}/j", 1_000, "m0", 300, taken.member).taken
+    queue = f"{settings.key_prefix}.http"
+    store.redis.lpush(queue, "someone else's message")
+
+    # When a beat looks before the lease expires, nothing is sent
+    assert redelivery.run() == 0
+
+    # Then once it has expired (the worker stopped without a record), the attempt is sent
+    # again at once, though its queue holds a backlog, and it is no longer booked as taken
+    wait_until(lambda: store.redis.pttl(store.keys.lease(f"{CID}/j", 1_000, "m0")) < 0, 5)
+    assert redelivery.run() == 1
+    assert store.redis.llen(queue) == 2
+    assert store.redis.zcard(store.keys.ledger_taken) == 0
+    assert redelivery.ledger.due_at(taken) is not None  # still owed until recorded
+    # ... and sent once: a second look finds nothing to send
+    assert redelivery.run() == 0
+
+
+def test_a_taken_attempt_recorded_by_an_older_worker_is_dropped_not_sent_again(
+    store: JobStore,
+) -> None:
+    # Given an attempt taken with a 1 ms lease and recorded by a worker of a version that
+    # knew no taken set (its record left the ledger only, as during a rolling upgrade)
+    ledger = Ledger(store, PERIOD_MS)
+    done = LedgerEntry(f"{CID}/j", 2_000)
+    ledger.expect(done, now_ms=store.time_ms())
+    assert store.acquire_lease(f"{CID}/j", 2_000, "m0", 1, done.member).taken
+    store.redis.zrem(store.keys.ledger, done.member)
+    wait_until(lambda: store.redis.pttl(store.keys.lease(f"{CID}/j", 2_000, "m0")) < 0, 5)
+
+    # Then the ledger owes nothing, and the taken set forgets it
+    assert ledger.owed(100) == ([], [])
+    assert store.redis.zcard(store.keys.ledger_taken) == 0
+
+
 def test_an_attempt_of_a_deleted_job_is_no_longer_owed(
     store: JobStore, redelivery: Redelivery
 ) -> None:

@@ -1,4 +1,4 @@
--- record_attempt(keys=[job, history, due, lease, finished, ledger],
+-- record_attempt(keys=[job, history, due, lease, finished, ledger, taken],
 --                args=[entry, history_cap, flags, last_execution_ms, final_state,
 --                      finished_ms, jid, lease_done_ms, ledger_member,
 --                      follow_up_member, follow_up_due_ms])
@@ -16,6 +16,7 @@
 --   finished  zset    member: a job id; score: finishedAt, epoch ms
 --   ledger    zset    member: an attempt "jid|m|occ ms|attempt|s" (codecs.LedgerEntry);
 --                     score: when to deliver it again, epoch ms
+--   taken     zset    member: a ledger member a worker took (see acquire_lease)
 --
 -- Arguments:
 --   entry              string  the history entry, JSON; its id is a codecs.HistoryId
@@ -33,13 +34,14 @@
 --
 -- Returns: int, 1; 0 when the job no longer exists (only the ledger was written).
 local job_key, history_key, due_key = KEYS[1], KEYS[2], KEYS[3]
-local lease_key, finished_key, ledger_key = KEYS[4], KEYS[5], KEYS[6]
+local lease_key, finished_key, ledger_key, taken_key = KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local entry, history_cap, flags = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local last_execution_ms, final_state, finished_ms = ARGV[4], ARGV[5], ARGV[6]
 local jid, lease_done_ms, ledger_member = ARGV[7], tonumber(ARGV[8]), ARGV[9]
 local follow_up_member, follow_up_due_ms = ARGV[10], ARGV[11]
 
 redis.call('ZREM', ledger_key, ledger_member)
+redis.call('ZREM', taken_key, ledger_member)
 if redis.call('EXISTS', job_key) == 0 then return 0 end
 if follow_up_member ~= '' then
   redis.call('ZADD', ledger_key, follow_up_due_ms, follow_up_member)
