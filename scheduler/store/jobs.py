@@ -467,7 +467,9 @@ class JobStore:
         return entries
 
     def record_attempt(self, attempt: Attempt) -> bool:
-        """Write one attempt's history entry, counters, final state and lease atomically."""
+        """Write one attempt's history entry, counters, final state and lease atomically,
+        once: an attempt recorded already (by a worker that redid it after this one's lease
+        expired) is left as it is. False when the job no longer exists."""
         entry = _dump({"id": attempt.entry_id, **attempt.entry.to_wire()})
         flags = "".join(
             "1" if flag else "0"

@@ -226,6 +226,27 @@ def test_a_lease_is_taken_once_and_an_attempt_once_recorded_stays_taken(store: J
     assert store.acquire_lease(jid, 5, "m1", 60_000, m1).taken
 
 
+def test_an_attempt_is_recorded_once_though_two_workers_ran_it(store: JobStore) -> None:
+    # Given an attempt whose first worker outlived its lease, so that a second redid it
+    [jid] = add_jobs(store, 1)
+    m0 = LedgerEntry(jid, 5).member
+    store.redis.zadd(store.keys.ledger, {m0: 1})
+    assert store.acquire_lease(jid, 5, "m0", 1, m0).taken
+    wait_until(lambda: store.redis.pttl(store.keys.lease(jid, 5, "m0")) < 0, 5)
+    assert store.acquire_lease(jid, 5, "m0", 60_000, m0).taken
+
+    # When both record it (the second worker first)
+    store.record_attempt(attempt(jid, 5, failed=False))
+    store.record_attempt(attempt(jid, 5, failed=True))
+
+    # Then history holds one entry, the first record's, and the counters count one
+    [stored] = store.history(jid)
+    assert stored.entry.status.value == "Completed"
+    status = store.get_job(jid).properties.status
+    assert status is not None
+    assert (status.execution_count, status.failure_count) == (1, 0)
+
+
 def test_deleting_a_job_removes_it_everywhere(store: JobStore) -> None:
     [jid] = add_jobs(store, 1)
     store.record_attempt(attempt(jid, 5, failed=False))

@@ -32,7 +32,8 @@
 --   follow_up_member   string  the attempt that follows in the ledger; '' for none
 --   follow_up_due_ms   string  when the ledger delivers the follow-up again, epoch ms
 --
--- Returns: int, 1; 0 when the job no longer exists (only the ledger was written).
+-- Returns: int, 1; 0 when the job no longer exists (only the ledger was written); 2 when
+--   the attempt was recorded already (nothing was written: each attempt is recorded once).
 local job_key, history_key, due_key = KEYS[1], KEYS[2], KEYS[3]
 local lease_key, finished_key, ledger_key, taken_key = KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local entry, history_cap, flags = ARGV[1], tonumber(ARGV[2]), ARGV[3]
@@ -40,6 +41,8 @@ local last_execution_ms, final_state, finished_ms = ARGV[4], ARGV[5], ARGV[6]
 local jid, lease_done_ms, ledger_member = ARGV[7], tonumber(ARGV[8]), ARGV[9]
 local follow_up_member, follow_up_due_ms = ARGV[10], ARGV[11]
 
+-- Recorded already: a worker slower than its lease, whose attempt another redid meanwhile.
+if redis.call('GET', lease_key) == 'done' then return 2 end
 redis.call('ZREM', ledger_key, ledger_member)
 redis.call('ZREM', taken_key, ledger_member)
 if redis.call('EXISTS', job_key) == 0 then return 0 end
