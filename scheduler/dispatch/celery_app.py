@@ -15,6 +15,7 @@ from celery import Celery
 from kombu import Exchange, Queue
 
 from scheduler.dispatch.routing import queue_names
+from scheduler.dispatch.transport import REDIS_SCHEMES
 from scheduler.settings import TaktSettings, load_settings
 
 __all__ = ["TaktCelery", "celery_config"]
@@ -39,6 +40,10 @@ def _is_amqp(url: str) -> bool:
     return url.startswith(("amqp", "pyamqp"))
 
 
+def _scheme(url: str) -> str:
+    return url.partition("://")[0].lower()
+
+
 def _restore_interval(settings: TaktSettings) -> float:
     """Seconds between a worker's scans for expired deliveries."""
     return max(1.0, min(10.0, settings.redelivery_timeout_s / 6))
@@ -50,6 +55,11 @@ def celery_config(settings: TaktSettings) -> dict[str, Any]:
     return {
         "broker_url": settings.celery_broker_url,
         "broker_connection_retry_on_startup": True,
+        **(
+            {"broker_transport": "scheduler.dispatch.transport:Transport"}
+            if _scheme(settings.celery_broker_url) in REDIS_SCHEMES
+            else {}
+        ),
         # Redelivery of an unacknowledged message on the Redis transport; longer than any
         # action's timeout plus any countdown, so no attempt is delivered twice.
         "broker_transport_options": {
