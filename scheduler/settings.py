@@ -99,6 +99,13 @@ class TaktSettings(_SharedSettings):
         gt=0,
         description="An unacknowledged task is delivered again after this long (Redis broker).",
     )
+    worker_processes: int = Field(
+        default_factory=lambda: cores(),
+        ge=1,
+        le=64,
+        description="Worker processes `takt up` starts (default: one per core; each runs "
+        "its attempts on 64 threads).",
+    )
     task_events: bool = Field(
         default=True,
         description="Workers send task events (Flower's task view needs them; each costs "
@@ -253,6 +260,11 @@ class ClientSettings(_SharedSettings):
     def client_url(self) -> str:
         """The API the CLI talks to."""
         return self.api_url or f"http://{self.api_host}:{self.api_port}"
+
+
+def cores() -> int:
+    """The CPUs this process may run on."""
+    return len(os.sched_getaffinity(0))
 
 
 def _parse_networks(value: str) -> tuple[Network, ...]:

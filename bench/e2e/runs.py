@@ -78,9 +78,22 @@ def measured(
         n,
         due_at,
         [arrival for arrival in sink.take() if arrival.scenario == scenario],
-        {name: cpu[name] - before[1][name] for name in pids},
+        _by_role({name: cpu[name] - before[1][name] for name in pids}),
         counters.since(before[0]),
     )
+
+
+def role_of(process: str) -> str:
+    """A process's role: ``worker-2`` is a worker."""
+    return process.partition("-")[0]
+
+
+def _by_role(cpu_s: dict[str, float]) -> dict[str, float]:
+    """CPU seconds per role (the workers' summed)."""
+    total: dict[str, float] = {}
+    for name, seconds in cpu_s.items():
+        total[role_of(name)] = total.get(role_of(name), 0.0) + seconds
+    return total
 
 
 def checked(run: Run, complete: bool, cap_s: float) -> Run:

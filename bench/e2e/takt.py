@@ -9,14 +9,16 @@ import json
 import re
 import shlex
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from bench.e2e.processes import clean_environment, server_pid, snapshot, spawn, stop, valkey, wait
-from bench.e2e.runs import Run, checked, discount, measured
+from bench.e2e.runs import Run, checked, discount, measured, role_of
 from bench.e2e.sink import Sink
 from bench.e2e.tracing import round_trips, start_profile, stop_profile, traced_argv
 from scheduler.cli.embedded import EmbeddedValkey
@@ -30,6 +32,7 @@ __all__ = ["COLLECTION", "TaktPipeline"]
 
 COLLECTION = "e2e/e2e/jobs"
 _CHUNK = 2_000
+#: The roles started, by :func:`role_of` (``takt up`` starts ``worker-1``, ``worker-2``...).
 _ROLES = ("beat", "worker")
 
 
@@ -82,7 +85,7 @@ class TaktPipeline:
             TAKT_REDIS_URL=server.connection_url, TAKT_DATA_DIR=str(workdir), **dict(self.env)
         )
         processes = {}
-        for name in _ROLES:
+        for name in _started(roles):
             argv, own = list(roles[name].argv), {**env, **roles[name].env}
             if options.round_trips:
                 argv, own["E2E_ROUND_TRIPS"] = traced_argv(argv), str(workdir / f"{name}.trips")
@@ -119,7 +122,8 @@ class _Scenario:
         if late_s < 0:
             time.sleep(-late_s)
         before = snapshot(self.store.redis, self.pids)
-        spy = start_profile(self.pids["worker"], profile) if profile else None
+        worker = next(pid for name, pid in self.pids.items() if name.startswith("worker"))
+        spy = start_profile(worker, profile) if profile else None  # the first worker
         cap_s = due_ms / 1000 + spacing_ms * n / 1000 - time.time() + self.cap_s
         complete, polls = self._wait_recorded(n, cap_s)
         if spy is not None:
@@ -203,7 +207,15 @@ def _round_trips(workdir: Path, run: Run) -> list[tuple[str, str, str, float]]:
     last job recorded."""
     until = (run.done_at or run.due_at) + 0.5
     rows = []
-    for name in _ROLES:
-        counts = round_trips(workdir / f"{name}.trips", run.due_at - 0.2, until)
-        rows += [(name, cmds, site, n / max(run.executed, 1)) for (cmds, site), n in counts.items()]
+    per_role: Counter[tuple[str, str, str]] = Counter()
+    for path in workdir.glob("*.trips"):
+        role = role_of(path.stem)
+        for (cmds, site), n in round_trips(path, run.due_at - 0.2, until).items():
+            per_role[role, cmds, site] += n
+    rows = [(*key, n / max(run.executed, 1)) for key, n in per_role.items()]
     return sorted(rows, key=lambda row: -row[3])
+
+
+def _started(roles: dict[str, Any]) -> list[str]:
+    """The roles the benchmark starts: the beat and every worker (not the API)."""
+    return [name for name in roles if role_of(name) in _ROLES]

@@ -57,7 +57,7 @@ def roles_for(
     roles = [
         ChildRole("api", [*takt, "api"], {}),
         ChildRole("beat", [*takt, "beat"], {}),
-        ChildRole("worker", [*takt, "worker", *worker_args], {}),
+        *_workers(settings, worker_args),
     ]
     if login is not None:
         # The cap on the command line, where `ps` shows it; the login in Flower's
@@ -65,6 +65,18 @@ def roles_for(
         argv = [*takt, "flower", f"--max_tasks={settings.flower_max_tasks}"]
         roles.append(ChildRole("flower", argv, {"FLOWER_BASIC_AUTH": login.credentials}, True))
     return roles
+
+
+def _workers(settings: TaktSettings, worker_args: Sequence[str]) -> list[ChildRole]:
+    """``TAKT_WORKER_PROCESSES`` workers, each its own node name (``worker-N@host``): a
+    worker's threads share one core under the GIL. One worker if the arguments name it."""
+    worker = [sys.executable, "-m", "scheduler", "worker"]
+    if any(arg in ("-n", "--hostname") or arg.startswith("--hostname=") for arg in worker_args):
+        return [ChildRole("worker", [*worker, *worker_args], {})]
+    return [
+        ChildRole(f"worker-{n}", [*worker, "-n", f"worker-{n}@%h", *worker_args], {})
+        for n in range(1, settings.worker_processes + 1)
+    ]
 
 
 class _Stop(Exception):

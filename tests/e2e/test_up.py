@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from scheduler.settings import cores
 from tests.support.arm import collection_path, get_job, history, http_job, put_job
 from tests.support.helpers import ROOT, HttpTarget, free_port, wait_until
 from tests.support.processes import alive, descendants
@@ -48,12 +50,13 @@ def readme_curl_example() -> str:
     return section.split("```sh\n", 1)[1].split("```", 1)[0]
 
 
-def healthy_json(url: str, auth: tuple[str, str]) -> bool:
+def flower_workers(url: str, auth: tuple[str, str]) -> set[str]:
+    """The workers Flower knows (none while it is not up)."""
     try:
         response = httpx.get(url, timeout=5, auth=auth)
     except httpx.TransportError:
-        return False
-    return response.status_code == 200 and bool(response.json())
+        return set()
+    return set(response.json()) if response.status_code == 200 else set()
 
 
 def healthy(url: str) -> bool:
@@ -121,18 +124,20 @@ def test_up_serves_runs_jobs_stops_cleanly_and_keeps_jobs(
     wait_until(lambda: history(http, collection, "hello"), timeout=10)
     assert target.requests_to("/hello")
 
-    # and Flower, alongside, knows the worker (behind the login generated next to the key)
+    # and Flower, alongside, knows a worker per core (behind the login generated next to
+    # the key)
     login = (workdir / ".takt" / "flower-credentials").read_text().strip().split(":", 1)
     flower = f"http://127.0.0.1:{flower_port}/api/workers?refresh=1"
+    workers = {f"worker-{n}@{socket.gethostname()}" for n in range(1, cores() + 1)}
     wait_until(
-        lambda: healthy_json(flower, (login[0], login[1])),
+        lambda: workers <= flower_workers(flower, (login[0], login[1])),
         timeout=30,
-        message="Flower to list the worker",
+        message=f"Flower to list the workers {sorted(workers)}",
     )
 
     # When Ctrl-C reaches takt up
     group = descendants(up.pid)
-    assert len(group) >= 5  # valkey, api, beat, worker, flower
+    assert len(group) >= 4 + cores()  # valkey, api, beat, a worker per core, flower
     up.send_signal(signal.SIGINT)
     assert up.wait(timeout=30) == 0
 
