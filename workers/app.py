@@ -13,7 +13,7 @@ import sys
 from functools import cached_property
 from typing import Any
 
-from celery.signals import worker_init
+from celery.signals import after_setup_logger, worker_init
 from celery.worker.consumer import Consumer
 
 from scheduler.dispatch import TaktCelery, UserTaskSender, publish_occurrence
@@ -97,6 +97,21 @@ class WorkerApp(TaktCelery):
             attempt=run.attempt,
             queue=queue,
         )
+
+
+#: Celery's lines for every task ("Task … received", "Task … succeeded in …"): two log
+#: records per attempt, 4 % of a worker's CPU at INFO (docs/benchmarks.md), saying what
+#: the job's history and Flower say already. They show with TAKT_LOG_LEVEL=DEBUG; a
+#: failure Celery logs (a task that raised) is an error and always shows.
+_PER_TASK_LOGGERS = ("celery.worker.strategy", "celery.app.trace")
+
+
+@after_setup_logger.connect
+def _per_task_lines_at_debug(loglevel: int | str | None = None, **_: Any) -> None:
+    level = logging.getLevelName(loglevel) if isinstance(loglevel, str) else loglevel
+    if not isinstance(level, int) or level > logging.DEBUG:
+        for name in _PER_TASK_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 @worker_init.connect
