@@ -17,7 +17,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -120,6 +120,24 @@ class TaktSettings(_SharedSettings):
     )
     beat_max_interval_s: float = Field(default=5.0, gt=0, le=300)
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="text: Python's lines; json: one JSON object a line (API, beat, worker).",
+    )
+    metrics: bool = Field(
+        default=True,
+        description="Count Prometheus metrics in the API, beats and workers (GET /metrics).",
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token that may read /metrics (besides the admin key).",
+    )
+    metrics_push_interval_s: float = Field(
+        default=5.0,
+        ge=0.5,
+        le=60,
+        description="How often each process pushes its metrics into the store for /metrics.",
+    )
     # Trust: input bounds, outbound policy, sessions, the embedded store (docs/security.md).
     max_body_bytes: int = Field(
         default=1024 * 1024,
