@@ -88,6 +88,10 @@ class TaktSettings(_SharedSettings):
         default="https://{account}.queue.core.windows.net",
         description="Queue service of StorageQueue actions; {account} is the storage account.",
     )
+    service_bus_endpoint: str = Field(
+        default="https://{namespace}.servicebus.windows.net",
+        description="Service Bus of ServiceBusQueue/Topic actions; {namespace} is the namespace.",
+    )
     broker_retry_max_s: float = Field(
         default=300.0,
         ge=0,
@@ -179,6 +183,15 @@ class TaktSettings(_SharedSettings):
         if "{account}" not in value:
             raise ValueError(
                 "must contain {account}, e.g. https://{account}.queue.core.windows.net"
+            )
+        return value.rstrip("/")
+
+    @field_validator("service_bus_endpoint")
+    @classmethod
+    def _names_the_namespace(cls, value: str) -> str:
+        if "{namespace}" not in value:
+            raise ValueError(
+                "must contain {namespace}, e.g. https://{namespace}.servicebus.windows.net"
             )
         return value.rstrip("/")
 

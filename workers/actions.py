@@ -12,6 +12,7 @@ from scheduler.service.management import run_command_line
 from workers.auth import ActionAuthFailed
 from workers.context import WorkerContext
 from workers.http_action import OccurrenceInfo, Outcome, call_http
+from workers.service_bus import send_message
 from workers.storage_queue import put_message
 
 __all__ = ["FAILURE_HEADER", "run_action", "unexpected_failure"]
@@ -85,6 +86,8 @@ _PREFIXES = {
     ActionType.HTTP: "Http Action - ",
     ActionType.HTTPS: "Http Action - ",
     ActionType.STORAGE_QUEUE: "StorageQueue Action - ",
+    ActionType.SERVICE_BUS_QUEUE: "ServiceBusQueue Action - ",
+    ActionType.SERVICE_BUS_TOPIC: "ServiceBusTopic Action - ",
     ActionType.CELERY: "Celery Action - ",
     ActionType.COMMAND: "Command Action - ",
 }
@@ -95,7 +98,7 @@ _SHORTEST_SECRET = 4  # shorter values would mask ordinary words of the message
 def _sensitive_values(action: JobErrorAction) -> set[str]:
     """Every value of the action an exception might echo that could be a credential:
     header values, query values and user info of the URI, authentication fields, the
-    SAS token's parameters."""
+    SAS token's parameters, the Service Bus key."""
     values: set[str] = set()
     if action.request is not None:
         request = action.request
@@ -108,6 +111,9 @@ def _sensitive_values(action: JobErrorAction) -> set[str]:
         sas = action.queue_message.sas_token
         values.add(sas)
         values.update(v for _, v in parse_qsl(sas.removeprefix("?"), keep_blank_values=True))
+    for message in (action.service_bus_queue_message, action.service_bus_topic_message):
+        if message is not None and message.authentication is not None:
+            values.add(message.authentication.sas_key or "")
     return {value for value in values if len(value) >= _SHORTEST_SECRET}
 
 
@@ -151,6 +157,18 @@ def _run(
             _occurrence_info(jid, occurrence_ms, execution_tag),
             endpoint_template=ctx.settings.storage_queue_endpoint,
             region=_region(ctx, jid),
+        )
+    service_bus = {
+        ActionType.SERVICE_BUS_QUEUE: action.service_bus_queue_message,
+        ActionType.SERVICE_BUS_TOPIC: action.service_bus_topic_message,
+    }.get(action.type)
+    if service_bus is not None:
+        return send_message(
+            ctx.http,
+            action.type,
+            service_bus,
+            _occurrence_info(jid, occurrence_ms, execution_tag),
+            endpoint_template=ctx.settings.service_bus_endpoint,
         )
     if action.type is ActionType.CELERY and action.celery_task is not None:
         return _send_celery_task(ctx, action.celery_task)

@@ -20,7 +20,7 @@ from scheduler.api.templates import router as templates_router
 from scheduler.api.tenant import router as tenant_router
 from scheduler.clock import utcnow
 from scheduler.console import router as console_router
-from scheduler.dispatch import TaktCelery, publish_occurrence
+from scheduler.dispatch import ACTION_ROUTES, TaktCelery, publish_occurrence
 from scheduler.domain.models import ActionType
 from scheduler.domain.redaction import quiet_http_logging
 from scheduler.service.builtin_jobs import ensure_builtin_jobs
@@ -92,6 +92,7 @@ def create_api(
             max_timeout=timedelta(seconds=settings.http_timeout_max_s),
             outbound=NetworkPolicy.from_settings(settings),
             async_store=async_store,
+            dispatchable=ACTION_ROUTES.keys(),
         )
         app.state.jobs = jobs
         app.state.collections = CollectionService(own_store, jobs)

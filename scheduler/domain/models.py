@@ -50,6 +50,8 @@ from scheduler.recurrence import canonical_recurrence, validate_recurrence
 
 __all__ = [
     "QUEUE_PATTERN",
+    "SAS_KEY_NAME_PATTERN",
+    "SERVICE_BUS_RESERVED_HEADERS",
     "STORED",
     "ActionType",
     "AuthenticationType",
@@ -77,7 +79,11 @@ __all__ = [
     "RecurrenceFrequency",
     "RetryPolicy",
     "RetryType",
+    "ServiceBusAuthentication",
+    "ServiceBusAuthenticationType",
+    "ServiceBusBrokeredMessageProperties",
     "ServiceBusMessage",
+    "ServiceBusTransportType",
     "Sku",
     "SkuName",
     "StorageQueueMessage",
@@ -368,23 +374,139 @@ class StorageQueueMessage(WireModel):
     message: str
 
 
+class ServiceBusAuthenticationType(AzureEnum):
+    NOT_SPECIFIED = "NotSpecified"
+    SHARED_ACCESS_KEY = "SharedAccessKey"
+
+
+class ServiceBusTransportType(AzureEnum):
+    """Stored and returned as given; Takt always sends over Service Bus's HTTPS interface."""
+
+    NOT_SPECIFIED = "NotSpecified"
+    NET_MESSAGING = "NetMessaging"
+    AMQP = "AMQP"
+
+
+#: Azure's rule for a shared access policy name: letters, digits, ``.``, ``-``, ``_``.
+SAS_KEY_NAME_PATTERN = r"[A-Za-z0-9._-]{1,256}"
+#: Azure's rule for a namespace: 6-50 letters, digits and hyphens, starting with a letter
+#: and ending with a letter or digit.
+SERVICE_BUS_NAMESPACE_PATTERN = r"[A-Za-z][A-Za-z0-9-]{4,48}[A-Za-z0-9]"
+#: A queue name or topic path: Azure's letters, digits, ``.``, ``-``, ``_``, in segments
+#: joined by ``/``, each starting and ending with a letter or digit (at most 260
+#: characters). It becomes part of the URL, so nothing that changes a path (``..``, ``//``).
+_SEGMENT = r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?"
+SERVICE_BUS_ENTITY_PATTERN = rf"{_SEGMENT}(?:/{_SEGMENT})*"
+
+
+def _matching(pattern: str, rule: str) -> AfterValidator:
+    """A check that a value matches ``pattern``, refusing it with ``rule`` (Azure's words)."""
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not compiled.fullmatch(value):
+            raise ValueError(f"{value[:64]!r} does not fit: {rule}")
+        return value
+
+    return AfterValidator(check)
+
+
+_KEY_NAME = _matching(
+    SAS_KEY_NAME_PATTERN, "1 to 256 letters, digits, periods, hyphens and underscores"
+)
+_NAMESPACE = _matching(
+    SERVICE_BUS_NAMESPACE_PATTERN,
+    "6 to 50 letters, digits and hyphens, starting with a letter, ending with a letter or digit",
+)
+_ENTITY = _matching(
+    SERVICE_BUS_ENTITY_PATTERN,
+    "at most 260 letters, digits, periods, hyphens and underscores, in segments joined by "
+    "'/', each starting and ending with a letter or digit",
+)
+
+
 class ServiceBusAuthentication(WireModel):
-    sas_key: str | None = None
-    sas_key_name: str | None = None
-    type: str | None = None
+    # The key itself is required to send; "" (as a read shows it) keeps the stored one,
+    # so the service checks it is there once stored credentials are put back.
+    sas_key: str | None = Field(default=None, max_length=256)
+    sas_key_name: Annotated[str, _KEY_NAME] | None = None
+    type: ServiceBusAuthenticationType | None = None
+
+
+class ServiceBusBrokeredMessageProperties(WireModel):
+    """Azure's ``ServiceBusBrokeredMessageProperties``: sent in the ``BrokerProperties``
+    header (``contentType`` as ``Content-Type``)."""
+
+    content_type: str | None = Field(default=None, max_length=256)
+    correlation_id: str | None = Field(default=None, max_length=128)
+    force_persistence: bool | None = None
+    label: str | None = Field(default=None, max_length=256)
+    message_id: str | None = Field(default=None, max_length=128)
+    partition_key: str | None = Field(default=None, max_length=128)
+    reply_to: str | None = Field(default=None, max_length=256)
+    reply_to_session_id: str | None = Field(default=None, max_length=128)
+    scheduled_enqueue_time_utc: WrittenTimestamp | None = None
+    session_id: str | None = Field(default=None, max_length=128)
+    time_to_live: WrittenDuration | None = None
+    to: str | None = Field(default=None, max_length=128)
+    via_partition_key: str | None = Field(default=None, max_length=128)
+
+    @field_validator("content_type")
+    @classmethod
+    def _sendable_content_type(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_header("Content-Type", value)
+        return value
+
+
+#: Headers the Service Bus call sets itself: a custom property may not take their place.
+SERVICE_BUS_RESERVED_HEADERS = frozenset(
+    {
+        "authorization",
+        "brokerproperties",
+        "connection",
+        "content-length",
+        "content-type",
+        "expect",
+        "host",
+        "transfer-encoding",
+    }
+)
+_MAX_CUSTOM_PROPERTIES = 50
 
 
 class ServiceBusMessage(WireModel):
-    """Azure's ServiceBusQueueMessage / ServiceBusTopicMessage (accepted, not executed)."""
+    """Azure's ``ServiceBusQueueMessage`` / ``ServiceBusTopicMessage``: one message sent to
+    a queue or a topic through Service Bus's REST interface (``workers.service_bus``)."""
 
     authentication: ServiceBusAuthentication | None = None
-    brokered_message_properties: dict[str, Any] | None = None
+    brokered_message_properties: ServiceBusBrokeredMessageProperties | None = None
     custom_message_properties: dict[str, str] | None = None
     message: str | None = None
-    namespace: str | None = None
-    transport_type: str | None = None
-    queue_name: str | None = None
-    topic_path: str | None = None
+    namespace: Annotated[str, _NAMESPACE] | None = None
+    transport_type: ServiceBusTransportType | None = None
+    queue_name: Annotated[str, Field(max_length=260), _ENTITY] | None = None
+    topic_path: Annotated[str, Field(max_length=260), _ENTITY] | None = None
+
+    @field_validator("custom_message_properties")
+    @classmethod
+    def _sendable_properties(cls, properties: dict[str, str] | None) -> dict[str, str] | None:
+        if properties is None:
+            return None
+        if len(properties) > _MAX_CUSTOM_PROPERTIES:
+            raise ValueError(
+                f"has {len(properties)} properties; the limit is {_MAX_CUSTOM_PROPERTIES}"
+            )
+        for name, value in properties.items():
+            check_header(name, value)
+            if name.lower() in SERVICE_BUS_RESERVED_HEADERS:
+                raise ValueError(f"{name!r} is a header the Service Bus call sets itself")
+        return properties
+
+    @property
+    def entity(self) -> str | None:
+        """The queue name or the topic path, whichever is set."""
+        return self.queue_name or self.topic_path
 
 
 class CeleryTask(WireModel):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import islice
@@ -30,6 +30,7 @@ from scheduler.service.limits import check_limits
 from scheduler.service.outbound import NetworkPolicy
 from scheduler.service.quotas import check_job_quota, effective_quota
 from scheduler.service.retries import check_retry_policy
+from scheduler.service.service_bus import check_service_bus
 from scheduler.store.activity import Activity, in_progress
 from scheduler.store.async_jobs import AsyncJobStore
 from scheduler.store.jobs import JobRecord, JobStore, NewJob, SaveContext, StoredHistoryEntry
@@ -101,17 +102,6 @@ def _check_commands(properties: JobProperties) -> None:
                 raise ValidationFailed(f"{where}.command: {exc}", field=f"{where}.command") from exc
 
 
-def _unsupported(properties: JobProperties) -> None:
-    kinds = {properties.action.type}
-    if properties.action.error_action is not None:
-        kinds.add(properties.action.error_action.type)
-    for kind in kinds & {ActionType.SERVICE_BUS_QUEUE, ActionType.SERVICE_BUS_TOPIC}:
-        raise ValidationFailed(
-            f"properties.action.type: {kind.value} actions are not supported by this server",
-            field="properties.action.type",
-        )
-
-
 def _with_stored_credentials(
     properties: JobProperties, existing: JobRecord | None
 ) -> JobProperties:
@@ -169,13 +159,18 @@ class JobService:
         max_timeout: timedelta = timedelta(minutes=10),
         async_store: AsyncJobStore | None = None,
         outbound: NetworkPolicy | None = None,
+        dispatchable: Collection[ActionType] | None = None,
     ) -> None:
+        """``dispatchable``: the action kinds this deployment can hand to a worker (the
+        routes of :mod:`scheduler.dispatch`); a job of another kind is refused, since no
+        beat could publish it. None: every kind."""
         self.store = store
         self.async_store = async_store
         self.principals = principals
         self.runner = runner
         self.max_timeout = max_timeout
         self.outbound = outbound or NetworkPolicy.default()
+        self.dispatchable = frozenset(ActionType if dispatchable is None else dispatchable)
 
     def put(
         self, ref: JobRef, properties: JobProperties, principal: Principal, now: datetime
@@ -280,7 +275,8 @@ class JobService:
         look at was read in ``context``)."""
         collection = context.require_collection()
         properties = _with_stored_credentials(properties, existing)
-        _unsupported(properties)
+        check_service_bus(properties)
+        self._check_dispatchable(properties)
         _check_commands(properties)
         check_limits(properties)
         quota = effective_quota(collection.collection)
@@ -299,6 +295,19 @@ class JobService:
             next_fire_ms=next_ms,
             queue=properties.queue or pool,
         )
+
+    def _check_dispatchable(self, properties: JobProperties) -> None:
+        actions = (
+            (properties.action, "properties.action"),
+            (properties.action.error_action, "properties.action.errorAction"),
+        )
+        for action, where in actions:
+            if action is not None and action.type not in self.dispatchable:
+                raise ValidationFailed(
+                    f"{where}.type: {action.type.value} actions are not supported by this "
+                    "server (no worker queue carries them)",
+                    field=f"{where}.type",
+                )
 
     def _check_targets(self, properties: JobProperties) -> None:
         """A URI aimed at a literal address the outbound policy refuses is refused now;

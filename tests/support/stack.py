@@ -49,8 +49,13 @@ def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[
 
 
 def start_stack(
-    redis_url: str, log_dir: Path, broker_url: str | None = None
+    redis_url: str,
+    log_dir: Path,
+    broker_url: str | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> tuple[Stack, list[subprocess.Popen[bytes]]]:
+    """Start a deployment; ``extra_env`` adds to (or overrides) every process's environment
+    (a setting such as ``TAKT_SERVICE_BUS_ENDPOINT``, or ``SSL_CERT_FILE``)."""
     port = free_port()
     prefix = f"e2e-{uuid.uuid4().hex[:8]}"
     env = {key: value for key, value in os.environ.items() if not key.startswith("TAKT_")}
@@ -69,6 +74,7 @@ def start_stack(
     )
     if broker_url:
         env["TAKT_BROKER_URL"] = broker_url
+    env.update(extra_env or {})
     processes = {
         "api": _spawn(["api"], env, log_dir / "api.log"),
         "beat": _spawn(["beat"], env, log_dir / "beat.log"),
