@@ -1,0 +1,125 @@
+"""deploy/: the Prometheus alert rules and the Grafana dashboard name only metrics Takt
+exports (taken from the metric definitions, not a list of our own), and promtool accepts
+the rules when it is installed."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from scheduler.observability import metric_names
+from tests.support.helpers import ROOT
+
+ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
+DASHBOARD = ROOT / "deploy" / "grafana" / "takt-dashboard.json"
+#: The alerts the issue asks for, by what they watch.
+REQUIRED_ALERTS = {
+    "TaktJobFailingRepeatedly",
+    "TaktLatenessP99High",
+    "TaktLedgerGrowing",
+    "TaktNoBeatAlive",
+    "TaktStoreUnreachable",
+}
+
+_KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "offset"}
+_KEYWORDS |= {"and", "or", "unless", "inf", "nan"}
+_IDENTIFIER = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*")
+
+
+def metrics_in(expression: str) -> set[str]:
+    """The metric names a PromQL expression reads: identifiers that are not functions,
+    keywords, label names (in matchers and grouping clauses) or durations."""
+    text = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expression)  # string literals
+    text = re.sub(r"\{[^}]*\}", " ", text)  # label matchers
+    text = re.sub(r"\[[^\]]*\]", " ", text)  # ranges
+    grouping = r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)"
+    text = re.sub(grouping, " ", text)  # grouping clauses and their label names
+    names = set()
+    for match in _IDENTIFIER.finditer(text):
+        following = text[match.end() :].lstrip()
+        if following.startswith("(") or match.group(0).lower() in _KEYWORDS:
+            continue  # a function, an aggregation or a keyword
+        if match.start() > 0 and (
+            text[match.start() - 1].isdigit() or text[match.start() - 1] == "."
+        ):
+            continue  # the exponent or unit of a number
+        names.add(match.group(0))
+    return names
+
+
+def rules() -> list[dict[str, Any]]:
+    loaded = yaml.safe_load(ALERTS.read_text())
+    return [rule for group in loaded["groups"] for rule in group["rules"]]
+
+
+def dashboard_expressions() -> list[str]:
+    board = json.loads(DASHBOARD.read_text())
+    return [target["expr"] for panel in board["panels"] for target in panel.get("targets", [])]
+
+
+def test_the_name_extraction_finds_metrics_and_skips_the_rest() -> None:
+    # Given an expression with functions, groupings, matchers, ranges and keywords
+    expression = (
+        'histogram_quantile(0.99, sum by (le, route) (rate(a_bucket{x="y"}[5m]))) > 1e3 '
+        "and b or on (job) c offset 5m"
+    )
+
+    # When its metric names are taken
+    found = metrics_in(expression)
+
+    # Then they are the three metrics, nothing else
+    assert found == {"a_bucket", "b", "c"}
+
+
+def test_every_alert_rule_names_only_metrics_takt_exports() -> None:
+    # Given the alert rules and every sample name Takt's metric definitions produce
+    exported = metric_names()
+
+    # When each rule's expression is read
+    read = {rule["alert"]: metrics_in(rule["expr"]) for rule in rules()}
+
+    # Then every rule reads a Takt metric and no other, and the issue's alerts are there
+    assert set(read) >= REQUIRED_ALERTS
+    for alert, names in read.items():
+        assert names, f"{alert} names no metric"
+        assert names <= exported, f"{alert} names {sorted(names - exported)}, not exported"
+
+
+def test_every_dashboard_panel_names_only_metrics_takt_exports() -> None:
+    # Given the Grafana dashboard
+    expressions = dashboard_expressions()
+
+    # When each panel's queries are read
+    names = [metrics_in(expression) for expression in expressions]
+
+    # Then there are queries, each reads Takt metrics only, and together they cover the
+    # alerts' metrics
+    assert len(expressions) >= 10
+    exported = metric_names()
+    for expression, found in zip(expressions, names, strict=True):
+        assert found, f"{expression!r} names no metric"
+        assert found <= exported, f"{expression!r} names {sorted(found - exported)}"
+    alerted = set().union(*(metrics_in(rule["expr"]) for rule in rules()))
+    assert alerted <= set().union(*names)
+
+
+def test_the_rules_are_valid_for_promtool(tmp_path: Path) -> None:
+    # Given promtool (Debian's prometheus package); without it the checks above still run
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool is not installed (apt install prometheus); parsed above instead")
+
+    # When it checks the rules file
+    result = subprocess.run(
+        [promtool, "check", "rules", str(ALERTS)], capture_output=True, text=True, check=False
+    )
+
+    # Then it accepts every rule
+    assert result.returncode == 0, result.stdout + result.stderr
