@@ -10,8 +10,9 @@ Pipelines:
 
 - **Takt**, as ``make run`` runs it: the beat and the worker with the command lines ``takt
   up`` gives them (``scheduler.cli.supervisor.roles_for``: ``python -m scheduler beat`` and
-  ``python -m scheduler worker``, its default pool, threads ``-c 64``), default settings
-  (log level INFO, task events on), N one-shot Http jobs written with ``JobStore.put_jobs``.
+  ``python -m scheduler worker -n worker-N@%h``, one per core, each its default pool,
+  threads ``-c 64``), default settings (log level INFO, task events on), N one-shot Http
+  jobs written with ``JobStore.put_jobs``.
   ``--tuned`` adds a row with settings or worker arguments of its own. The API and Flower
   are left out (idle, they would only blur the CPU figures).
 - **Bare Celery 5** peers (``--no-peers`` leaves them out): ``celery worker`` of
@@ -31,6 +32,8 @@ Scenarios:
   one-shot jobs due ``1/rate`` apart, all written before the first is due; the peers'
   messages are published at those times by this process. Lateness = arrival at the sink −
   due time.
+- **A minute's burst** (Takt only): ``--minute-jobs`` (50,000) jobs due at one instant, as
+  at the top of a busy minute; they must all be done within that minute.
 
 For Takt every job's history is read afterwards, all of them: "recorded exactly once"
 counts the jobs with exactly one entry, Completed. CPU per executed job is each process's
@@ -70,6 +73,12 @@ def _options(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, default=5_000, help="jobs due at once (burst)")
     parser.add_argument("--rate", type=float, default=500, help="jobs per second (steady)")
     parser.add_argument("--seconds", type=float, default=30, help="steady run's length; 0: none")
+    parser.add_argument(
+        "--minute-jobs",
+        type=int,
+        default=50_000,
+        help="Takt only: jobs due at one instant that must be done within the minute; 0: none",
+    )
     parser.add_argument("--no-peers", action="store_true", help="Takt only")
     parser.add_argument(
         "--tuned",

@@ -42,7 +42,8 @@ def report(results: Results, options: argparse.Namespace) -> str:
         *_round_trip_tables(results.runs),
         *_profiles(options.profile),
         *_ratios(results.of("burst")),
-        *_targets(results.of("burst"), results.of("steady")),
+        *_minute_table(results.of("minute")),
+        *_targets(results.of("burst"), results.of("steady"), results.of("minute")),
     ]
     notes = [f"- {r.pipeline}, {r.scenario}: {note}" for r in results.runs for note in r.notes]
     return "\n".join([*lines, *(["", "Notes:", *notes] if notes else [])])
@@ -196,7 +197,38 @@ def _ratios(bursts: list[Run]) -> list[str]:
     return ["", "Ratios, executed/s from due to last done (burst):", *lines] if lines else []
 
 
-def _targets(bursts: list[Run], steady: list[Run]) -> list[str]:
+def _minute_table(runs: list[Run]) -> list[str]:
+    if not runs:
+        return []
+    lines = [
+        "",
+        f"### A minute's burst: {runs[0].jobs:,} jobs due at one instant (Takt)",
+        "",
+        "| pipeline | executed/s, due → last done | last done after due | lateness p50 "
+        "| lateness p99 | recorded exactly once |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for run in runs:
+        late = run.lateness_ms()
+        done = _drained_s(run)
+        lines.append(
+            f"| {run.pipeline} | {run.due_rate() or 0:,.0f} "
+            f"| {'–' if done is None else f'{done:.1f} s'} "
+            f"| {_ms(percentile(late, 50)) if late else '–'} "
+            f"| {_ms(percentile(late, 99)) if late else '–'} | {run.recorded_once or 0:,} |"
+        )
+    return lines
+
+
+def _drained_s(run: Run) -> float | None:
+    """Seconds from the due instant to the last job done."""
+    if not run.arrivals:
+        return None
+    last = run.done_at or max(arrival.at for arrival in run.arrivals)
+    return last - run.due_at
+
+
+def _targets(bursts: list[Run], steady: list[Run], minute: list[Run]) -> list[str]:
     takt = next((r for r in bursts if r.pipeline == TAKT_DEFAULTS), None)
     prefork = next((r for r in bursts if "prefork" in r.pipeline), None)
     calm = next((r for r in steady if r.pipeline == TAKT_DEFAULTS), None)
@@ -215,6 +247,16 @@ def _targets(bursts: list[Run], steady: list[Run]) -> list[str]:
     if calm is not None and calm.lateness_ms():
         p99 = percentile(calm.lateness_ms(), 99)
         lines.append(f"- lateness p99 ≤ 1 s at a steady rate: {_ms(p99)} → {_verdict(p99 <= 1000)}")
+    burst = next((r for r in minute if r.pipeline == TAKT_DEFAULTS), None)
+    if burst is not None:
+        done = _drained_s(burst)
+        whole = burst.recorded_once == burst.jobs and not burst.notes
+        met = done is not None and done <= 60 and whole
+        shown = "never" if done is None else f"{done:.1f} s"
+        lines.append(
+            f"- {burst.jobs:,} jobs due at one instant done within the minute: {shown}"
+            f"{'' if whole else ' (not every job recorded once)'} → {_verdict(met)}"
+        )
     return lines
 
 

@@ -68,6 +68,8 @@ class TaktPipeline:
                     runs.append(
                         scenario.run("steady", int(options.rate * options.seconds), options.rate)
                     )
+                if options.minute_jobs > 0:
+                    runs.append(scenario.run("minute", options.minute_jobs, 0))
             finally:
                 store.close()
         if options.round_trips:
