@@ -145,8 +145,13 @@ _Test = Callable[[str, str], bool]
 
 def _takt(name: str, path: str) -> bool:
     return path.startswith("workers/") or (
-        path.startswith("scheduler/") and not path.startswith(("scheduler/cli", "scheduler/__"))
+        path.startswith("scheduler/")
+        and not path.startswith(("scheduler/cli", "scheduler/__", _TRANSPORT))
     )
+
+
+#: Takt's Redis transport (kombu's, batched): the consumer's side, not the task's.
+_TRANSPORT = "scheduler/dispatch/transport"
 
 
 #: The parts of a worker's CPU time; a sample goes to the first whose test a frame of its
@@ -167,7 +172,10 @@ PARTS: list[tuple[str, _Test]] = [
     ("task: the rest of Takt's `execute`", _takt),
     ("task: Celery's tracer around the task", lambda n, p: p.startswith("celery/app/trace")),
     ("consumer: task events (`celery.events`)", lambda n, p: p.startswith("celery/events/")),
-    ("consumer: ack (MULTI ZREM HDEL EXEC)", lambda n, p: n in ("Message.ack", "QoS.ack")),
+    (
+        "consumer: ack (MULTI ZREM HDEL EXEC; batched by Takt's transport)",
+        lambda n, p: n in ("Message.ack", "QoS.ack", "QoS.flush_acks", "Transport._flush_acks"),
+    ),
     ("consumer: unacked bookkeeping (MULTI ZADD HSET EXEC)", lambda n, p: n == "QoS.append"),
     (
         "consumer: message to request to pool (strategy, Request, submit)",
@@ -178,8 +186,12 @@ PARTS: list[tuple[str, _Test]] = [
         ),
     ),
     (
+        "consumer: taking messages in batches (take script, Takt's transport)",
+        lambda n, p: n == "Channel._take_more",
+    ),
+    (
         "consumer: BRPOP and the message's decoding (kombu)",
-        lambda n, p: p.startswith("kombu/transport/"),
+        lambda n, p: p.startswith(("kombu/transport/", _TRANSPORT)),
     ),
     (
         "consumer: event loop, the rest (kombu, celery)",
