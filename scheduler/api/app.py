@@ -15,6 +15,8 @@ from scheduler.api.arm import router as arm_router
 from scheduler.api.boundary import Boundary
 from scheduler.api.classic import router as classic_router
 from scheduler.api.errors import install_error_handlers
+from scheduler.api.metrics import ApiMetrics, RequestMetrics
+from scheduler.api.metrics import router as metrics_router
 from scheduler.api.principals import router as principals_router
 from scheduler.api.templates import router as templates_router
 from scheduler.api.tenant import router as tenant_router
@@ -23,6 +25,7 @@ from scheduler.console import router as console_router
 from scheduler.dispatch import ACTION_ROUTES, TaktCelery, publish_occurrence
 from scheduler.domain.models import ActionType
 from scheduler.domain.redaction import quiet_http_logging
+from scheduler.observability import use_json_logs
 from scheduler.service.builtin_jobs import ensure_builtin_jobs
 from scheduler.service.job_collections import CollectionService
 from scheduler.service.jobs import JobService, ManualRunner
@@ -98,7 +101,11 @@ def create_api(
         app.state.collections = CollectionService(own_store, jobs)
         app.state.principals = principals
         app.state.settings = settings
+        app.state.metrics = ApiMetrics(settings, own_store)
+        if settings.metrics:
+            app.state.metrics.pusher.start()
         yield
+        app.state.metrics.pusher.stop()
         await async_store.close()
         if store is None:
             own_store.close()
@@ -115,12 +122,17 @@ def create_api(
         docs_url=None,
         redoc_url=None,
     )
+    if settings.log_format == "json":
+        use_json_logs("api")
     install_error_handlers(app)
     app.add_middleware(
         Boundary,
         max_body_bytes=settings.max_body_bytes,
         max_json_depth=settings.max_json_depth,
     )
+    if settings.metrics:
+        app.add_middleware(RequestMetrics)  # outside the boundary: its refusals count too
+        app.include_router(metrics_router)
     app.include_router(arm_router)
     app.include_router(classic_router)
     app.include_router(principals_router)

@@ -25,6 +25,7 @@ from scheduler.errors import (
     UnreadableJob,
     ValidationFailed,
 )
+from scheduler.observability.metrics import STORE_ERRORS
 
 __all__ = ["arm_error", "install_error_handlers"]
 
@@ -63,6 +64,7 @@ def install_error_handlers(app: FastAPI) -> None:
             if isinstance(exc, kind):
                 headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
                 if status >= 500:
+                    STORE_ERRORS.inc()
                     log.error("store failure: %s", exc)
                 return arm_error(status, code, str(exc), headers)
         log.exception("unmapped Takt error", exc_info=exc)
@@ -71,6 +73,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(redis.RedisError)
     async def _store_failed(_: Request, exc: redis.RedisError) -> JSONResponse:
         """A redis error that escaped :func:`scheduler.store.jobs.redis_errors`: still a 503."""
+        STORE_ERRORS.inc()
         log.error("store failure outside the store boundary: %r", exc)
         return arm_error(503, "ServiceUnavailable", f"job store: {exc}")
 
