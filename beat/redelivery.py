@@ -24,6 +24,7 @@ from kombu.exceptions import ChannelError
 
 from scheduler.dispatch import publish_occurrence, route_for
 from scheduler.domain.models import ActionType
+from scheduler.observability.recorders import BeatRecorder
 from scheduler.store.jobs import JobRecord, JobStore
 from scheduler.store.ledger import Ledger, LedgerEntry
 
@@ -35,11 +36,19 @@ log = logging.getLogger(__name__)
 class Redelivery:
     """Publishes overdue ledger entries again, a batch at a time."""
 
-    def __init__(self, app: Celery, store: JobStore, ledger: Ledger, batch: int) -> None:
+    def __init__(
+        self,
+        app: Celery,
+        store: JobStore,
+        ledger: Ledger,
+        batch: int,
+        metrics: BeatRecorder | None = None,
+    ) -> None:
         self.app = app
         self.store = store
         self.ledger = ledger
         self.batch = batch
+        self.metrics = metrics or BeatRecorder(enabled=False)
 
     def run(self) -> int:
         """Deliver one batch of overdue attempts again; returns how many were sent."""
@@ -78,6 +87,7 @@ class Redelivery:
             sent += 1
             sent_stalled += not may_wait
         self.ledger.forget(gone)
+        self.metrics.redelivered(sent_stalled, sent - sent_stalled)
         if sent:
             log.warning(
                 "delivered %d attempt(s) again: published, never recorded (%d of them "

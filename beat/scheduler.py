@@ -32,6 +32,8 @@ from scheduler.dispatch import BatchPublisher, Outgoing, batch_publisher_for
 from scheduler.domain.models import ActionType, Duration, JobState, MissedRunPolicy
 from scheduler.domain.planning import NextAfter, cadence, plan_dispatch
 from scheduler.errors import SchemaTooNew, StoreError
+from scheduler.observability import MetricsPusher, ProcessId, process_registry
+from scheduler.observability.recorders import BeatRecorder
 from scheduler.recurrence import RuleShape, rule_shape
 from scheduler.service.builtin_jobs import ensure_builtin_jobs
 from scheduler.settings import TaktSettings, load_settings
@@ -45,6 +47,7 @@ from scheduler.store.claims import (
 )
 from scheduler.store.jobs import SCHEMA_VERSION, JobStore
 from scheduler.store.ledger import Ledger
+from scheduler.store.metrics import MetricsBoard
 
 __all__ = ["JobScheduler"]
 
@@ -148,10 +151,16 @@ class JobScheduler(Scheduler):
         )
         redelivery_ms = int(self.settings.redelivery_timeout_s * 1000)
         self.claims = ClaimQueue(self.store, redelivery_ms)
+        self.metrics = BeatRecorder(self.settings.metrics)
         self.redelivery = Redelivery(
-            app, self.store, Ledger(self.store, redelivery_ms), self.settings.beat_batch_size
+            app,
+            self.store,
+            Ledger(self.store, redelivery_ms),
+            self.settings.beat_batch_size,
+            self.metrics,
         )
         self.consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._pusher: MetricsPusher | None = None
         self._wake: WakeChannel | None = None
         self._last_recovery = 0.0
         self.publisher: BatchPublisher = batch_publisher_for(
@@ -166,6 +175,7 @@ class JobScheduler(Scheduler):
         self.claims.ensure_claim_group()
         ensure_builtin_jobs(self.store, utcnow())
         self._wake = WakeChannel(self.store)
+        self._start_metrics()
         log.info("takt beat %s ready (batch %s)", self.consumer, self.settings.beat_batch_size)
 
     @property
@@ -180,6 +190,8 @@ class JobScheduler(Scheduler):
         """Every change is written to Redis as it happens; there is nothing to flush."""
 
     def close(self) -> None:
+        if self._pusher is not None:
+            self._pusher.stop()
         if self._wake is not None:
             self._wake.close()
         self.publisher.close()
@@ -194,6 +206,7 @@ class JobScheduler(Scheduler):
         except (StoreError, redis.RedisError) as exc:
             # Redis restarting or unreachable: nothing claimed is lost (claims wait in the
             # stream); try again shortly rather than let Celery's beat loop die.
+            self.metrics.store_error()
             log.warning("job store unavailable (%s); retrying in %s s", exc, _STORE_RETRY_S)
             return _STORE_RETRY_S
         return 0.0
@@ -207,6 +220,7 @@ class JobScheduler(Scheduler):
         pending: PendingClaim | None = self.claims.start_claim(self.consumer, size)
         while pending is not None:
             batch = pending.result()
+            self.metrics.claimed(len(batch))
             full = len(batch) >= size
             pending = self.claims.start_claim(self.consumer, size) if full and ahead else None
             try:
@@ -227,12 +241,14 @@ class JobScheduler(Scheduler):
         )
         if batch.stream_ids:
             log.warning("recovered %d occurrence(s) claimed by a stopped beat", len(batch))
+            self.metrics.recovered(len(batch))
             self._dispatch(batch)
         self.redelivery.run()
 
     def _dispatch(self, batch: ClaimBatch) -> None:
         """Publish the batch in one go, then put each planned job back at its next fire
         time and acknowledge the batch (the claim script advanced the others)."""
+        started = time.monotonic()
         outgoing = [
             Outgoing(jid, occurrence_ms, _ACTIONS[action_type], queue or None)
             for jid, occurrence_ms, action_type, queue in batch.scheduled
@@ -247,6 +263,9 @@ class JobScheduler(Scheduler):
                 unpublished.append(claim)
         if outgoing:
             self.publisher.publish(outgoing)
+            # Publish time by Redis's clock (the claim's "now" and the time since).
+            published_ms = batch.now_ms + int((time.monotonic() - started) * 1000)
+            self.metrics.published((item[1] for item in outgoing), published_ms)
         self.claims.advance(batch.stream_ids, done, unpublished)
 
     def _plan_one(self, claim: Claim, now: datetime, outgoing: list[Outgoing]) -> Advance:
@@ -275,6 +294,21 @@ class JobScheduler(Scheduler):
             log.info("%s@%s missed (missedRunPolicy); not run", claim.jid, claim.occurrence_ms)
         next_ms = None if decision.next_fire is None else to_ms(decision.next_fire)
         return Advance(claim, next_ms, plan.cadence)
+
+    def _start_metrics(self) -> None:
+        """Push this beat's metrics into the store from a thread of their own, sampling
+        the due set before each push (off the claim-and-publish path)."""
+        if not self.settings.metrics:
+            return
+        board = MetricsBoard(self.store)
+        self._pusher = MetricsPusher(
+            process_registry("beat"),
+            ProcessId("beat", self.consumer),
+            board.write,
+            self.settings.metrics_push_interval_s,
+            before=[lambda: self.metrics.due(*board.due_sample())],
+        )
+        self._pusher.start()
 
     def _wait_for_work(self) -> None:
         """Block until the earliest due time (capped), or until a writer wakes us."""

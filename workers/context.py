@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -11,10 +12,13 @@ from typing import Any
 import httpx
 
 from scheduler.domain.models import ActionType
+from scheduler.observability import MetricsPusher, ProcessId, process_name, process_registry
+from scheduler.observability.recorders import WorkerRecorder
 from scheduler.service.outbound import NetworkPolicy
 from scheduler.settings import TaktSettings
 from scheduler.store.jobs import JobStore
 from scheduler.store.ledger import Ledger
+from scheduler.store.metrics import MetricsBoard
 from workers.attempt import RunRequest
 from workers.auth import ActionAuth
 from workers.network import policy_client
@@ -39,6 +43,30 @@ class WorkerContext:
     _ledger: Ledger | None = field(default=None, repr=False)
     _http: httpx.Client | None = field(default=None, repr=False)
     _auth: ActionAuth | None = field(default=None, repr=False)
+    _pusher: MetricsPusher | None = field(default=None, repr=False)
+    _pusher_pid: int = field(default=0, repr=False)
+    metrics: WorkerRecorder = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.metrics = WorkerRecorder(self.settings.metrics)
+
+    def start_metrics(self) -> None:
+        """Push this process's metrics into the store every few seconds, from a thread of
+        their own; once per process (a prefork child starts its own after the fork)."""
+        if not self.settings.metrics:
+            return
+        store = self.store
+        with self._lock:
+            if self._pusher_pid == os.getpid():
+                return
+            self._pusher_pid = os.getpid()
+            self._pusher = MetricsPusher(
+                process_registry("worker"),
+                ProcessId("worker", process_name()),
+                MetricsBoard(store).write,
+                self.settings.metrics_push_interval_s,
+            )
+            self._pusher.start()
 
     @cached_property
     def outbound(self) -> NetworkPolicy:
@@ -88,6 +116,9 @@ class WorkerContext:
 
     def close(self) -> None:
         with self._lock:
+            if self._pusher is not None:
+                self._pusher.stop()
+                self._pusher = None
             if self._auth is not None:
                 self._auth.close()
                 self._auth = None

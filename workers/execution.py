@@ -27,6 +27,7 @@ from scheduler.domain.models import (
 )
 from scheduler.domain.redaction import redact_urls
 from scheduler.errors import JobNotFound, StoreError, TaktError
+from scheduler.observability import AttemptFields, about_attempt, current_attempt
 from scheduler.service.retries import retry_plan
 from scheduler.settings import LEASE_MARGIN_S
 from scheduler.store.jobs import JobRecord
@@ -71,15 +72,43 @@ class Verdict:
 
 
 def execute(ctx: WorkerContext, run: RunRequest) -> Verdict:
-    """Run one attempt and arrange what follows it."""
-    verdict = _execute(ctx, run)
-    if verdict.word in _NOT_OWED:
-        ctx.ledger.forget([run.ledger_entry])
+    """Run one attempt and arrange what follows it; every line logged meanwhile is about
+    this attempt (JSON logs carry its fields), and the attempt is counted by outcome."""
+    fields = AttemptFields(run.jid, run.occurrence_ms, run.tag, lambda: run.execution_tag)
+    with about_attempt(fields):
+        try:
+            verdict = _execute(ctx, run)
+        except StoreError:
+            ctx.metrics.store_error()
+            raise
+        if verdict.word in _NOT_OWED:
+            ctx.ledger.forget([run.ledger_entry])
+        fields.outcome = _OUTCOMES[verdict.word]
+        ctx.metrics.attempt(
+            run.jid, fields.action_type or "unknown", fields.outcome, error=run.error
+        )
+        log.debug("%s of %s@%s: %s", run.tag, run.jid, run.occurrence_ms, verdict.word.value)
     return verdict
 
 
 #: Verdicts after which the attempt is no longer owed, though nothing was recorded.
 _NOT_OWED = frozenset({VerdictWord.NOT_RUN, VerdictWord.NO_ERROR_ACTION, VerdictWord.DUPLICATE})
+
+#: The ``outcome`` of an attempt in metrics and logs: a retry is a failure with another
+#: try to come; denied, the attempt was not owed (a forged or stale message).
+_OUTCOMES = {
+    VerdictWord.COMPLETED: "completed",
+    VerdictWord.FAILED: "failed",
+    VerdictWord.RETRYING: "retried",
+    VerdictWord.RETRY_SCHEDULED: "retried",
+    VerdictWord.POSTPONED: "postponed",
+    VerdictWord.CANCELLED: "cancelled",
+    VerdictWord.BUSY: "busy",
+    VerdictWord.DUPLICATE: "duplicate",
+    VerdictWord.NOT_OWED: "denied",
+    VerdictWord.NOT_RUN: "not_run",
+    VerdictWord.NO_ERROR_ACTION: "not_run",
+}
 
 
 def _execute(ctx: WorkerContext, run: RunRequest) -> Verdict:
@@ -94,6 +123,7 @@ def _execute(ctx: WorkerContext, run: RunRequest) -> Verdict:
     action = record.properties.action.error_action if run.error else record.properties.action
     if action is None:
         return Verdict(VerdictWord.NO_ERROR_ACTION)
+    _describe(record, action)
     ttl_ms = int(timeout_for(ctx, action) * 1000) + _LEASE_MARGIN_MS
     refused = _take_lease(ctx, run, ttl_ms)
     if refused is not None:
@@ -106,6 +136,7 @@ def _execute(ctx: WorkerContext, run: RunRequest) -> Verdict:
             record_postponed(ctx.store, run, other)
             return Verdict(VerdictWord.POSTPONED)
     started = utcnow()
+    call = ctx.metrics.call_started()
     try:
         outcome = run_action(
             ctx,
@@ -117,6 +148,7 @@ def _execute(ctx: WorkerContext, run: RunRequest) -> Verdict:
             timeout_s=timeout_for(ctx, action),
         )
     finally:
+        ctx.metrics.call_ended(action.type.value, call)
         if policy is not None:
             ctx.store.release_running(run.jid, run.occurrence_ms)
     replaced = _replaced(ctx, run, policy)
@@ -139,6 +171,15 @@ def _execute(ctx: WorkerContext, run: RunRequest) -> Verdict:
         follow_up=_owed_next(ctx, record, run, outcome, wait),
     )
     return _follow_up(ctx, record, run, action, outcome, wait)
+
+
+def _describe(record: JobRecord, action: JobErrorAction) -> None:
+    """Name the action's type in this attempt's metrics and log lines, and let its lines
+    mask the job's credentials (computed only if a line is written)."""
+    fields = current_attempt()
+    if fields is not None:
+        fields.action_type = action.type.value
+        fields.secrets = lambda: secret_values(record.properties.to_wire())
 
 
 def _take_lease(ctx: WorkerContext, run: RunRequest, ttl_ms: int) -> Verdict | None:

@@ -1,4 +1,6 @@
-"""The Celery tasks of the action kinds; each carries ids only."""
+"""The Celery tasks of the action kinds; each carries ids only. Also what a process of the
+Celery app does once Celery has started it: a worker pushes its metrics, and with
+``TAKT_LOG_FORMAT=json`` Celery's own loggers write JSON lines (beat and worker alike)."""
 
 from __future__ import annotations
 
@@ -7,10 +9,11 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from celery import Celery, Task
+from celery import Celery, Task, signals
 
 from scheduler.dispatch import ACTION_TASKS
 from scheduler.errors import StoreError
+from scheduler.observability import use_json_logs
 from workers.attempt import RunRequest
 from workers.context import WorkerContext
 from workers.execution import execute
@@ -34,6 +37,37 @@ def register_tasks(app: Celery, context: Callable[[], WorkerContext]) -> None:
     process that runs a task (built on first use, so after a prefork fork)."""
     for name in ACTION_TASKS:
         _register(app, context, name)
+    _on_start(app, context)
+
+
+def _on_start(app: Celery, context: Callable[[], WorkerContext]) -> None:
+    """Hook Celery's start: metrics pushed by each worker process (the pool's children
+    too), and Celery's loggers formatted as JSON lines when asked (after Celery set them
+    up: its handlers on the root logger and on ``celery.task``). Until a worker's init
+    says otherwise, the process is a beat (the beat sends no signal before its logging)."""
+    role = ["beat"]
+    uid = f"takt-{id(app)}"
+
+    def worker_init(instance: Any = None, **_: Any) -> None:
+        role[0] = "worker"
+        if context().settings.log_format == "json":
+            # Before Celery sets up logging: its warnings (running as root) come first.
+            use_json_logs("worker")
+            if instance is not None:
+                instance.quiet = True  # its banner is not JSON
+
+    def json_logs(logger: Any = None, **_: Any) -> None:
+        if context().settings.log_format == "json":
+            use_json_logs(role[0], (logger,) if logger is not None else ())
+
+    def start_metrics(**_: Any) -> None:
+        context().start_metrics()
+
+    signals.celeryd_init.connect(worker_init, weak=False, dispatch_uid=f"{uid}-init")
+    signals.after_setup_logger.connect(json_logs, weak=False, dispatch_uid=f"{uid}-log")
+    signals.after_setup_task_logger.connect(json_logs, weak=False, dispatch_uid=f"{uid}-tlog")
+    signals.worker_ready.connect(start_metrics, weak=False, dispatch_uid=f"{uid}-ready")
+    signals.worker_process_init.connect(start_metrics, weak=False, dispatch_uid=f"{uid}-fork")
 
 
 def _register(app: Celery, context: Callable[[], WorkerContext], name: str) -> None:

@@ -134,6 +134,7 @@ def use_json_logs(role: str, loggers: tuple[logging.Logger, ...] = ()) -> None:
     root = logging.getLogger()
     if not root.handlers:
         root.addHandler(logging.StreamHandler())
+    logging.captureWarnings(True)  # a warning is a line like any other, not raw stderr
     formatter = JsonFormatter(role)
     for logger in (root, *loggers):
         for handler in logger.handlers:
