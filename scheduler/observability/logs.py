@@ -67,8 +67,11 @@ class AttemptFields:
         }
 
     def secret_values(self) -> Set[str]:
+        """The job's credentials, once known (computed on the first line that needs them)."""
+        if self.secrets is None:
+            return frozenset()
         if self._secrets is None:
-            self._secrets = self.secrets() if self.secrets is not None else frozenset()
+            self._secrets = self.secrets()
         return self._secrets
 
 
