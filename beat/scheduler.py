@@ -60,6 +60,8 @@ _RECOVER_IDLE_MS = 3_000
 _RECOVER_EVERY_S = 1.0
 #: How long a beat waits before trying again when Redis does not answer.
 _STORE_RETRY_S = 1.0
+#: The due set's depth and its oldest entry's lag are sampled at most this often.
+_SAMPLE_DUE_EVERY_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +163,7 @@ class JobScheduler(Scheduler):
         )
         self.consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._pusher: MetricsPusher | None = None
+        self._last_due_sample = float("-inf")
         self._wake: WakeChannel | None = None
         self._last_recovery = 0.0
         self.publisher: BatchPublisher = batch_publisher_for(
@@ -306,9 +309,17 @@ class JobScheduler(Scheduler):
             ProcessId("beat", self.consumer),
             board.write,
             self.settings.metrics_push_interval_s,
-            before=[lambda: self.metrics.due(*board.due_sample())],
+            before=[lambda: self._sample_due(board)],
         )
         self._pusher.start()
+
+    def _sample_due(self, board: MetricsBoard) -> None:
+        """The due set's depth and lag, at most once a second (pushes may be more often)."""
+        now = time.monotonic()
+        if now - self._last_due_sample < _SAMPLE_DUE_EVERY_S:
+            return
+        self._last_due_sample = now
+        self.metrics.due(*board.due_sample())
 
     def _wait_for_work(self) -> None:
         """Block until the earliest due time (capped), or until a writer wakes us."""
