@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from azure.core.credentials import AccessToken
@@ -49,6 +50,7 @@ from azure.mgmt.scheduler.models import (
 
 from tests.support.helpers import HttpTarget, wait_until
 from tests.support.stack import Stack
+from tests.support.swagger import check_answer
 
 pytestmark = pytest.mark.e2e
 
@@ -91,12 +93,21 @@ class AllowPlainHttp(SansIOHTTPPolicy):  # type: ignore[type-arg]
         request.context["enforce_https"] = False
 
 
+class MatchesMicrosoftsSwagger(SansIOHTTPPolicy):  # type: ignore[type-arg]
+    """Every answer the SDK receives must fit Microsoft's swagger (tests/support/swagger.py)."""
+
+    def on_response(self, request: PipelineRequest, response: PipelineResponse) -> None:  # type: ignore[type-arg]
+        http = response.http_response
+        path = urlsplit(request.http_request.url).path
+        check_answer(request.http_request.method, path, http.status_code, http.body())
+
+
 def make_client(stack: Stack, subscription: str, api_key: str | None = None) -> Any:
     return SchedulerManagementClient(
         ApiKeyCredential(api_key or stack.token),
         subscription,
         base_url=stack.api_url,
-        per_call_policies=[AllowPlainHttp()],
+        per_call_policies=[AllowPlainHttp(), MatchesMicrosoftsSwagger()],
         polling_interval=0.1,
         # A failure should surface at once, not after the SDK's backoff retries.
         retry_total=0,

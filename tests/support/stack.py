@@ -19,6 +19,7 @@ import httpx
 
 from tests.support.helpers import ADMIN_TOKEN, ROOT, free_port, wait_until
 from tests.support.processes import stop_process
+from tests.support.swagger import check_response
 
 AMQP_URL = os.environ.get("TAKT_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
 
@@ -96,6 +97,8 @@ def start_stack(
         base_url=f"http://127.0.0.1:{port}",
         timeout=10,
         headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        # Every ARM answer a test receives must fit Microsoft's swagger.
+        event_hooks={"response": [check_response]},
     )
     stack = Stack(f"http://127.0.0.1:{port}", ADMIN_TOKEN, prefix, env, processes, http, log_dir)
     try:
