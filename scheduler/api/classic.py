@@ -1,5 +1,8 @@
 """The classic Scheduler paths of the seed document, over the same services as ARM.
 
+MSDN's XML job collection operations are :mod:`scheduler.api.classic_collections`'s,
+included in this router.
+
 The cloud service stands for the resource group. Jobs travel as the flat job JSON of the
 classic API (the properties of an ARM job plus ``id``). A ``status`` member in a request
 is ignored here, because classic clients round-trip the whole job they read; on the ARM
@@ -14,6 +17,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Response, status
 from fastapi.responses import JSONResponse
 
+from scheduler.api.classic_collections import router as collections_router
 from scheduler.api.deps import Collections, Jobs, Reader, Writer
 from scheduler.api.envelopes import collection_envelope
 from scheduler.api.media import JsonRoute
@@ -206,3 +210,7 @@ def job_history(
     ref = JobRef(CollectionRef(sub, cs, coll), job)
     entries, _more = jobs.history(ref, skip=0, top=1000)
     return [_flat_history(job, entry) for entry in entries]
+
+
+# MSDN's collection operations (XML, 202): routes of their own module, served with these.
+router.include_router(collections_router)
