@@ -23,6 +23,8 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from scheduler.observability.logs import ATTEMPT_FIELDS
+from scheduler.store.jobs import JobStore
+from scheduler.store.principals import Role, ensure_principal_key
 from tests.support.arm import http_job, in_seconds, new_collection, put_job
 from tests.support.deployments import Deployment
 from tests.support.helpers import ADMIN_TOKEN, ROOT, HttpTarget, free_port, wait_until
@@ -31,6 +33,7 @@ from tests.support.processes import alive
 pytestmark = pytest.mark.e2e
 
 METRICS_TOKEN = "takt_test_metrics_token_6b1e"
+READER_KEY = "takt_test_reader_key_obs"
 BASIC_PASSWORD = "basic-password-obs-4e9b"
 URI_PASSWORD = "uri-password-obs-51d2"
 FUNCTION_CODE = "function-code-obs-88aa"
@@ -244,8 +247,11 @@ def test_one_scrape_shows_firings_attempts_lateness_and_a_failing_job_the_alert_
 def test_metrics_need_the_admin_key_or_the_metrics_token(
     observed: Observed, redis_url: str
 ) -> None:
-    # Given the deployment's API
+    # Given the deployment's API, and a reader's key
     url = "/metrics"
+    store = JobStore.from_url(redis_url, observed.deployment.prefix)
+    ensure_principal_key(store, "auditor", Role.READER, READER_KEY)
+    store.close()
 
     # When /metrics is asked without a key, with a wrong one, with the metrics token and
     # with the admin key
@@ -255,12 +261,18 @@ def test_metrics_need_the_admin_key_or_the_metrics_token(
         headers={"Authorization": "Bearer not-the-token"},
         timeout=10,
     )
+    reader = httpx.get(
+        f"{observed.http.base_url}{url}",
+        headers={"Authorization": f"Bearer {READER_KEY}"},
+        timeout=10,
+    )
     with_token = observed.scrape(METRICS_TOKEN)
     with_admin = observed.scrape()
 
-    # Then only the last two see the metrics
+    # Then only the token and the admin key see the metrics (they describe every tenant)
     assert bare.status_code == 401
     assert wrong.status_code == 401
+    assert reader.status_code == 403
     assert "takt_beats_alive" in with_token
     assert "takt_beats_alive" in with_admin
     assert "not-the-token" not in with_admin
