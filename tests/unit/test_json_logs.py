@@ -14,8 +14,10 @@ import pytest
 import uvicorn.config
 
 from scheduler.domain.credentials import secret_values
+from scheduler.errors import ConfigurationError
 from scheduler.observability import AttemptFields, JsonFormatter, about_attempt, use_json_logs
 from scheduler.observability.logs import ATTEMPT_FIELDS
+from scheduler.settings import load_settings
 
 PASSWORD = "basic-password-json-77"
 URI_PASSWORD = "uri-password-json-31"
@@ -150,3 +152,25 @@ def test_uvicorn_s_lines_are_json_though_it_configures_its_loggers_after_the_app
         "api",
         "uvicorn.error",
     )
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [("json", "json"), ("JSON", "json"), ("text", "text")]
+)
+def test_the_log_format_setting_takes_text_or_json(value: str, expected: str) -> None:
+    # Given TAKT_LOG_FORMAT set
+    # When the settings are read
+    settings = load_settings({"TAKT_LOG_FORMAT": value})
+
+    # Then it is the format, in lower case
+    assert settings.log_format == expected
+
+
+def test_an_unknown_log_format_is_refused_naming_the_variable_and_the_choices() -> None:
+    # Given a format Takt does not write
+    # When the settings are read
+    with pytest.raises(ConfigurationError) as refused:
+        load_settings({"TAKT_LOG_FORMAT": "xml"})
+
+    # Then the message names the variable, the value and the choices
+    assert str(refused.value) == "TAKT_LOG_FORMAT='xml': expected text or json"
