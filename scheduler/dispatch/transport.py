@@ -30,7 +30,6 @@ from importlib.resources import files
 from time import time
 from typing import Any, cast
 
-import redis
 from kombu.transport import redis as kombu_redis
 from kombu.transport import virtual
 from kombu.utils.json import loads
@@ -134,7 +133,7 @@ class Channel(kombu_redis.Channel):
             items = self._take(
                 keys=[queue, self.unacked_key, self.unacked_index_key], args=[count, time()]
             )
-        except redis.ResponseError as exc:  # an older server: one message per BRPOP
+        except self.ResponseError as exc:  # an older server: one message per BRPOP
             self._takes_batches = False
             log.warning("broker cannot take messages in batches (%s); taking one at a time", exc)
             return
