@@ -41,6 +41,8 @@ ACTION_ROUTES = {
     ActionType.HTTP: ActionRoute("takt.action.http", "http"),
     ActionType.HTTPS: ActionRoute("takt.action.http", "http"),
     ActionType.STORAGE_QUEUE: ActionRoute("takt.action.storage_queue", "storage"),
+    ActionType.SERVICE_BUS_QUEUE: ActionRoute("takt.action.service_bus", "servicebus"),
+    ActionType.SERVICE_BUS_TOPIC: ActionRoute("takt.action.service_bus", "servicebus"),
     ActionType.CELERY: ActionRoute("takt.action.celery", "celery"),
     ActionType.COMMAND: ActionRoute("takt.action.command", "command"),
 }
