@@ -101,11 +101,8 @@ def create_api(
         app.state.collections = CollectionService(own_store, jobs)
         app.state.principals = principals
         app.state.settings = settings
-        app.state.metrics = ApiMetrics(settings, own_store)
-        if settings.metrics:
-            app.state.metrics.pusher.start()
+        app.state.metrics = ApiMetrics(own_store)
         yield
-        app.state.metrics.pusher.stop()
         await async_store.close()
         if store is None:
             own_store.close()

@@ -1,7 +1,7 @@
 """The API's metrics: requests counted by route template, and ``GET /metrics``.
 
 ``/metrics`` serves the whole deployment in Prometheus's text format: this API's own
-registry and every snapshot the beats, workers and other APIs pushed into the store
+registry and every snapshot the beats and workers pushed into the store
 (:mod:`scheduler.observability.exposition`). It takes the administrator's key, or
 ``TAKT_METRICS_TOKEN`` for a Prometheus that should read nothing else (compared in
 constant time). When the store does not answer, the API's own metrics are still served,
@@ -23,7 +23,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from scheduler.api.deps import bearer, principal
 from scheduler.errors import Forbidden, StoreError
 from scheduler.observability import (
-    MetricsPusher,
     ProcessId,
     StoreGauges,
     process_name,
@@ -47,15 +46,16 @@ router = APIRouter(tags=["Operations"])
 
 
 class ApiMetrics:
-    """This API's registry, its name in the metrics and the pusher of its snapshot."""
+    """This API's registry, its name in the metrics, and where the others' snapshots are.
 
-    def __init__(self, settings: TaktSettings, store: JobStore) -> None:
+    The API itself pushes nothing: it serves its own registry live. (With several APIs,
+    each scrape shows the API series of the one that answered; the beats' and workers'
+    are the same from any.)"""
+
+    def __init__(self, store: JobStore) -> None:
         self.registry: CollectorRegistry = process_registry("api")
         self.process = ProcessId("api", process_name())
         self.board = MetricsBoard(store)
-        self.pusher = MetricsPusher(
-            self.registry, self.process, self.board.write, settings.metrics_push_interval_s
-        )
 
     def exposition(self) -> bytes:
         try:

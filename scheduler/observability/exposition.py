@@ -94,8 +94,6 @@ def render(own: CollectorRegistry, process: ProcessId, store: StoreGauges | None
         if decoded is None:
             continue
         sender, families = decoded
-        if sender == process:
-            continue  # this API's own, pushed for the other APIs: served live above
         alive[sender.role] = alive.get(sender.role, 0) + 1
         for item in families:
             merged.add(item["name"], item["type"], item["help"], item["samples"], sender)

@@ -1,19 +1,20 @@
 """The metrics snapshots of a deployment's processes, and what a scrape reads from the store.
 
-Each beat, worker process and API writes a snapshot of its metrics every few seconds
+Each beat and worker process writes a snapshot of its metrics every few seconds
 (:class:`scheduler.observability.MetricsPusher`); the API's ``/metrics`` reads them all
 back. Keys (beside :class:`~scheduler.store.keys.KeySchema`'s, with the same hash tag):
 
 =====================================  ======  =========================  ==================
 key                                    type    TTL                        written by
 =====================================  ======  =========================  ==================
-``{p}:metrics:{role}:{process}``       string  3 push intervals           every process
+``{p}:metrics:{role}:{process}``       string  3 push intervals           beat, worker
                                                                           (its snapshot, JSON
                                                                           with ``sv``)
-``{p}:metrics``                        zset    none; members dropped      every process
+``{p}:metrics``                        zset    none; members dropped      beat, worker
                                                when their snapshot has    (score = last push,
                                                expired                    epoch ms; member =
-                                                                          ``role:process``)
+                                                                          ``role:process``);
+                                                                          API (drops expired)
 =====================================  ======  =========================  ==================
 
 The zset is the index a scrape reads (no ``SCAN`` over a keyspace of jobs); the string's
