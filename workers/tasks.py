@@ -49,6 +49,8 @@ def _on_start(app: Celery, context: Callable[[], WorkerContext]) -> None:
     uid = f"takt-{id(app)}"
 
     def worker_init(instance: Any = None, **_: Any) -> None:
+        if getattr(instance, "app", app) is not app:
+            return  # another app's worker, in a process that holds several
         role[0] = "worker"
         if context().settings.log_format == "json":
             # Before Celery sets up logging: its warnings (running as root) come first.
@@ -60,8 +62,9 @@ def _on_start(app: Celery, context: Callable[[], WorkerContext]) -> None:
         if context().settings.log_format == "json":
             use_json_logs(role[0], (logger,) if logger is not None else ())
 
-    def start_metrics(**_: Any) -> None:
-        context().start_metrics()
+    def start_metrics(sender: Any = None, **_: Any) -> None:
+        if getattr(sender, "app", app) is app:  # a pool child's signal has no sender
+            context().start_metrics()
 
     signals.celeryd_init.connect(worker_init, weak=False, dispatch_uid=f"{uid}-init")
     signals.after_setup_logger.connect(json_logs, weak=False, dispatch_uid=f"{uid}-log")
