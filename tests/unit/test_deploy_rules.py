@@ -18,6 +18,7 @@ from scheduler.observability import metric_names
 from tests.support.helpers import ROOT
 
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
+ALERT_TESTS = ROOT / "deploy" / "prometheus" / "alerts.test.yml"
 DASHBOARD = ROOT / "deploy" / "grafana" / "takt-dashboard.json"
 #: The alerts the issue asks for, by what they watch.
 REQUIRED_ALERTS = {
@@ -110,16 +111,52 @@ def test_every_dashboard_panel_names_only_metrics_takt_exports() -> None:
     assert alerted <= set().union(*names)
 
 
-def test_the_rules_are_valid_for_promtool(tmp_path: Path) -> None:
-    # Given promtool (Debian's prometheus package); without it the checks above still run
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        pytest.skip("promtool is not installed (apt install prometheus); parsed above instead")
+def test_every_alert_has_a_promtool_case_in_which_it_fires() -> None:
+    # Given the alert rules and promtool's unit tests of them
+    cases = yaml.safe_load(ALERT_TESTS.read_text())
 
-    # When it checks the rules file
+    # When the alerts each test expects to fire are collected
+    firing = {
+        check["alertname"]
+        for case in cases["tests"]
+        for check in case["alert_rule_test"]
+        if check.get("exp_alerts")
+    }
+
+    # Then every rule is among them
+    assert cases["rule_files"] == ["alerts.yml"]
+    assert firing == {rule["alert"] for rule in rules()}
+
+
+def promtool() -> str:
+    """promtool (Debian's prometheus package); without it the parsed checks above still
+    run, locally and in CI alike."""
+    found = shutil.which("promtool")
+    if found is None:
+        pytest.skip("promtool is not installed (apt install prometheus); parsed above instead")
+    return found
+
+
+@pytest.mark.parametrize(
+    ("command", "path"),
+    [(["check", "rules"], ALERTS), (["test", "rules"], ALERT_TESTS)],
+    ids=["check-rules", "test-rules"],
+)
+def test_promtool_accepts_the_rules_and_their_unit_tests_pass(
+    command: list[str], path: Path
+) -> None:
+    # Given promtool
+    binary = promtool()
+
+    # When it checks the rules file, or runs the rules' unit tests (each alert fires on
+    # the series it is about, and not before its `for`)
     result = subprocess.run(
-        [promtool, "check", "rules", str(ALERTS)], capture_output=True, text=True, check=False
+        [binary, *command, path.name],
+        cwd=path.parent,
+        capture_output=True,
+        text=True,
+        check=False,
     )
 
-    # Then it accepts every rule
+    # Then it accepts every rule and every case passes
     assert result.returncode == 0, result.stdout + result.stderr
