@@ -184,7 +184,9 @@ def _celery(argv: list[str], *, log_level: bool = True) -> None:
     except ConfigurationError as exc:
         raise click.ClickException(str(exc)) from exc
     app = create_celery_app(settings)
-    app.start(argv=[*argv, *(["--loglevel", settings.log_level] if log_level else [])])
+    # Celery prints its start banner before logging is set up: not a JSON line.
+    quiet = ["--quiet"] if settings.log_format == "json" else []
+    app.start(argv=[*quiet, *argv, *(["--loglevel", settings.log_level] if log_level else [])])
 
 
 register(cli)

@@ -46,6 +46,12 @@ key                                    type    TTL                        writte
 ``{p}:lease:{jid}:{occ_ms}:{tag}``     string  action timeout + margin,   worker (tag: m0,
                                                                           m1.. e0..)
                                                then 1 day once done
+``{p}:metrics``                        zset    none; members dropped      beat, worker (score
+                                               once their snapshot        = last push, ms;
+                                               expired                    member = role:process)
+``{p}:metrics:{role}:{process}``       string  3 push intervals           beat, worker (its
+                                                                          metrics snapshot;
+                                                                          store/metrics.py)
 ``{p}:principal:{name}``               hash    none                       API, CLI (role,
                                                                           key hash)
 ``{p}:principals``                     zset    none (score 0, lex order)  API, CLI
