@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
+import threading
 from collections.abc import Callable, Iterator, Set
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from types import TracebackType
 from typing import Any
 
 from scheduler.domain.credentials import redact
@@ -138,6 +141,10 @@ def use_json_logs(role: str, loggers: tuple[logging.Logger, ...] = ()) -> None:
     if not root.handlers:
         root.addHandler(logging.StreamHandler())
     logging.captureWarnings(True)  # a warning is a line like any other, not raw stderr
+    # An exception nothing caught (a process that dies of it, a thread's) is a line too,
+    # not Python's traceback on stderr.
+    sys.excepthook = _log_uncaught
+    threading.excepthook = _log_uncaught_in_thread
     formatter = JsonFormatter(role)
     for logger in (root, *loggers):
         for handler in logger.handlers:
@@ -146,6 +153,24 @@ def use_json_logs(role: str, loggers: tuple[logging.Logger, ...] = ()) -> None:
         server = logging.getLogger(name)
         if not any(isinstance(f, _ToRoot) for f in server.filters):
             server.addFilter(_ToRoot())
+
+
+def _log_uncaught(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+    if issubclass(kind, KeyboardInterrupt):
+        sys.__excepthook__(kind, exc, tb)
+        return
+    logging.getLogger("takt").critical("uncaught exception; exiting", exc_info=(kind, exc, tb))
+
+
+def _log_uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
+    if args.exc_type is SystemExit or args.exc_value is None:
+        return
+    name = args.thread.name if args.thread is not None else "?"
+    logging.getLogger("takt").critical(
+        "uncaught exception in thread %s",
+        name,
+        exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+    )
 
 
 class _ToRoot(logging.Filter):

@@ -7,6 +7,9 @@ import io
 import json
 import logging
 import logging.config
+import subprocess
+import sys
+import textwrap
 from collections.abc import Iterator
 from typing import Any
 
@@ -174,3 +177,34 @@ def test_an_unknown_log_format_is_refused_naming_the_variable_and_the_choices() 
 
     # Then the message names the variable, the value and the choices
     assert str(refused.value) == "TAKT_LOG_FORMAT='xml': expected text or json"
+
+
+@pytest.mark.parametrize("where", ["main", "thread"])
+def test_an_exception_nothing_caught_is_a_json_line_too(where: str) -> None:
+    # Given a process writing JSON logs, when an exception escapes (the process dies of
+    # it, or a thread does)
+    program = textwrap.dedent(
+        f"""
+        import threading
+        from scheduler.observability import use_json_logs
+        use_json_logs("beat")
+        def fail():
+            raise RuntimeError("boom at https://user:hunter2@example.com/x?sig=abc")
+        if {where!r} == "thread":
+            t = threading.Thread(target=fail, name="pusher"); t.start(); t.join()
+        else:
+            fail()
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=False
+    )
+
+    # Then stderr is JSON lines only, the traceback inside one, the URL cut down
+    lines = [json.loads(line) for line in done.stderr.splitlines() if line.strip()]
+    [line] = lines
+    assert line["level"] == "CRITICAL"
+    assert "RuntimeError: boom" in line["exception"]
+    assert "hunter2" not in done.stderr
+    assert "sig=abc" not in done.stderr
+    assert done.returncode == (1 if where == "main" else 0)
