@@ -32,7 +32,13 @@ from scheduler.dispatch import BatchPublisher, Outgoing, batch_publisher_for
 from scheduler.domain.models import ActionType, Duration, JobState, MissedRunPolicy
 from scheduler.domain.planning import NextAfter, cadence, plan_dispatch
 from scheduler.errors import SchemaTooNew, StoreError
-from scheduler.observability import MetricsPusher, ProcessId, process_registry
+from scheduler.observability import (
+    MetricsPusher,
+    ProcessId,
+    process_registry,
+    setup_tracing,
+    tracing,
+)
 from scheduler.observability.recorders import BeatRecorder
 from scheduler.recurrence import RuleShape, rule_shape
 from scheduler.service.builtin_jobs import ensure_builtin_jobs
@@ -144,6 +150,7 @@ class JobScheduler(Scheduler):
 
     def __init__(self, app: Celery, *args: Any, **kwargs: Any) -> None:
         self.settings: TaktSettings = getattr(app, "settings", None) or load_settings()
+        setup_tracing("beat", self.settings.tracing)
         # Bounded calls: a stopped server is an error the beat logs and retries, not a
         # hang (its wait for the wake channel is a poll, which the timeout does not cut).
         self.store = JobStore.from_url(
@@ -265,7 +272,11 @@ class JobScheduler(Scheduler):
             if len(outgoing) == queued:
                 unpublished.append(claim)
         if outgoing:
-            self.publisher.publish(outgoing)
+            # One span per batch, not per occurrence (a beat fires thousands a second):
+            # each message carries its traceparent (docs/operations.md, "Traces").
+            attributes = {"takt.occurrences": len(outgoing)} if tracing.tracing_on() else None
+            with tracing.span("takt.dispatch", kind="producer", attributes=attributes):
+                self.publisher.publish(outgoing)
             # Publish time by Redis's clock (the claim's "now" and the time since).
             published_ms = batch.now_ms + int((time.monotonic() - started) * 1000)
             self.metrics.published((item[1] for item in outgoing), published_ms)

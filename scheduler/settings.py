@@ -143,6 +143,11 @@ class TaktSettings(_SharedSettings):
         le=60,
         description="How often each process pushes its metrics into the store for /metrics.",
     )
+    tracing: bool = Field(
+        default=False,
+        description="OpenTelemetry traces (the otel extra), exported over OTLP/HTTP where "
+        "OTEL_EXPORTER_OTLP_ENDPOINT says (docs/operations.md, Traces).",
+    )
     # Trust: input bounds, outbound policy, sessions, the embedded store (docs/security.md).
     max_body_bytes: int = Field(
         default=1024 * 1024,

@@ -27,7 +27,7 @@ from scheduler.domain.models import (
 )
 from scheduler.domain.redaction import redact_urls
 from scheduler.errors import JobNotFound, StoreError, TaktError
-from scheduler.observability import AttemptFields, about_attempt, current_attempt
+from scheduler.observability import AttemptFields, about_attempt, current_attempt, tracing
 from scheduler.service.retries import retry_plan
 from scheduler.settings import LEASE_MARGIN_S
 from scheduler.store.jobs import JobRecord
@@ -71,24 +71,47 @@ class Verdict:
     again: bool = False  # retry the same attempt, not the next one
 
 
-def execute(ctx: WorkerContext, run: RunRequest) -> Verdict:
+def execute(ctx: WorkerContext, run: RunRequest, *, traceparent: str | None = None) -> Verdict:
     """Run one attempt and arrange what follows it; every line logged meanwhile is about
-    this attempt (JSON logs carry its fields), and the attempt is counted by outcome."""
+    this attempt (JSON logs carry its fields), and the attempt is counted by outcome.
+    With tracing on, the attempt is a span, the child of ``traceparent`` (its message's
+    header: whoever published it)."""
     fields = AttemptFields(run.jid, run.occurrence_ms, run.tag, lambda: run.execution_tag)
-    with about_attempt(fields):
+    with (
+        tracing.span("takt.attempt", kind="consumer", parent=traceparent) as span,
+        about_attempt(fields),
+    ):
         try:
             verdict = _execute(ctx, run)
         except StoreError:
             ctx.metrics.store_error()
             raise
+        finally:
+            if span is not None:
+                span.set_attributes(_span_attributes(run, fields))
         if verdict.word in _NOT_OWED:
             ctx.ledger.forget([run.ledger_entry])
         fields.outcome = _OUTCOMES[verdict.word]
+        if span is not None:
+            span.set_attribute("takt.outcome", fields.outcome)
         ctx.metrics.attempt(
             run.jid, fields.action_type or "unknown", fields.outcome, error=run.error
         )
         log.debug("%s of %s@%s: %s", run.tag, run.jid, run.occurrence_ms, verdict.word.value)
     return verdict
+
+
+def _span_attributes(run: RunRequest, fields: AttemptFields) -> dict[str, str | int | bool]:
+    """What an attempt's span says about it: ids, as its JSON log lines do (never the
+    definition: its URI, headers and credentials stay out of traces)."""
+    return {
+        "takt.job": run.jid,
+        "takt.occurrence": fields.as_dict()["occurrence"],
+        "takt.attempt": run.tag,
+        "takt.execution_tag": run.execution_tag,
+        "takt.action_type": fields.action_type or "unknown",
+        "takt.manual": run.manual,
+    }
 
 
 #: Verdicts after which the attempt is no longer owed, though nothing was recorded.

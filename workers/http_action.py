@@ -1,4 +1,9 @@
-"""Execute an Http/Https action with httpx and describe the answer as Azure did."""
+"""Execute an Http/Https action with httpx and describe the answer as Azure did.
+
+Every outbound call of an action (Http/Https, and the StorageQueue and Service Bus REST
+calls, which share :func:`exchange`) is a client span with tracing on, and carries that
+span's ``traceparent`` header, which replaces any the job's definition holds.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,8 @@ from datetime import datetime
 import httpx
 
 from scheduler.domain.models import HttpRequest
+from scheduler.domain.redaction import redact_urls
+from scheduler.observability import tracing
 
 __all__ = [
     "BODY_EXCERPT_BYTES",
@@ -101,7 +108,43 @@ def exchange(
 ) -> Outcome:
     """Send ``request`` (made with ``client.build_request``, so the client's timeout
     applies) and describe the answer as Azure Scheduler's history did: the status code and
-    at most BODY_EXCERPT_BYTES of the body (never read further)."""
+    at most BODY_EXCERPT_BYTES of the body (never read further). With tracing on, the call
+    is a client span and the request carries its ``traceparent``."""
+    with tracing.span(request.method, kind="client", attributes=_span_attributes(request)) as span:
+        if span is not None:
+            tracing.inject_headers(request.headers)
+        outcome, status = _exchange(client, request, prefix, where, succeeded)
+        if span is not None:
+            if status is not None:
+                span.set_attribute("http.response.status_code", status)
+            if not outcome.succeeded:
+                span.set_attribute("error.type", str(status) if status else "request failed")
+        return outcome
+
+
+def _span_attributes(request: httpx.Request) -> dict[str, str | int | bool] | None:
+    """The call's method and URL cut down to scheme, host, port and path (no user info, no
+    query: either may hold a credential), and the attempt's execution tag."""
+    if not tracing.tracing_on():
+        return None
+    url = request.url
+    return {
+        "http.request.method": request.method,
+        "url.full": redact_urls(str(url)),
+        "server.address": url.host,
+        "server.port": url.port or (443 if url.scheme == "https" else 80),
+        **tracing.attempt_attributes(),
+    }
+
+
+def _exchange(
+    client: httpx.Client,
+    request: httpx.Request,
+    prefix: str,
+    where: str,
+    succeeded: Callable[[int], bool],
+) -> tuple[Outcome, int | None]:
+    """The outcome, and the answer's status code if there was an answer."""
     try:
         response = client.send(request, stream=True)
         try:
@@ -109,14 +152,14 @@ def exchange(
         finally:
             response.close()
     except httpx.TimeoutException:
-        return Outcome(False, f"{prefix}Request to {where} timed out")
+        return Outcome(False, f"{prefix}Request to {where} timed out"), None
     except httpx.HTTPError as exc:
-        return Outcome(False, f"{prefix}Request to {where} failed: {exc}")
+        return Outcome(False, f"{prefix}Request to {where} failed: {exc}"), None
     message = (
         f"{prefix}Response from {where}: '{response.status_code}' "
         f"{response.reason_phrase}; Body: {excerpt}"
     )
-    return Outcome(succeeded(response.status_code), message)
+    return Outcome(succeeded(response.status_code), message), response.status_code
 
 
 def _read_excerpt(response: httpx.Response) -> str:

@@ -1,6 +1,7 @@
 """The Celery tasks of the action kinds; each carries ids only. Also what a process of the
-Celery app does once Celery has started it: a worker pushes its metrics, and with
-``TAKT_LOG_FORMAT=json`` Celery's own loggers write JSON lines (beat and worker alike)."""
+Celery app does once Celery has started it: a worker pushes its metrics and, with
+``TAKT_TRACING=true``, exports traces; with ``TAKT_LOG_FORMAT=json`` Celery's own loggers
+write JSON lines (beat and worker alike)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from celery import Celery, Task, signals
 
 from scheduler.dispatch import ACTION_TASKS
 from scheduler.errors import StoreError
-from scheduler.observability import use_json_logs
+from scheduler.observability import setup_tracing, use_json_logs
 from workers.attempt import RunRequest
 from workers.context import WorkerContext
 from workers.execution import execute
@@ -52,6 +53,7 @@ def _on_start(app: Celery, context: Callable[[], WorkerContext]) -> None:
         if getattr(instance, "app", app) is not app:
             return  # another app's worker, in a process that holds several
         role[0] = "worker"
+        setup_tracing("worker", context().settings.tracing)
         if context().settings.log_format == "json":
             # Before Celery sets up logging: its warnings (running as root) come first.
             use_json_logs("worker")
@@ -93,7 +95,7 @@ def _register(app: Celery, context: Callable[[], WorkerContext], name: str) -> N
     ) -> str:
         run = RunRequest(jid, occurrence_ms, attempt, manual, error)
         try:
-            verdict = execute(context(), run)
+            verdict = execute(context(), run, traceparent=_traceparent(task))
         except StoreError as exc:
             # The store is away (restarting?): this attempt has not happened; try it again.
             log.warning("job store unavailable for %s@%s: %s", jid, occurrence_ms, exc)
@@ -110,3 +112,14 @@ def _register(app: Celery, context: Callable[[], WorkerContext], name: str) -> N
                 countdown=verdict.retry_in.total_seconds(),
             )
         return verdict.word.value  # a plain str, as Celery logs and Flower show it
+
+
+def _traceparent(task: Task[Any, str]) -> str | None:
+    """The ``traceparent`` header of the task's message, if it has one (anyone may write
+    into the broker: a value that is not a valid header starts a trace of its own)."""
+    value = getattr(task.request, "traceparent", None)
+    return value if isinstance(value, str) and len(value) <= _TRACEPARENT_MAX else None
+
+
+#: A ``traceparent`` header is 55 characters (version 00); later versions may add fields.
+_TRACEPARENT_MAX = 512

@@ -25,7 +25,7 @@ from scheduler.console import router as console_router
 from scheduler.dispatch import ACTION_ROUTES, TaktCelery, publish_occurrence
 from scheduler.domain.models import ActionType
 from scheduler.domain.redaction import quiet_http_logging
-from scheduler.observability import use_json_logs
+from scheduler.observability import TracingMiddleware, setup_tracing, use_json_logs
 from scheduler.service.builtin_jobs import ensure_builtin_jobs
 from scheduler.service.job_collections import CollectionService
 from scheduler.service.jobs import JobService, ManualRunner
@@ -130,6 +130,8 @@ def create_api(
     if settings.metrics:
         app.add_middleware(RequestMetrics)  # outside the boundary: its refusals count too
         app.include_router(metrics_router)
+    if setup_tracing("api", settings.tracing):
+        app.add_middleware(TracingMiddleware)  # outermost: every request is a span
     app.include_router(arm_router)
     app.include_router(classic_router)
     app.include_router(principals_router)

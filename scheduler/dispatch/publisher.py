@@ -13,6 +13,10 @@
   once a worker receives them (no ``task-sent`` event is sent). On any other broker
   (RabbitMQ), :class:`CeleryPublisher` uses Celery's own publisher.
 - :class:`UserTaskSender`: a user's own Celery task, what a Celery action sends.
+
+With tracing on, an attempt's message carries the ``traceparent`` of the span that
+published it (the API request's, the beat's batch, the failed attempt's), so the worker's
+span of the attempt joins that trace; a beat's batch computes it once for all its messages.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from celery import Celery
 from scheduler.dispatch.messages import MessageTemplate, is_redis_url, protocol2_message
 from scheduler.dispatch.routing import route_for, task_id_for
 from scheduler.domain.models import ActionType
+from scheduler.observability import tracing
 
 __all__ = [
     "BatchPublisher",
@@ -62,6 +67,7 @@ def publish_occurrence(
     """
     route = route_for(action_type)
     flags = {"manual": manual, "error": error, "attempt": attempt}
+    parent = tracing.traceparent()
     app.send_task(
         route.task,
         args=[jid, occurrence_ms],
@@ -69,6 +75,7 @@ def publish_occurrence(
         task_id=task_id_for(jid, occurrence_ms, manual=manual, error=error, attempt=attempt),
         queue=queue or route.queue(prefix),
         producer=producer,
+        headers=None if parent is None else {"traceparent": parent},
     )
 
 
@@ -137,34 +144,42 @@ class PipelinePublisher:
         # bookkeeping by it): one random uuid per publisher, then a counter in its tail.
         self._tag_stem = str(uuid.uuid4())[:24]
         self._tags = itertools.count()
-        #: One template per (task, queue): a handful per deployment (bounded all the same).
-        self._templates: dict[tuple[str, str], MessageTemplate] = {}
+        #: One template per (task, queue, traced): a handful per deployment (bounded all
+        #: the same).
+        self._templates: dict[tuple[str, str, bool], MessageTemplate] = {}
 
     def publish(self, batch: Sequence[Outgoing]) -> None:
         by_queue: dict[str, list[bytes]] = {}
+        parent = tracing.traceparent()  # the batch's span's, one for all its messages
         for item in batch:
-            queue, payload = self.message(item)
+            queue, payload = self.message(item, parent)
             by_queue.setdefault(queue, []).append(payload)
         pipe = self.redis.pipeline(transaction=False)
         for queue, payloads in by_queue.items():
             pipe.lpush(queue, *payloads)
         pipe.execute()
 
-    def message(self, item: Outgoing) -> tuple[str, bytes]:
+    def message(self, item: Outgoing, traceparent: str | None = None) -> tuple[str, bytes]:
         """The queue and the exact JSON kombu's Redis transport would have written."""
         route = route_for(item.action_type)
         queue = item.queue or route.queue(self.prefix)
         task_id = task_id_for(item.jid, item.occurrence_ms, error=item.error, attempt=item.attempt)
         tag = f"{self._tag_stem}{next(self._tags):012x}"
         if not item.error and not item.attempt:  # a scheduled occurrence: the hot path
-            template = self._templates.get((route.task, queue))
+            key = (route.task, queue, traceparent is not None)
+            template = self._templates.get(key)
             if template is None:
                 if len(self._templates) >= _MAX_TEMPLATES:
                     self._templates.clear()  # jobs naming many pools: stay bounded
-                template = self._templates[route.task, queue] = MessageTemplate(
-                    route.task, {}, queue, origin=self.origin, reply_to=self.reply_to
+                template = self._templates[key] = MessageTemplate(
+                    route.task,
+                    {},
+                    queue,
+                    origin=self.origin,
+                    reply_to=self.reply_to,
+                    traced=traceparent is not None,
                 )
-            return queue, template.render(item.jid, item.occurrence_ms, task_id, tag)
+            return queue, template.render(item.jid, item.occurrence_ms, task_id, tag, traceparent)
         kwargs: dict[str, Any] = {}
         if item.error:
             kwargs["error"] = True
@@ -179,6 +194,7 @@ class PipelinePublisher:
             origin=self.origin,
             reply_to=self.reply_to,
             delivery_tag=tag,
+            traceparent=traceparent,
         )
         return queue, payload
 
