@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from scheduler.clock import utcnow
 from scheduler.console.actions import JOB_OPERATIONS, create_job, job_operation, save_job
 from scheduler.console.collection_form import create_collection
+from scheduler.console.dashboard import dashboard_page, store_unreachable_page
 from scheduler.console.forms import FormData, schedule_from_form
 from scheduler.console.live import flower_task_status, live_job_status
 from scheduler.console.pages import (
@@ -45,7 +46,7 @@ from scheduler.console.rendering import (
 from scheduler.console.sessions import COOKIE, SESSION_TTL, ConsoleSession
 from scheduler.console.sign_in import SIGN_IN_FORM_MAX_BYTES, SignInThrottle, posted_from
 from scheduler.domain.refs import CollectionRef, JobRef
-from scheduler.errors import AuthenticationFailed, TaktError, ValidationFailed
+from scheduler.errors import AuthenticationFailed, StoreError, TaktError, ValidationFailed
 
 __all__ = ["router"]
 
@@ -218,6 +219,28 @@ def jobs(
         request,
         lambda s: jobs_page(request, s, CollectionRef(sub, rg, coll), selected=job, note=done),
     )
+
+
+@router.get(_COLLECTION + "/dashboard")
+def dashboard(request: Request, sub: str, rg: str, coll: str) -> Response:
+    """The collection's last 24 hours, next runs and the deployment's health; a store
+    that does not answer, even for the session, is the page's unreachable state (503)."""
+    try:
+        session = session_of(request)
+    except StoreError as exc:
+        return store_unreachable_page(request, None, _valid_ref(sub, rg, coll), exc)
+    if session is None:
+        return to_sign_in()
+    return _rendered(
+        request, session, lambda s: dashboard_page(request, s, CollectionRef(sub, rg, coll))
+    )
+
+
+def _valid_ref(sub: str, rg: str, coll: str) -> CollectionRef | None:
+    try:
+        return CollectionRef(sub, rg, coll)
+    except ValidationFailed:
+        return None
 
 
 @router.get(_COLLECTION + "/new")

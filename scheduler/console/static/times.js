@@ -5,7 +5,8 @@
    script. Here the text becomes the browser's local time (to the second with the zone's
    short name, or to the minute where a column header names the zone) and the title the
    UTC text. Elements marked data-local-zone get the zone's short name (title: its IANA
-   name). Times added later (the schedule preview, live updates) are shown the same way. */
+   name); a chart's hour labels (svg text[data-datetime]) the local hour. Times added
+   later (the schedule preview, live updates) are shown the same way. */
 "use strict";
 
 (function () {
@@ -38,6 +39,17 @@
     element.title = utcText(date, precision);
   }
 
+  /* An hour label in an SVG chart (<text data-datetime="…Z">10:00</text>): the local
+     hour and minute, and a <title> child with the UTC text (SVG text has no title). */
+  function showChartLabel(element) {
+    const date = new Date(element.getAttribute("data-datetime"));
+    if (Number.isNaN(date.getTime())) { return; }
+    element.textContent = pad(date.getHours()) + ":" + pad(date.getMinutes());
+    const title = document.createElementNS("http://www.w3.org/2000/svg", "title");
+    title.textContent = utcText(date, "minute");
+    element.appendChild(title);
+  }
+
   function showZone(element) {
     element.textContent = zoneName(new Date());
     element.title = Intl.DateTimeFormat().resolvedOptions().timeZone || "";
@@ -48,6 +60,7 @@
     if (root.matches("[data-local-zone]")) { showZone(root); }
     root.querySelectorAll("time[datetime]").forEach(show);
     root.querySelectorAll("[data-local-zone]").forEach(showZone);
+    root.querySelectorAll("svg text[data-datetime]").forEach(showChartLabel);
   }
 
   showAll(document.body);
