@@ -34,6 +34,7 @@ from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 
+LATER = datetime(2030, 1, 7, 10, 0, tzinfo=zoneinfo.ZoneInfo("UTC"))
 NEW_YORK = zoneinfo.ZoneInfo("America/New_York")
 HOSTILE = "<script>alert('x')</script> & co"
 #: Hours ago (from the start of the current hour) → (completed, failed, late seconds):
@@ -210,6 +211,36 @@ def test_the_dashboard_draws_the_day_the_next_runs_and_the_health_of_the_deploym
         snap(page, screenshots, "dashboard", docs_name="console-dashboard.png")
     finally:
         context.close()
+
+
+def test_a_job_that_ran_more_than_is_read_makes_the_view_partial(
+    stack: Stack, stack_store: JobStore, page: Page
+) -> None:
+    # Given a job that ran every minute for the last 17 hours: 1,000 runs, all a job keeps
+    # and as many as the dashboard reads of one job
+    collection = new_collection(stack.http)
+    put_job(stack.http, collection, "busy", http_job("https://t.test/busy", start=LATER))
+    jid = "/".join(_console_path(collection).split("/")[3:]) + "/busy"
+    first = utcnow() - timedelta(hours=17)
+    for i in range(1000):
+        _record(
+            stack_store,
+            jid,
+            first + timedelta(minutes=i),
+            JobExecutionStatus.COMPLETED,
+            0.5,
+        )
+
+    # When the dashboard is opened
+    sign_in(page, stack.api_url, stack.token)
+    page.goto(stack.api_url + _console_path(collection) + "/dashboard")
+
+    # Then it counts the 1,000 runs read and says the count is a floor for that job
+    expect(page.locator("[data-total=runs]")).to_have_text("1000")
+    note = page.locator("[data-partial]")
+    expect(note).to_contain_text("Partial view")
+    expect(note).to_contain_text("ran more than the newest 1000 results read in 24 hours")
+    expect(note).to_contain_text("busy")
 
 
 @pytest.fixture
