@@ -7,8 +7,13 @@ a real local HTTP target, with the SDK's in-memory exporter."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import textwrap
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -316,3 +321,36 @@ def test_an_api_request_is_a_server_span_named_by_its_route_template_without_sec
     assert attributes["http.route"] == request.name.removeprefix("GET ")
     assert ADMIN_TOKEN not in json.dumps(attributes)
     assert QUERY_SECRET not in json.dumps(attributes)
+
+
+def test_without_the_otel_extra_takt_imports_and_tracing_stays_off(tmp_path: Path) -> None:
+    # Given a Python in which OpenTelemetry's SDK and exporter cannot be imported
+    script = textwrap.dedent(
+        """
+        import logging, sys
+        for name in ("opentelemetry.sdk", "opentelemetry.exporter"):
+            sys.modules[name] = None  # import raises ImportError
+        import beat.scheduler, scheduler.api, workers.app
+        from scheduler.observability import setup_tracing, tracing
+        logging.basicConfig(level=logging.WARNING)
+        print("on" if setup_tracing("worker", True) else "off")
+        with tracing.span("x") as span:
+            print(span, tracing.traceparent())
+        """
+    )
+
+    # When every service's module is imported and tracing is asked for
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
+        check=False,
+    )
+
+    # Then it runs untraced and says why
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["off", "None", "None"]
+    assert "OpenTelemetry is not installed" in done.stderr
