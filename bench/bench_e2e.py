@@ -32,8 +32,8 @@ Scenarios:
   one-shot jobs due ``1/rate`` apart, all written before the first is due; the peers'
   messages are published at those times by this process. Lateness = arrival at the sink −
   due time.
-- **A minute's burst** (Takt only): ``--minute-jobs`` (50,000) jobs due at one instant, as
-  at the top of a busy minute; they must all be done within that minute.
+- **A minute's burst** (Takt's defaults only): ``--minute-jobs`` (50,000) jobs due at one
+  instant, as at the top of a busy minute; they must all be done within that minute.
 
 For Takt every job's history is read afterwards, all of them: "recorded exactly once"
 counts the jobs with exactly one entry, Completed. CPU per executed job is each process's
@@ -77,7 +77,7 @@ def _options(argv: list[str] | None) -> argparse.Namespace:
         "--minute-jobs",
         type=int,
         default=50_000,
-        help="Takt only: jobs due at one instant that must be done within the minute; 0: none",
+        help="Takt's defaults only: jobs due at one instant, to be done within the minute; 0: none",
     )
     parser.add_argument("--no-peers", action="store_true", help="Takt only")
     parser.add_argument(

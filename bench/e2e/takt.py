@@ -68,7 +68,7 @@ class TaktPipeline:
                     runs.append(
                         scenario.run("steady", int(options.rate * options.seconds), options.rate)
                     )
-                if options.minute_jobs > 0:
+                if options.minute_jobs > 0 and not self.env and not self.worker_args:
                     runs.append(scenario.run("minute", options.minute_jobs, 0))
             finally:
                 store.close()
