@@ -13,6 +13,7 @@ from tests.support import jsonc
 from tests.support.arm import API_VERSION, collection_path, get_job, history, http_job, put_job
 from tests.support.helpers import ROOT, HttpTarget, wait_until
 from tests.support.stack import Stack
+from tests.support.swagger import validating_client
 
 pytestmark = pytest.mark.e2e
 
@@ -194,7 +195,9 @@ def test_principals_readers_and_owners(stack: Stack) -> None:
     # Then the reader sees everything and changes nothing
     coll = collection(stack)
     put(stack, f"{coll}/jobs/owned", future_job())
-    reader = httpx.Client(base_url=stack.api_url, headers={"Authorization": f"Bearer {reader_key}"})
+    reader = validating_client(
+        base_url=stack.api_url, headers={"Authorization": f"Bearer {reader_key}"}
+    )
     assert reader.get(f"{coll}/jobs/owned", params=API_VERSION).status_code == 200
     denied = reader.put(f"{coll}/jobs/owned", params=API_VERSION, json=future_job())
     assert denied.status_code == 403

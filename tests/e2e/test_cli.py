@@ -9,14 +9,18 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import click
 import pytest
 from click.testing import CliRunner, Result
 
+from scheduler.cli import resources
 from scheduler.cli.resources import collections, jobs, principals, register
+from scheduler.client import SchedulerClient
 from tests.support.helpers import HttpTarget, wait_until
 from tests.support.stack import Stack
+from tests.support.swagger import ValidatingTransport
 
 LATER = {"startTime": "2030-01-01T09:00:00Z", "recurrence": {"frequency": "Day", "interval": 1}}
 
@@ -38,6 +42,10 @@ def clean_env(**values: str) -> dict[str, str | None]:
     return env
 
 
+def _validating_scheduler_client(*args: Any, **kwargs: Any) -> SchedulerClient:
+    return SchedulerClient(*args, transport=ValidatingTransport(), **kwargs)
+
+
 @dataclass
 class Takt:
     """Runs ``takt ...`` in-process with the connection flags of one test's subscription."""
@@ -46,7 +54,9 @@ class Takt:
     env: dict[str, str | None] = field(default_factory=clean_env)
 
     def __call__(self, *args: str, ok: bool = True) -> Result:
-        result = CliRunner().invoke(takt_group(), [*args, *self.flags], env=self.env)
+        # The CLI's client sends through the swagger check, as every client of the tests does.
+        with mock.patch.object(resources, "SchedulerClient", _validating_scheduler_client):
+            result = CliRunner().invoke(takt_group(), [*args, *self.flags], env=self.env)
         if ok:
             assert result.exit_code == 0, (result.output, result.exception)
         else:

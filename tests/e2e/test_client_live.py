@@ -21,6 +21,7 @@ from scheduler.errors import (
 )
 from tests.support.helpers import HttpTarget, wait_until
 from tests.support.stack import Stack
+from tests.support.swagger import ValidatingTransport
 from tests.unit.test_client import properties
 
 
@@ -33,7 +34,11 @@ def subscription() -> str:
 @pytest.fixture
 def live(stack: Stack, subscription: str) -> Iterator[SchedulerClient]:
     with SchedulerClient(
-        stack.api_url, stack.token, subscription=subscription, resource_group="rg"
+        stack.api_url,
+        stack.token,
+        subscription=subscription,
+        resource_group="rg",
+        transport=ValidatingTransport(),
     ) as takt:
         yield takt
 
@@ -96,7 +101,7 @@ def test_live_errors_carry_the_servers_message(live: SchedulerClient, stack: Sta
     assert raised.value.field is not None
     assert raised.value.field.startswith("properties.action.request")
     with (
-        SchedulerClient(stack.api_url, "wrong-key") as stranger,
+        SchedulerClient(stack.api_url, "wrong-key", transport=ValidatingTransport()) as stranger,
         pytest.raises(AuthenticationFailed),
     ):
         stranger.get_collection("c")
@@ -226,7 +231,11 @@ def test_live_principals_add_list_use_revoke(
     # Then it is listed, its key reads but cannot write
     assert (name, "reader") in {(p.name, p.role) for p in live.list_principals()}
     with SchedulerClient(
-        stack.api_url, key, subscription=subscription, resource_group="rg"
+        stack.api_url,
+        key,
+        subscription=subscription,
+        resource_group="rg",
+        transport=ValidatingTransport(),
     ) as reader:
         live.create_collection("shared")
         assert reader.get_collection("shared").name == "shared"

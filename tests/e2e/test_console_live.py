@@ -37,6 +37,7 @@ from tests.support.browser import sign_in, snap
 from tests.support.helpers import HttpTarget, free_port, wait_until
 from tests.support.processes import stop_process
 from tests.support.stack import Stack
+from tests.support.swagger import validating_client
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 LATER = datetime(2030, 1, 7, 10, 0, tzinfo=UTC)  # a Monday the tests never reach
@@ -312,7 +313,7 @@ def test_the_started_banner_goes_away_and_does_not_come_back_on_reload(
 
 @pytest.fixture
 def console(stack: Stack) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=stack.api_url, timeout=10) as client:
+    with validating_client(base_url=stack.api_url, timeout=10) as client:
         yield client
 
 

@@ -20,6 +20,7 @@ from tests.support.arm import API_VERSION, collection_path, http_job, new_collec
 from tests.support.browser import sign_in
 from tests.support.helpers import HttpTarget, wait_until
 from tests.support.stack import Stack
+from tests.support.swagger import validating_client
 
 pytestmark = pytest.mark.e2e
 
@@ -33,7 +34,7 @@ NEW_YORK = {"timezone_id": "America/New_York", "locale": "en-US"}
 @pytest.fixture
 def console(stack: Stack) -> Iterator[httpx.Client]:
     """A browser-like HTTP client, not signed in."""
-    with httpx.Client(base_url=stack.api_url, timeout=10) as client:
+    with validating_client(base_url=stack.api_url, timeout=10) as client:
         yield client
 
 
@@ -215,7 +216,7 @@ def test_new_collection_needs_a_session_its_csrf_token_and_an_administrator(
     assert stale.status_code == 403
     assert "stale" in stale.text
     # a reader with a good token: 403, and readers get no form
-    with httpx.Client(base_url=stack.api_url, timeout=10) as reader:
+    with validating_client(base_url=stack.api_url, timeout=10) as reader:
         reader_csrf = _signed_in(reader, reader_key)
         assert "New collection" not in reader.get("/").text
         refused = reader.post("/console/collections", data={"csrf": reader_csrf, **form})

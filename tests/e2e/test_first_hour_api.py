@@ -27,6 +27,7 @@ from scheduler.store.jobs import JobStore
 from tests.support.arm import API_VERSION, collection_path, iso
 from tests.support.helpers import ADMIN_TOKEN, HttpTarget, wait_until
 from tests.support.stack import Stack
+from tests.support.swagger import ValidatingTransport, validated
 
 with warnings.catch_warnings():
     # Starlette now asks for its httpx fork; the httpx it warns about works the same here.
@@ -129,7 +130,7 @@ def test_the_preview_follows_the_first_occurrence_by_the_rule() -> None:
 
 @pytest.fixture
 def api(settings: TaktSettings, store: JobStore) -> Iterator[TestClient]:
-    with TestClient(create_api(settings, store)) as client:
+    with validated(TestClient(create_api(settings, store))) as client:
         client.headers["Authorization"] = f"Bearer {ADMIN_TOKEN}"
         yield client
 
@@ -370,7 +371,9 @@ def test_the_client_and_the_beat_agree_on_the_first_occurrence(
     # Given an hourly job created with the client, without startTime
     name = f"first-{uuid.uuid4().hex[:8]}"
     action = {"type": "Http", "request": {"uri": f"{target.url}/hourly", "method": "GET"}}
-    with SchedulerClient(stack.api_url, stack.token, resource_group=name) as takt:
+    with SchedulerClient(
+        stack.api_url, stack.token, resource_group=name, transport=ValidatingTransport()
+    ) as takt:
         takt.create_collection(name)
         before = datetime.now(UTC)
         job = takt.create_job(

@@ -27,6 +27,7 @@ from scheduler.errors import ConfigurationError
 from scheduler.settings import load_client_settings, load_settings
 from tests.support.helpers import ROOT
 from tests.support.stack import Stack
+from tests.support.swagger import ValidatingTransport
 
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 PAGES = sorted((ROOT / "scheduler" / "console" / "templates").glob("*.html"))
@@ -145,7 +146,9 @@ def test_collections_list_all_shows_every_subscription(stack: Stack) -> None:
     # Given collections in two subscriptions
     first, second = (f"cli-{uuid.uuid4().hex[:8]}" for _ in range(2))
     for subscription in (first, second):
-        with SchedulerClient(stack.api_url, stack.token, subscription=subscription) as client:
+        with SchedulerClient(
+            stack.api_url, stack.token, subscription=subscription, transport=ValidatingTransport()
+        ) as client:
             client.create_collection("shared-name")
     env = clean_env(TAKT_API_URL=stack.api_url, TAKT_API_KEY=stack.token)
 
@@ -171,7 +174,7 @@ def test_collections_list_all_shows_every_subscription(stack: Stack) -> None:
 def test_listing_every_collection_needs_a_key_and_a_reader_may(stack: Stack) -> None:
     url = f"{stack.api_url}/providers/Microsoft.Scheduler/jobCollections"
     version = {"api-version": "2016-03-01"}
-    with SchedulerClient(stack.api_url, stack.token) as admin:
+    with SchedulerClient(stack.api_url, stack.token, transport=ValidatingTransport()) as admin:
         reader_key = admin.add_principal(f"ro-{uuid.uuid4().hex[:6]}", "reader")
 
     anonymous = httpx.get(url, params=version)

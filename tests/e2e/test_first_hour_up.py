@@ -30,6 +30,7 @@ from scheduler.settings import load_settings
 from tests.support.arm import API_VERSION, collection_path, history, http_job, put_job
 from tests.support.helpers import HttpTarget, free_port, wait_until
 from tests.support.processes import alive, descendants
+from tests.support.swagger import validating_client
 
 pytestmark = pytest.mark.e2e
 
@@ -155,7 +156,7 @@ class Up:
 
     def http(self) -> httpx.Client:
         token = (self.data / "admin-token").read_text().strip()
-        return httpx.Client(
+        return validating_client(
             base_url=self.api, timeout=10, headers={"Authorization": f"Bearer {token}"}
         )
 

@@ -29,6 +29,7 @@ from tests.support.arm import http_job, in_seconds, new_collection, put_job
 from tests.support.deployments import Deployment
 from tests.support.helpers import ADMIN_TOKEN, ROOT, HttpTarget, free_port, wait_until
 from tests.support.processes import alive
+from tests.support.swagger import validating_client
 
 pytestmark = pytest.mark.e2e
 
@@ -115,7 +116,7 @@ def start_observed(redis_url: str, logs: Path, broker_db: int) -> Observed:
             stderr=subprocess.STDOUT,
         )
     deployment.processes.append(api)
-    http = httpx.Client(
+    http = validating_client(
         base_url=f"http://127.0.0.1:{port}",
         timeout=10,
         headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},

@@ -17,6 +17,7 @@ from scheduler.store.jobs import JobStore
 from scheduler.store.principals import Principal, PrincipalBook, Role
 from tests.support.arm import API_VERSION, collection_path, new_collection
 from tests.support.stack import Stack
+from tests.support.swagger import checked
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -132,8 +133,8 @@ def test_the_api_lists_the_templates(stack: Stack) -> None:
 @pytest.mark.e2e
 def test_the_template_list_needs_a_key_and_a_collection(stack: Stack) -> None:
     missing = stack.http.get(f"{collection_path('nope-x')}/templates", params=API_VERSION)
-    anonymous = httpx.get(
-        f"{stack.api_url}{collection_path('nope-x')}/templates", params=API_VERSION
+    anonymous = checked(
+        httpx.get(f"{stack.api_url}{collection_path('nope-x')}/templates", params=API_VERSION)
     )
 
     assert missing.status_code == 404

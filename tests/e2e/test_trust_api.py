@@ -35,6 +35,7 @@ from scheduler.settings import TaktSettings
 from tests.support.arm import API_VERSION, collection_path, http_job, new_collection, put_job
 from tests.support.helpers import ADMIN_TOKEN, ROOT, free_port, wait_until
 from tests.support.processes import stop_process
+from tests.support.swagger import checked, validating_client
 
 pytestmark = pytest.mark.e2e
 
@@ -97,7 +98,7 @@ def start_api(tmp_path: Path) -> Iterator[Any]:
                 start_new_session=True,
             )
         url = f"http://127.0.0.1:{port}"
-        api = Api(url, port, process, prefix, log, httpx.Client(base_url=url, headers=ADMIN))
+        api = Api(url, port, process, prefix, log, validating_client(base_url=url, headers=ADMIN))
         started.append(api)
         wait_until(lambda: _healthy(url), timeout=30, message="the API to answer /healthz")
         return api
@@ -273,8 +274,8 @@ def _store_routes(api: Api, collection: str) -> dict[str, httpx.Response]:
         "list": api.http.get(f"{collection}/jobs", params=API_VERSION),
         "principals": api.http.get("/principals"),
         "add principal": api.http.post("/principals", json={"name": "r1", "role": "reader"}),
-        "other key": httpx.get(
-            f"{api.url}{job}", params=API_VERSION, headers={"Authorization": "Bearer x"}
+        "other key": checked(
+            httpx.get(f"{api.url}{job}", params=API_VERSION, headers={"Authorization": "Bearer x"})
         ),
     }
 
@@ -440,7 +441,7 @@ def test_forwarded_headers_are_believed_from_a_trusted_proxy(
 def test_every_answer_carries_the_security_headers(
     api: Api, method: str, path: str, key: bool
 ) -> None:
-    response = httpx.request(method, f"{api.url}{path}", headers=ADMIN if key else {})
+    response = checked(httpx.request(method, f"{api.url}{path}", headers=ADMIN if key else {}))
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["Referrer-Policy"] == "same-origin"
 

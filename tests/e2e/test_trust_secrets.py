@@ -54,6 +54,7 @@ from tests.e2e.test_cli import Takt
 from tests.support.arm import API_VERSION, collection_path
 from tests.support.helpers import ADMIN_TOKEN, HttpTarget, free_port, wait_until
 from tests.support.stack import Stack
+from tests.support.swagger import ValidatingTransport, validating_client
 
 # -- the credentials ------------------------------------------------------------------------
 
@@ -289,7 +290,7 @@ class Api:
 
 @contextmanager
 def signed_in(base_url: str, key: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=base_url, timeout=10) as browser:
+    with validating_client(base_url=base_url, timeout=10) as browser:
         answer = browser.post(
             "/console/signin",
             data={"key": key},
@@ -314,7 +315,7 @@ def api(settings: TaktSettings, store: JobStore) -> Iterator[Api]:
         wait_until(lambda: server.started, timeout=15, message="the API to start")
         base_url = f"http://127.0.0.1:{port}"
         headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-        with httpx.Client(base_url=base_url, headers=headers, timeout=10) as client:
+        with validating_client(base_url=base_url, headers=headers, timeout=10) as client:
             yield Api(base_url, client, store)
     finally:
         server.should_exit = True
@@ -365,7 +366,11 @@ def test_the_client_and_the_cli_of_a_reader_show_no_credential(api: Api) -> None
 
     # When a reader reads it with the Python client and with every job command of the CLI
     with SchedulerClient(
-        api.base_url, api.reader_key, subscription=SUB, resource_group=RG
+        api.base_url,
+        api.reader_key,
+        subscription=SUB,
+        resource_group=RG,
+        transport=ValidatingTransport(),
     ) as client:
         job = client.get_job(api.collection, "j")
         listed = client.list_jobs(api.collection)

@@ -35,6 +35,7 @@ from tests.support.arm import (
 )
 from tests.support.helpers import ADMIN_TOKEN, HttpTarget, wait_until
 from tests.support.stack import Stack
+from tests.support.swagger import validated
 from workers.actions import run_action, unexpected_failure
 from workers.app import create_celery_app
 from workers.attempt import RunRequest
@@ -474,7 +475,7 @@ def _jid_of(collection: str) -> str:
 @pytest.fixture
 def api(settings: TaktSettings, store: JobStore) -> Iterator[TestClient]:
     guarded = _with(settings, action_allow_networks="127.0.0.0/8,10.0.0.0/8")
-    with TestClient(create_api(guarded, store, runner=lambda *_: None)) as client:
+    with validated(TestClient(create_api(guarded, store, runner=lambda *_: None))) as client:
         client.headers["Authorization"] = f"Bearer {ADMIN_TOKEN}"
         yield client
 

@@ -18,6 +18,7 @@ from scheduler.settings import cores
 from tests.support.arm import collection_path, get_job, history, http_job, put_job
 from tests.support.helpers import ROOT, HttpTarget, free_port, wait_until
 from tests.support.processes import alive, descendants
+from tests.support.swagger import validating_client
 
 pytestmark = pytest.mark.e2e
 
@@ -91,7 +92,7 @@ def test_up_serves_runs_jobs_stops_cleanly_and_keeps_jobs(
     # Then the generated admin key sits in the data dir, readable by the owner only
     token_file = workdir / ".takt" / "admin-token"
     assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
-    http = httpx.Client(
+    http = validating_client(
         base_url=url,
         timeout=10,
         headers={"Authorization": f"Bearer {token_file.read_text().strip()}"},

@@ -10,14 +10,24 @@ path template), and validates the answer strictly:
 - an error (4xx, 5xx): ARM's error body, ``{"error": {"code": str, "message": str}}``;
 - any other status is a failure.
 
+Only ARM paths are checked (``/subscriptions/.../providers/Microsoft.Scheduler/...``): the
+classic API, the console, ``/metrics`` and Takt's other routes are not Microsoft's to
+describe, nor are :data:`TAKT_ARM_EXTENSIONS`, Takt's own routes under the ARM prefix. An
+ARM path the swagger has no operation for is not skipped: its error must still be ARM's
+error body, and a success there is a failure (a route the check cannot judge).
+
 Strict: a string member is a string (``null`` is refused), enums hold only their values,
 formats parse. The only widening is :data:`EXTENSIONS`, the enum values Takt documents as
-extensions (docs/azure-compatibility.md); nothing else is relaxed. Paths the swagger does not
-know (the classic API, Takt's own routes) are left alone.
+extensions (docs/azure-compatibility.md); nothing else is relaxed.
 
-The stack's client (tests/support/stack.py) and the Azure SDK's client of the tests run every
-answer through it, so an answer that breaks the spec fails the test that received it. Set
-``SWAGGER_CHECK_LOG`` to a file to get one line per validated answer (how many were checked).
+Every client an API test talks to the API with runs every answer through it, so an answer
+that breaks the spec fails the test that received it: the stack's client
+(tests/support/stack.py), the Azure SDK's (a per-call policy in tests/e2e/test_azure_sdk.py),
+and any client a test builds itself, made with :func:`validating_client` or passed through
+:func:`validated` (httpx clients, async ones, Starlette's ``TestClient``); a one-off
+``httpx.get`` goes through :func:`checked`, and Takt's own ``SchedulerClient`` gets a
+:class:`ValidatingTransport`. :data:`COUNTS` counts the answers checked and
+left alone; set ``SWAGGER_CHECK_LOG`` to a file to get one line per validated answer.
 """
 
 from __future__ import annotations
@@ -26,9 +36,10 @@ import copy
 import json
 import os
 import re
+from collections import Counter
 from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import isodate
@@ -37,7 +48,22 @@ from jsonschema.exceptions import ValidationError, best_match
 
 from tests.support.helpers import ROOT
 
-__all__ = ["EXTENSIONS", "SWAGGER_FILE", "SpecViolation", "check_answer", "check_response"]
+__all__ = [
+    "ARM_PATH",
+    "COUNTS",
+    "EXTENSIONS",
+    "SWAGGER_FILE",
+    "TAKT_ARM_EXTENSIONS",
+    "SpecViolation",
+    "ValidatingTransport",
+    "check_answer",
+    "check_async_response",
+    "check_response",
+    "checked",
+    "is_described",
+    "validated",
+    "validating_client",
+]
 
 SWAGGER_FILE = ROOT / "tests" / "data" / "azure" / "scheduler-2016-03-01.json"
 
@@ -49,6 +75,22 @@ EXTENSIONS: dict[tuple[str, str], tuple[str, ...]] = {
     ("JobAction", "type"): ("Celery", "Command"),
     ("JobErrorAction", "type"): ("Celery", "Command"),
 }
+
+#: A path of Azure Resource Manager's Microsoft.Scheduler provider (ARM paths ignore case).
+ARM_PATH = re.compile(
+    r"^/subscriptions/[^/]+/(?:resourceGroups/[^/]+/)?providers/Microsoft\.Scheduler(?:/|$)",
+    re.IGNORECASE,
+)
+
+#: Takt's own routes under the ARM prefix (docs/azure-compatibility.md, "Takt extensions"):
+#: a job's next occurrences and a collection's job templates.
+TAKT_ARM_EXTENSIONS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("GET", re.compile(r"/jobCollections/[^/]+/jobs/[^/]+/occurrences$", re.IGNORECASE)),
+    ("GET", re.compile(r"/jobCollections/[^/]+/templates$", re.IGNORECASE)),
+)
+
+#: Answers seen by the check: ``validated`` (against the swagger), ``not ARM`` (left alone).
+COUNTS: Counter[str] = Counter()
 
 _ERROR_SCHEMA = {
     "type": "object",
@@ -142,13 +184,26 @@ def _validator_of(schema: str) -> Draft4Validator:
     return Draft4Validator(root, format_checker=_formats)
 
 
+def is_described(method: str, path: str) -> bool:
+    """Whether Microsoft's swagger is the judge of ``method path``: an ARM path that is not
+    one of Takt's extensions."""
+    method = method.upper()
+    extension = any(verb == method and r.search(path) for verb, r in TAKT_ARM_EXTENSIONS)
+    return bool(ARM_PATH.match(path)) and not extension
+
+
 def check_answer(method: str, path: str, status: int, body: bytes) -> bool:
-    """Raise :class:`SpecViolation` if the answer breaks the swagger; False when the
-    swagger has no such operation (nothing checked), True when it was checked."""
-    operation = _operation(method.upper(), path)
-    if operation is None:
-        return False
+    """Raise :class:`SpecViolation` if the answer breaks the swagger; False when the path
+    is not Microsoft's to describe (nothing checked), True when it was checked."""
+    method = method.upper()
     where = f"{method} {path} answered {status}"
+    if not is_described(method, path):
+        COUNTS["not ARM"] += 1
+        return False
+    operation = _operation(method, path)
+    if operation is None:
+        _check_unknown_operation(where, status, body)
+        return True
     declared = operation["responses"].get(str(status))
     if declared is None and status >= 400:
         _validate(_ERROR_SCHEMA, body, where)
@@ -160,6 +215,15 @@ def check_answer(method: str, path: str, status: int, body: bytes) -> bool:
         raise SpecViolation(f"{where}: the swagger declares no body, got {body[:200]!r}")
     _log(where)
     return True
+
+
+def _check_unknown_operation(where: str, status: int, body: bytes) -> None:
+    """An ARM path the swagger has no operation for (a wrong method, an unknown child):
+    Azure answers ARM's error body; anything else is an answer the check cannot judge."""
+    if status < 400:
+        raise SpecViolation(f"{where}: the swagger has no such operation")
+    _validate(_ERROR_SCHEMA, body, where)
+    _log(where)
 
 
 def _validate(schema: dict[str, Any], body: bytes, where: str) -> None:
@@ -181,14 +245,82 @@ def _describe(error: ValidationError) -> str:
 
 
 def _log(where: str) -> None:
+    COUNTS["validated"] += 1
     log = os.environ.get("SWAGGER_CHECK_LOG")
     if log:
         with open(log, "a") as out:
             out.write(where + "\n")
 
 
+_CHECKED = "takt_swagger_checked"  # marks an answer checked, so a second look is free
+
+
 def check_response(response: httpx.Response) -> None:
     """An httpx ``response`` event hook: validate the answer (reading its body)."""
-    response.read()
+    if response.extensions.get(_CHECKED):
+        return
     request = response.request
+    response.extensions[_CHECKED] = True
+    if not is_described(request.method, request.url.path):
+        COUNTS["not ARM"] += 1  # its body is not read: another route may stream without end
+        return
+    response.read()
     check_answer(request.method, request.url.path, response.status_code, response.content)
+
+
+async def check_async_response(response: httpx.Response) -> None:
+    """The same hook for an ``httpx.AsyncClient``."""
+    request = response.request
+    if not response.extensions.get(_CHECKED) and is_described(request.method, request.url.path):
+        await response.aread()
+    check_response(response)
+
+
+def checked(response: httpx.Response) -> httpx.Response:
+    """``response``, validated: for one-off calls (``checked(httpx.get(url))``)."""
+    check_response(response)
+    return response
+
+
+Client = TypeVar("Client", httpx.Client, httpx.AsyncClient)
+
+
+def validated(client: Client) -> Client:
+    """``client`` (an httpx client, or Starlette's ``TestClient``, which is one), with every
+    answer it receives validated from now on."""
+    hooks = client.event_hooks
+    hook = check_async_response if isinstance(client, httpx.AsyncClient) else check_response
+    if hook not in hooks["response"]:
+        client.event_hooks = {**hooks, "response": [*hooks["response"], hook]}
+    return client
+
+
+def validating_client(**kwargs: Any) -> httpx.Client:
+    """An ``httpx.Client(**kwargs)`` whose every answer is validated."""
+    return validated(httpx.Client(**kwargs))
+
+
+class ValidatingTransport(httpx.BaseTransport):
+    """A transport that validates every answer before its client sees it: for clients a
+    test cannot hook, only hand a transport (Takt's ``SchedulerClient``)."""
+
+    def __init__(self, inner: httpx.BaseTransport | None = None) -> None:
+        self._inner = inner or httpx.HTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self._inner.handle_request(request)
+        if not is_described(request.method, request.url.path):
+            COUNTS["not ARM"] += 1
+            return response
+        body = response.read()
+        response.close()
+        check_answer(request.method, request.url.path, response.status_code, body)
+        return httpx.Response(
+            response.status_code,
+            headers=response.headers,
+            stream=httpx.ByteStream(body),
+            extensions={**response.extensions, _CHECKED: True},
+        )
+
+    def close(self) -> None:
+        self._inner.close()
