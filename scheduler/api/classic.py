@@ -1,7 +1,9 @@
 """The classic Scheduler paths of the seed document, over the same services as ARM.
 
 MSDN's XML job collection operations are :mod:`scheduler.api.classic_collections`'s,
-included in this router.
+included in this router: on the seed's lower-case collection paths, its routes come first
+and take the requests that speak Service Management (an XML body, ``Accept`` XML,
+``x-ms-version``); the JSON ones go on to the routes here. Errors here are ARM's JSON.
 
 The cloud service stands for the resource group. Jobs travel as the flat job JSON of the
 classic API (the properties of an ARM job plus ``id``). A ``status`` member in a request
@@ -18,6 +20,7 @@ from fastapi import APIRouter, Path, Response, status
 from fastapi.responses import JSONResponse
 
 from scheduler.api.classic_collections import router as collections_router
+from scheduler.api.classic_collections import seed_router
 from scheduler.api.deps import Collections, Jobs, Reader, Writer
 from scheduler.api.envelopes import collection_envelope
 from scheduler.api.media import JsonRoute
@@ -31,6 +34,8 @@ from scheduler.store.jobs import JobRecord, StoredHistoryEntry
 __all__ = ["ClassicJob", "router"]
 
 router = APIRouter(tags=["Azure Scheduler (classic)"], route_class=JsonRoute)
+# Before the JSON routes of the same paths: a request that speaks Service Management is its.
+router.include_router(seed_router)
 
 _ROOT = "/{subscriptionId}/cloudservices/{cloudServiceName}/resources/scheduler"
 _COLLECTION = _ROOT + "/jobcollections/{jobCollectionName}"
@@ -65,6 +70,9 @@ def _flat_history(name: str, stored: StoredHistoryEntry) -> dict[str, Any]:
 
 
 @router.put(_COLLECTION, response_model=None, responses={200: {"model": JobCollectionDefinition}})
+@router.put(
+    _COLLECTION_GET, response_model=None, responses={200: {"model": JobCollectionDefinition}}
+)
 def put_collection(
     sub: Subscription,
     cs: CloudService,
@@ -78,18 +86,6 @@ def put_collection(
     record, created = collections.put(ref, body)
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
     return collection_envelope(ref, record)
-
-
-@router.delete(_COLLECTION)
-def delete_collection(
-    sub: Subscription,
-    cs: CloudService,
-    name: CollectionName,
-    collections: Collections,
-    _: Writer,
-) -> Response:
-    collections.delete(CollectionRef(sub, cs, name))
-    return Response(status_code=status.HTTP_200_OK)
 
 
 @router.get(
@@ -212,5 +208,6 @@ def job_history(
     return [_flat_history(job, entry) for entry in entries]
 
 
-# MSDN's collection operations (XML, 202): routes of their own module, served with these.
+# MSDN's collection operations on MSDN's paths (XML, 202), and DELETE (202) on the seed's
+# (in seed_router above): routes of their own module, served with these.
 router.include_router(collections_router)
