@@ -36,12 +36,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.beat.contenders import CeleryBeat, Contender, RedBeat, Takt
 from bench.beat.probes import machine
-from bench.beat.report import Results, report
+from bench.beat.report import METRICS_OFF, METRICS_ON, Results, report
 from bench.beat.scenarios import Settings, run_burst, run_sustained
 
 SIZES = (1_000, 10_000, 100_000)
 MILLION = 1_000_000
 TWO_BEATS_N = 100_000
+#: Jobs of the runs that measure what metrics cost: enough that one beat is at capacity.
+METRICS_N = 100_000
 SERIAL = Takt("Takt, one step at a time", (("TAKT_BEAT_CLAIM_AHEAD", "false"),))
 
 
@@ -99,6 +101,14 @@ def measure(url: str, workdir: Path, args: argparse.Namespace) -> Results:
             run = run_sustained(SERIAL, url, args.two_beats, workdir, settings, beats=beats)
             results.sustained.append(run)
             _progress(f"{SERIAL.name}, {beats} beat(s), N={args.two_beats}: {run}")
+    if args.metrics_rounds and (not args.only or "takt" in args.only):
+        # Alternating, so that a change in the machine's load weighs on both alike.
+        on, off = Takt(METRICS_ON), Takt(METRICS_OFF, (("TAKT_METRICS", "false"),))
+        for number in range(args.metrics_rounds):
+            for contender in (on, off) if number % 2 == 0 else (off, on):
+                run = run_sustained(contender, url, METRICS_N, workdir, settings)
+                results.metrics.append(run)
+                _progress(f"{contender.name}, N={METRICS_N}: {run}")
     results.machine_after = machine()
     return results
 
@@ -117,6 +127,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--only", type=lambda s: s.lower().split(","), default=None, help="takt,redbeat,celery"
+    )
+    parser.add_argument(
+        "--metrics-rounds",
+        type=int,
+        default=3,
+        help="pairs of sustained runs with metrics on and off (TAKT_METRICS=false); 0: none",
     )
     parser.add_argument(
         "--profile", type=Path, default=None, help="py-spy raw profile of Takt at the largest N"

@@ -61,7 +61,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.e2e.peers import PeerPipeline  # noqa: E402
-from bench.e2e.report import TAKT_DEFAULTS, Results, report  # noqa: E402
+from bench.e2e.report import (  # noqa: E402
+    METRICS_OFF,
+    METRICS_ON,
+    TAKT_DEFAULTS,
+    Results,
+    report,
+)
 from bench.e2e.runs import Run  # noqa: E402
 from bench.e2e.sink import Sink, sink_capacity  # noqa: E402
 from bench.e2e.takt import TaktPipeline  # noqa: E402
@@ -78,6 +84,13 @@ def _options(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         default=50_000,
         help="Takt's defaults only: jobs due at one instant, to be done within the minute; 0: none",
+    )
+    parser.add_argument(
+        "--metrics-rounds",
+        type=int,
+        default=3,
+        help="pairs of bursts with metrics on and off (TAKT_METRICS=false), alternating: "
+        "what metrics cost; 0: none",
     )
     parser.add_argument("--no-peers", action="store_true", help="Takt only")
     parser.add_argument(
@@ -119,9 +132,28 @@ def main(argv: list[str] | None = None) -> None:
             with tempfile.TemporaryDirectory(prefix=f"bench-e2e-{number}-") as folder:
                 print(f"running {pipeline.name} ...", file=sys.stderr, flush=True)
                 runs += pipeline.run(sink, Path(folder), options)
+        metric_runs = _metrics_rounds(sink, options)
     finally:
         sink.stop()
-    print(report(Results(before, capacity, runs), options))
+    print(report(Results(before, capacity, runs, metric_runs), options))
+
+
+def _metrics_rounds(sink: Sink, options: argparse.Namespace) -> list[Run]:
+    """``--metrics-rounds`` bursts of Takt with metrics on and off, alternating (so a
+    change in the machine's load weighs on both alike)."""
+    bursts_only = argparse.Namespace(**{**vars(options), "seconds": 0, "minute_jobs": 0})
+    bursts_only.profile = None
+    bursts_only.round_trips = False
+    pairs = (TaktPipeline(METRICS_ON), TaktPipeline(METRICS_OFF, (("TAKT_METRICS", "false"),)))
+    runs: list[Run] = []
+    for number in range(options.metrics_rounds):
+        for pipeline in pairs if number % 2 == 0 else pairs[::-1]:
+            with tempfile.TemporaryDirectory(prefix="bench-e2e-metrics-") as folder:
+                print(
+                    f"running {pipeline.name}, round {number + 1} ...", file=sys.stderr, flush=True
+                )
+                runs += pipeline.run(sink, Path(folder), bursts_only)
+    return runs
 
 
 if __name__ == "__main__":

@@ -43,8 +43,12 @@ COMPARED: dict[str, list[str]] = {
     "recurrence": ["bench_recurrence.py"],
     "workers": ["bench_workers.py", "2000", "--no-peer"],
     "api": ["bench_api.py", "--jobs", "20000"],
-    "beat": ["bench_beat.py", "--only", "takt", "--two-beats", "0"],
-    "e2e": ["bench_e2e.py", "--jobs", "2000", "--seconds", "10", "--no-peers"],
+    "beat": ["bench_beat.py", "--only", "takt", "--two-beats", "0", "--metrics-rounds", "0"],
+    "e2e": [
+        "bench_e2e.py",
+        *("--jobs", "2000", "--seconds", "10", "--no-peers"),
+        *("--minute-jobs", "0", "--metrics-rounds", "0"),
+    ],
 }
 
 _NUMBER = re.compile(r"^[~≈]?\s*([\d,]+(?:\.\d+)?)\s*(?:[a-zµ/%×x]+(?:/s)?)?$")

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from statistics import median
 
 from bench.beat.probes import percentile
 from bench.e2e.runs import Run
@@ -12,9 +13,11 @@ from bench.e2e.sink import Capacity
 from bench.e2e.tracing import profile_split
 from bench.machine import describe
 
-__all__ = ["TAKT_DEFAULTS", "Results", "report"]
+__all__ = ["METRICS_OFF", "METRICS_ON", "TAKT_DEFAULTS", "Results", "report"]
 
 TAKT_DEFAULTS = "Takt, `make run` defaults"
+METRICS_ON = "Takt, metrics on (the default)"
+METRICS_OFF = "Takt, metrics off (TAKT_METRICS=false)"
 
 
 @dataclass
@@ -22,6 +25,8 @@ class Results:
     machine_before: str
     capacity: Capacity
     runs: list[Run]
+    #: Bursts with metrics on and off, alternating (``--metrics-rounds``).
+    metric_runs: list[Run] = field(default_factory=list)
 
     def of(self, scenario: str) -> list[Run]:
         return [run for run in self.runs if run.scenario == scenario]
@@ -43,6 +48,7 @@ def report(results: Results, options: argparse.Namespace) -> str:
         *_profiles(options.profile),
         *_ratios(results.of("burst")),
         *_minute_table(results.of("minute")),
+        *_metrics_cost(results.metric_runs),
         *_targets(results.of("burst"), results.of("steady"), results.of("minute")),
     ]
     notes = [f"- {r.pipeline}, {r.scenario}: {note}" for r in results.runs for note in r.notes]
@@ -195,6 +201,37 @@ def _ratios(bursts: list[Run]) -> list[str]:
         for p in peers
     ]
     return ["", "Ratios, executed/s from due to last done (burst):", *lines] if lines else []
+
+
+def _metrics_cost(runs: list[Run]) -> list[str]:
+    """Metrics on against off: medians of the alternating bursts, and their ratio."""
+    on = [r for r in runs if r.pipeline == METRICS_ON]
+    off = [r for r in runs if r.pipeline == METRICS_OFF]
+    if not on or not off:
+        return []
+
+    def rates(side: list[Run]) -> list[float]:
+        return [r.due_rate() or 0.0 for r in side]
+
+    def worker_ms(side: list[Run]) -> list[float]:
+        return [1000 * r.cpu_s.get("worker", 0.0) / max(r.executed, 1) for r in side]
+
+    rate_on, rate_off = median(rates(on)), median(rates(off))
+    cpu_on, cpu_off = median(worker_ms(on)), median(worker_ms(off))
+    return [
+        "",
+        f"### What metrics cost: {len(on)} bursts of {on[0].jobs:,} jobs each way, alternating",
+        "",
+        "| pipeline | executed/s, each burst | median | worker CPU per job, median |",
+        "|---|---|---:|---:|",
+        f"| {METRICS_ON} | {', '.join(f'{v:,.0f}' for v in rates(on))} | {rate_on:,.0f} "
+        f"| {cpu_on:.2f} ms |",
+        f"| {METRICS_OFF} | {', '.join(f'{v:,.0f}' for v in rates(off))} | {rate_off:,.0f} "
+        f"| {cpu_off:.2f} ms |",
+        "",
+        f"Metrics on ÷ off: executed/s {rate_on / max(rate_off, 1e-9):.3f}×, worker CPU per "
+        f"job {cpu_on / max(cpu_off, 1e-9):.3f}× (issue 16: they cost less than 3 %).",
+    ]
 
 
 def _minute_table(runs: list[Run]) -> list[str]:
