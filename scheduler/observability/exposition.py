@@ -25,7 +25,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from scheduler.observability.metrics import SCRAPE_GAUGES
+from scheduler.observability.metrics import JOB_STATES, SCRAPE_GAUGES
 
 __all__ = ["SNAPSHOT_VERSION", "ProcessId", "StoreGauges", "encode_snapshot", "render"]
 
@@ -61,6 +61,9 @@ class StoreGauges:
     ledger_owed: int
     ledger_taken: int
     snapshots: Sequence[str] = field(default_factory=tuple)
+    #: Jobs by state (Enabled, Disabled, Completed, Faulted), over ``jobs_counted`` jobs.
+    jobs_by_state: Mapping[str, int] = field(default_factory=dict)
+    jobs_counted: int = 0
 
 
 def encode_snapshot(registry: CollectorRegistry, process: ProcessId) -> str:
@@ -132,6 +135,10 @@ def _add_gauges(merged: _Merged, store: StoreGauges | None, alive: Mapping[str, 
             {
                 "takt_store_jobs": [({}, store.jobs)],
                 "takt_store_finished_jobs": [({}, store.finished_jobs)],
+                "takt_store_jobs_by_state": [
+                    ({"state": state}, store.jobs_by_state.get(state, 0)) for state in JOB_STATES
+                ],
+                "takt_store_jobs_counted": [({}, store.jobs_counted)],
                 "takt_store_ledger_entries": [
                     ({"part": "owed"}, store.ledger_owed),
                     ({"part": "taken"}, store.ledger_taken),

@@ -29,9 +29,14 @@ import time
 from scheduler.observability import ProcessId, StoreGauges
 from scheduler.store.jobs import JobStore, redis_errors
 
-__all__ = ["DueSample", "MetricsBoard"]
+__all__ = ["STATES_CAP", "STATES_EVERY_S", "DueSample", "MetricsBoard"]
 
 _FORGET_AFTER_MS = 24 * 3600 * 1000
+#: Jobs by state are counted at most this often per process (seconds) ...
+STATES_EVERY_S = 60.0
+#: ... over at most this many jobs, read this many per round trip.
+STATES_CAP = 200_000
+_STATES_CHUNK = 2_000
 
 #: The due set's size and the age of its oldest overdue entry in seconds (0: none).
 DueSample = tuple[int, float]
@@ -45,6 +50,8 @@ class MetricsBoard:
         tag = "{" + store.keys.prefix + "}"
         self._index = f"{tag}:metrics"
         self._key_prefix = f"{tag}:metrics:"
+        self._states: tuple[dict[str, int], int] | None = None
+        self._states_at = 0.0
 
     def snapshot_key(self, process: ProcessId) -> str:
         return self._key_prefix + process.member
@@ -73,7 +80,8 @@ class MetricsBoard:
 
     def gauges(self) -> StoreGauges:
         """The store's side of a scrape: job counts, the ledger's size and the snapshots
-        (a pipeline of ZCARDs: one per collection, which are few beside jobs)."""
+        (a pipeline of ZCARDs: one per collection, which are few beside jobs), and the
+        jobs by state (counted at most every :data:`STATES_EVERY_S`, see :meth:`states`)."""
         keys = self.store.keys
         with redis_errors():
             cids = [str(cid) for cid in self.store.redis.zrange(keys.collections, 0, -1)]
@@ -84,13 +92,45 @@ class MetricsBoard:
             pipe.zcard(keys.ledger)
             pipe.zcard(keys.ledger_taken)
             *per_collection, finished, owed, taken = pipe.execute()
+        by_state, counted = self.states(cids)
         return StoreGauges(
             jobs=sum(per_collection),
             finished_jobs=finished,
             ledger_owed=owed,
             ledger_taken=taken,
             snapshots=self.snapshots(),
+            jobs_by_state=by_state,
+            jobs_counted=counted,
         )
+
+    def states(self, cids: list[str]) -> tuple[dict[str, int], int]:
+        """Jobs by state, and how many jobs that covers. No index holds the states, so
+        each job's ``state`` field is read (pipelines of :data:`_STATES_CHUNK`), at most
+        :data:`STATES_CAP` jobs (a larger store's counts cover that many: the second
+        figure says so), and at most once every :data:`STATES_EVERY_S` per process:
+        scrapes in between get the last count."""
+        now = time.monotonic()
+        if self._states is not None and now - self._states_at < STATES_EVERY_S:
+            return self._states
+        keys = self.store.keys
+        counts: dict[str, int] = {}
+        counted = 0
+        with redis_errors():
+            for cid in cids:
+                stop = STATES_CAP - counted - 1
+                names = [str(name) for name in self.store.redis.zrange(keys.jobs(cid), 0, stop)]
+                for start in range(0, len(names), _STATES_CHUNK):
+                    pipe = self.store.redis.pipeline(transaction=False)
+                    for name in names[start : start + _STATES_CHUNK]:
+                        pipe.hget(keys.job(f"{cid}/{name}"), "state")
+                    for state in pipe.execute():
+                        if state is not None:  # deleted meanwhile
+                            counts[str(state)] = counts.get(str(state), 0) + 1
+                            counted += 1
+                if counted >= STATES_CAP:
+                    break
+        self._states, self._states_at = (counts, counted), now
+        return self._states
 
     def due_sample(self) -> DueSample:
         """The due set's size and how long its earliest entry is overdue, by Redis's clock."""

@@ -22,6 +22,7 @@ from scheduler.domain.models import JobCollection, JobProperties
 from scheduler.observability import MetricsPusher, ProcessId, encode_snapshot, process_registry
 from scheduler.observability.metrics import BEAT_FIRINGS, STORE_ERRORS
 from scheduler.settings import TaktSettings
+from scheduler.store import metrics as store_metrics
 from scheduler.store.jobs import JobStore
 from scheduler.store.metrics import MetricsBoard
 from tests.support.helpers import wait_until
@@ -80,6 +81,41 @@ def test_the_store_s_gauges_count_jobs_ledger_and_due_set(store: JobStore) -> No
     assert (gauges.jobs, gauges.finished_jobs, gauges.ledger_owed) == (2, 0, 0)
     assert size >= 2  # the built-in retention jobs may be there too
     assert 59 <= oldest_s < 120
+
+
+def test_jobs_are_counted_by_state_across_collections_at_most_once_a_minute(
+    store: JobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given jobs in every state, in two collections
+    job = JobProperties.model_validate(
+        {"action": {"type": "Http", "request": {"uri": "http://127.0.0.1:9/", "method": "GET"}}}
+    )
+    states = {"Enabled": 3, "Disabled": 2, "Completed": 1, "Faulted": 1}
+    for n, (state, count) in enumerate(states.items()):
+        cid = f"s/rg/c{n % 2}"
+        store.put_collection(cid, JobCollection())
+        for i in range(count):
+            jid = f"{cid}/{state.lower()}-{i}"
+            store.put_job(jid, job, owner="admin", next_fire_ms=None)
+            store.redis.hset(store.keys.job(jid), "state", state)
+    board = MetricsBoard(store)
+
+    # When a scrape reads the gauges
+    gauges = board.gauges()
+
+    # Then every job is counted under its state
+    assert dict(gauges.jobs_by_state) == states
+    assert gauges.jobs_counted == gauges.jobs == 7
+
+    # ... and a scrape within the minute gets the same count, not a new scan
+    store.redis.hset(store.keys.job("s/rg/c0/enabled-0"), "state", "Disabled")
+    assert dict(board.gauges().jobs_by_state) == states
+
+    # ... while a store larger than the cap is counted up to the cap, and says so
+    monkeypatch.setattr(store_metrics, "STATES_CAP", 4)
+    capped = MetricsBoard(store).gauges()
+    assert capped.jobs_counted == 4
+    assert sum(capped.jobs_by_state.values()) == 4
 
 
 def test_a_pusher_writes_its_registry_and_counts_a_store_that_does_not_answer(
