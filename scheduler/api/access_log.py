@@ -12,7 +12,9 @@ import logging
 import time
 from urllib.parse import quote
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from scheduler.observability.asgi import StatusNote
 
 __all__ = ["AccessLog"]
 
@@ -30,16 +32,10 @@ class AccessLog:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = 500
-
-        async def send_and_note(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
+        noted = StatusNote(send)
 
         try:
-            await self.app(scope, receive, send_and_note)
+            await self.app(scope, receive, noted)
         finally:
             client = scope.get("client")
             query = scope.get("query_string", b"")
@@ -50,6 +46,6 @@ class AccessLog:
                 quote(scope.get("root_path", "") + scope["path"]),  # no raw newlines in the log
                 "?" + query.decode("latin-1") if query else "",
                 scope["http_version"],
-                status,
+                noted.status,
                 (time.perf_counter() - started) * 1000,
             )

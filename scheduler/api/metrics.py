@@ -18,7 +18,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from scheduler.api.deps import bearer, principal
 from scheduler.errors import Forbidden, StoreError
@@ -29,6 +29,7 @@ from scheduler.observability import (
     process_registry,
     render,
 )
+from scheduler.observability.asgi import StatusNote
 from scheduler.observability.metrics import API_REQUEST_DURATION, API_REQUESTS, STORE_ERRORS
 from scheduler.settings import TaktSettings
 from scheduler.store.jobs import JobStore
@@ -81,20 +82,14 @@ class RequestMetrics:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = 500
-
-        async def send_and_note(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
+        noted = StatusNote(send)
 
         try:
-            await self.app(scope, receive, send_and_note)
+            await self.app(scope, receive, noted)
         finally:
             route = getattr(scope.get("route"), "path", None) or UNMATCHED
             method = scope["method"] if scope["method"] in _METHODS else "OTHER"
-            counter, histogram = self._child(route, method, status)
+            counter, histogram = self._child(route, method, noted.status)
             counter.inc()
             histogram.observe(time.perf_counter() - started)
 

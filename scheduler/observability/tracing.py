@@ -34,6 +34,7 @@ from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any, Literal
 
+from scheduler.observability.asgi import StatusNote
 from scheduler.observability.logs import current_attempt
 
 if TYPE_CHECKING:
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
     from opentelemetry.trace import Span, Tracer
-    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+    from starlette.types import ASGIApp, Receive, Scope, Send
 
 __all__ = [
     "SpanKindName",
@@ -228,13 +229,7 @@ class TracingMiddleware:
             return
         from opentelemetry.trace import SpanKind, Status, StatusCode
 
-        status = 500
-
-        async def send_and_note(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
+        noted = StatusNote(send)
 
         method = str(scope["method"])
         with tracer.start_as_current_span(
@@ -246,14 +241,14 @@ class TracingMiddleware:
             set_status_on_exception=False,
         ) as current:
             try:
-                await self.app(scope, receive, send_and_note)
+                await self.app(scope, receive, noted)
             finally:
                 route = getattr(scope.get("route"), "path", None)
                 if route:
                     current.update_name(f"{method} {route}")
                     current.set_attribute("http.route", route)
-                current.set_attribute("http.response.status_code", status)
-                if status >= 500:
+                current.set_attribute("http.response.status_code", noted.status)
+                if noted.status >= 500:
                     current.set_status(Status(StatusCode.ERROR))
 
 
