@@ -55,6 +55,7 @@ from scheduler.settings import TaktSettings, load_settings
 from scheduler.store.jobs import JobStore
 from tests.support.arm import API_VERSION
 from tests.support.helpers import ADMIN_TOKEN, free_port, wait_until
+from tests.support.swagger import ValidatingTransport, validating_client
 
 SUB, RG, COLL = "sub1", "rg1", "hostile"
 SEED = "seed"  # the job PATCH and the console's save form change
@@ -546,7 +547,7 @@ def world(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     port = free_port()
     server, thread = _serve(create_api(settings, store, _no_manual_runs), port)
     base_url = f"http://127.0.0.1:{port}"
-    api = httpx.Client(
+    api = validating_client(
         base_url=base_url,
         timeout=30,
         headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
@@ -671,7 +672,11 @@ def _client_status(exc: TaktError) -> int:
 
 def _call_client(world: World, call: Callable[[SchedulerClient], Any]) -> Outcome:
     with SchedulerClient(
-        world.base_url, ADMIN_TOKEN, subscription=SUB, resource_group=RG
+        world.base_url,
+        ADMIN_TOKEN,
+        subscription=SUB,
+        resource_group=RG,
+        transport=ValidatingTransport(),
     ) as client:
         try:
             call(client)

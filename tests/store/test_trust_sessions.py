@@ -26,6 +26,7 @@ from scheduler.store.jobs import JobStore
 from scheduler.store.principals import ADMIN_PRINCIPAL, Role, ensure_principal_key
 from tests.support.arm import API_VERSION, get_job, http_job, new_collection, put_job
 from tests.support.helpers import ADMIN_TOKEN, free_port, wait_until
+from tests.support.swagger import validating_client
 
 SIGN_IN_FAILURES = 10  # failed sign-ins per address the console allows per window
 SIGN_IN_WINDOW_S = 300
@@ -70,7 +71,7 @@ def clients() -> Iterator[Clients]:
 
     def client(url: str, address: str = "127.0.0.1") -> httpx.Client:
         transport = httpx.HTTPTransport(local_address=address)
-        made.append(httpx.Client(base_url=url, transport=transport, timeout=10))
+        made.append(validating_client(base_url=url, transport=transport, timeout=10))
         return made[-1]
 
     yield client
@@ -79,7 +80,7 @@ def clients() -> Iterator[Clients]:
 
 
 def _admin(url: str) -> httpx.Client:
-    return httpx.Client(
+    return validating_client(
         base_url=url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=10
     )
 

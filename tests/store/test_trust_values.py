@@ -28,6 +28,7 @@ from scheduler.settings import TaktSettings
 from scheduler.store.jobs import JobStore
 from tests.support.arm import API_VERSION, collection_path
 from tests.support.helpers import ADMIN_TOKEN
+from tests.support.swagger import validated
 
 with warnings.catch_warnings():
     # Starlette now asks for its httpx fork; the httpx it warns about works the same here.
@@ -42,7 +43,7 @@ Mutation = Callable[[dict[str, Any]], None]
 
 @pytest.fixture
 def api(settings: TaktSettings, store: JobStore) -> Iterator[TestClient]:
-    with TestClient(create_api(settings, store)) as client:
+    with validated(TestClient(create_api(settings, store))) as client:
         client.headers["Authorization"] = f"Bearer {ADMIN_TOKEN}"
         yield client
 
