@@ -15,7 +15,7 @@ from celery import Celery
 from kombu import Exchange, Queue
 
 from scheduler.dispatch.routing import queue_names
-from scheduler.dispatch.transport import REDIS_SCHEMES
+from scheduler.dispatch.transport import install as install_transport
 from scheduler.settings import TaktSettings, load_settings
 
 __all__ = ["TaktCelery", "celery_config"]
@@ -27,6 +27,7 @@ class TaktCelery(Celery):
     never when the app is built."""
 
     def __init__(self, settings: TaktSettings | None = None) -> None:
+        install_transport()  # Takt's Redis transport for redis:// brokers
         super().__init__("takt", set_as_current=False)
         self._takt_settings = settings
         self.add_defaults(lambda: celery_config(self.settings))
@@ -40,10 +41,6 @@ def _is_amqp(url: str) -> bool:
     return url.startswith(("amqp", "pyamqp"))
 
 
-def _scheme(url: str) -> str:
-    return url.partition("://")[0].lower()
-
-
 def _restore_interval(settings: TaktSettings) -> float:
     """Seconds between a worker's scans for expired deliveries."""
     return max(1.0, min(10.0, settings.redelivery_timeout_s / 6))
@@ -55,11 +52,6 @@ def celery_config(settings: TaktSettings) -> dict[str, Any]:
     return {
         "broker_url": settings.celery_broker_url,
         "broker_connection_retry_on_startup": True,
-        **(
-            {"broker_transport": "scheduler.dispatch.transport:Transport"}
-            if _scheme(settings.celery_broker_url) in REDIS_SCHEMES
-            else {}
-        ),
         # Redelivery of an unacknowledged message on the Redis transport; longer than any
         # action's timeout plus any countdown, so no attempt is delivered twice.
         "broker_transport_options": {

@@ -21,6 +21,9 @@ CPU goes"). This transport keeps kombu's protocol, keys and guarantees, and:
   the redelivery timeout and dropped by their attempt's lease, as recorded already.
 
 Nothing changes for publishers (the beat, the API) or consumers without an event loop.
+
+:func:`install` makes it the transport of ``redis://`` and ``rediss://`` URLs in the
+process (kombu's alias table), so URLs and what Flower shows of them stay kombu's.
 """
 
 from __future__ import annotations
@@ -30,11 +33,11 @@ from importlib.resources import files
 from time import time
 from typing import Any, cast
 
+from kombu.transport import TRANSPORT_ALIASES, virtual
 from kombu.transport import redis as kombu_redis
-from kombu.transport import virtual
 from kombu.utils.json import loads
 
-__all__ = ["ACK_FLUSH_S", "REDIS_SCHEMES", "TAKE_BATCH", "Transport"]
+__all__ = ["ACK_FLUSH_S", "REDIS_SCHEMES", "TAKE_BATCH", "Transport", "install"]
 
 log = logging.getLogger(__name__)
 
@@ -180,3 +183,11 @@ class Transport(kombu_redis.Transport):
                 # The connection is lost; the consumer reconnects. Those messages are
                 # delivered again after the redelivery timeout and dropped by their lease.
                 log.warning("could not send acknowledgements: the broker connection is lost")
+
+
+def install() -> None:
+    """Serve ``redis://`` and ``rediss://`` brokers with :class:`Transport` in this
+    process. By kombu's own alias rather than Celery's ``broker_transport``: a connection's
+    URL keeps its ``redis`` scheme, which Flower's broker page reads to know the broker."""
+    for scheme in REDIS_SCHEMES:
+        TRANSPORT_ALIASES[scheme] = f"{__name__}:Transport"

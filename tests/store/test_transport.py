@@ -10,7 +10,7 @@ import redis
 from kombu import Consumer, Exchange, Message, Producer, Queue
 
 from scheduler.dispatch import TaktCelery
-from scheduler.dispatch.transport import Channel
+from scheduler.dispatch.transport import Channel, Transport
 from scheduler.settings import TaktSettings, load_settings
 
 MESSAGES = 200
@@ -94,9 +94,18 @@ def _calls(server: redis.Redis, command: str) -> int:
     return int(stats.get("calls", 0))
 
 
-def test_an_amqp_broker_keeps_kombu_s_own_transport(settings: TaktSettings) -> None:
-    app = _app(settings, "amqp://guest:guest@127.0.0.1:5672//")
-    assert "broker_transport" not in app.conf or app.conf.broker_transport is None
+def test_a_redis_broker_url_keeps_its_scheme_and_amqp_keeps_kombu_s_transport(
+    settings: TaktSettings, broker: str
+) -> None:
+    # A Redis broker's connection is Takt's transport, under kombu's own "redis" name:
+    # Flower's broker page chooses its view of the queues by that URL's scheme
+    with _app(settings, broker).connection_for_write() as connection:
+        assert isinstance(connection.default_channel, Channel)
+        assert connection.as_uri().startswith("redis://")
+    # RabbitMQ's is kombu's own (no connection is opened)
+    amqp = _app(settings, "amqp://guest:guest@127.0.0.1:5672//").connection_for_write()
+    assert amqp.transport_cls == "amqp"
+    assert not issubclass(amqp.transport.__class__, Transport)
 
 
 def test_messages_taken_in_a_batch_and_never_acknowledged_come_back_whole(
