@@ -37,7 +37,7 @@ metric                                         counted in
 from __future__ import annotations
 
 import threading
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Literal
 
@@ -118,6 +118,24 @@ class BatchHistogram(Collector):
         for value in values_s:
             counts[bisect_left(bounds, value)] += 1
             total += value
+        with self._lock:
+            self._counts = [mine + new for mine, new in zip(self._counts, counts, strict=True)]
+            self._sum += total
+
+    def observe_ages(self, times_ms: Iterable[int], now_ms: int) -> None:
+        """Observe how old each of ``times_ms`` is at ``now_ms``, in seconds (0 for a time
+        still to come): the beat's lateness of a batch. The same counts as
+        :meth:`observe_many` of those ages, in C's loops rather than Python's (sorting,
+        summing, one bisection per bucket): a batch's firings cost nanoseconds each."""
+        ordered = sorted(times_ms)
+        past = bisect_right(ordered, now_ms)  # the times not to come, ordered[:past]
+        total = (now_ms * past - sum(ordered[:past])) / 1000
+        counts, below = [0] * len(self._counts), 0
+        for index, bound in enumerate(self._bounds):
+            # ages <= bound  <=>  time >= now - bound; a time to come is age 0 (<= any)
+            within = len(ordered) - bisect_left(ordered, now_ms - bound * 1000)
+            counts[index], below = within - below, within
+        counts[-1] = len(ordered) - below
         with self._lock:
             self._counts = [mine + new for mine, new in zip(self._counts, counts, strict=True)]
             self._sum += total

@@ -51,9 +51,9 @@ class BeatRecorder:
         late as its scheduled time is old."""
         if not self.enabled:
             return
-        late_s = [max(0, published_ms - occurrence_ms) / 1000 for occurrence_ms in occurrences_ms]
-        BEAT_FIRINGS.inc(len(late_s))
-        BEAT_LATENESS.observe_many(late_s)
+        occurrences = list(occurrences_ms)
+        BEAT_FIRINGS.inc(len(occurrences))
+        BEAT_LATENESS.observe_ages(occurrences, published_ms)
 
     def recovered(self, count: int) -> None:
         if self.enabled and count:

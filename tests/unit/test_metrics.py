@@ -21,6 +21,7 @@ from scheduler.observability import (
 from scheduler.observability import metrics as definitions
 from scheduler.observability.metrics import (
     BEAT_FIRINGS,
+    BEAT_LATENESS,
     WORKER_ATTEMPTS,
     BatchHistogram,
     collection_label,
@@ -78,6 +79,42 @@ def test_a_batch_histogram_counts_as_prometheus_client_s_histogram_does() -> Non
         theirs.observe(value)
 
     # Then the buckets, count and sum agree
+    def samples(families: object) -> dict[tuple[str, str], float]:
+        return {
+            (s.name, s.labels.get("le", "")): s.value
+            for family in families  # type: ignore[attr-defined]
+            for s in family.samples
+            if not s.name.endswith("_created")
+        }
+
+    mine, reference = samples(ours.collect()), samples(registry.collect())
+    assert mine.keys() == reference.keys()
+    for key, value in reference.items():
+        assert mine[key] == pytest.approx(value), key
+
+
+@pytest.mark.parametrize("seed", range(200))
+def test_a_batch_histogram_counts_ages_as_prometheus_client_s_histogram_does(seed: int) -> None:
+    # Given a batch of occurrence times (ms) around a publish time: in the past, in the
+    # future, on bucket bounds exactly, repeated (a burst due at one instant)
+    rng = random.Random(seed)
+    now_ms = 1_800_000_000_000
+    buckets = BEAT_LATENESS._bounds if seed % 2 else (0.005, 0.01, 0.1, 1.0, 60.0, 3600.0)
+    on_bounds = [round(bound * 1000) for bound in buckets]
+    times = [
+        now_ms - rng.choice([*on_bounds, 0, 17, rng.randint(-5000, 7_200_000)])
+        for _ in range(rng.randint(0, 600))
+    ]
+    ours = BatchHistogram("takt_test_seconds", "test", buckets)
+    registry = CollectorRegistry()
+    theirs = Histogram("takt_test_seconds", "test", buckets=buckets, registry=registry)
+
+    # When ours takes their ages in one batch and theirs one by one
+    ours.observe_ages(times, now_ms)
+    for time_ms in times:
+        theirs.observe(max(0, now_ms - time_ms) / 1000)
+
+    # Then every bucket, the count and the sum agree
     def samples(families: object) -> dict[tuple[str, str], float]:
         return {
             (s.name, s.labels.get("le", "")): s.value
