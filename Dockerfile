@@ -5,7 +5,8 @@ COPY pyproject.toml README.md ./
 COPY scheduler ./scheduler
 COPY beat ./beat
 COPY workers ./workers
-RUN pip install --no-cache-dir . && useradd --system --uid 10001 takt
+# With the otel extra, so that TAKT_TRACING=true traces in the image (docs/operations.md).
+RUN pip install --no-cache-dir ".[otel]" && useradd --system --uid 10001 takt
 USER takt
 ENV TAKT_DATA_DIR=/tmp/takt
 EXPOSE 8000 5555
