@@ -6,13 +6,16 @@ issue's full version a worker too; a third case does the same with a CPU hog (on
 process per core) beside the fleet, as when other work loads the machine.
 
 Late is not lost. Before counting, the test waits (bounded) until the deployment owes
-nothing: the execution ledger is empty (every attempt handed out was recorded), the
+nothing: the window's last occurrence is due and no job due by then is left unclaimed in
+the due set, the execution ledger is empty (every attempt handed out was recorded), the
 action queues and kombu's unacknowledged messages are empty, and no claim is pending in
-the claims stream. Then every occurrence of the window has exactly one Completed history
-entry (dispatched once, executed at least once, recorded once). How late they were
-recorded (p50/p99/max of recorded - scheduled time) is reported beside the result, not
-judged, unless absurd. If the fleet does not drain in time, the failure says how many
-occurrences are still owed (late) and how many are owed by nobody (lost).
+the claims stream. (A fleet that keeps up owes nothing between two occurrences: without
+the first two conditions, the count could start a second before the last one fires.)
+Then every occurrence of the window has exactly one Completed history entry
+(dispatched once, executed at least once, recorded once). How late they were recorded
+(p50/p99/max of recorded - scheduled time) is reported beside the result, not judged,
+unless absurd. If the fleet does not drain in time, the failure says how many occurrences
+are still owed (late) and how many are owed by nobody (lost).
 
 A worker SIGKILLed between kombu's BRPOP and its unacknowledged bookkeeping takes a
 message with it; the execution ledger (scheduler.store.ledger) has a beat deliver that attempt
@@ -298,11 +301,13 @@ def test_nothing_is_lost_or_doubled_when_beats_and_workers_die(
             if worker_signal is not None:
                 fleet.kill_one("worker", worker_signal)
 
-        # Then, once nothing is owed, queued, unacknowledged or claimed any more (a late
-        # occurrence is still owed; a lost one is owed by nobody) ...
+        # Then, once the window's last occurrence is due and nothing is unclaimed, owed,
+        # queued, unacknowledged or claimed any more (a late occurrence is still owed; a
+        # lost one is owed by nobody) ...
         window_end = start + timedelta(seconds=WINDOW_S)
+        last_due = window_end - timedelta(seconds=1)
         try:
-            wait_drained(store, store.redis, timeout_s=DRAIN_S)
+            wait_drained(store, store.redis, timeout_s=DRAIN_S, last_due=last_due)
         except AssertionError as late:
             raise AssertionError(f"{late}\n{_account(store, expected)}") from None
         drained_after = datetime.now(UTC) - window_end

@@ -8,10 +8,12 @@ import subprocess
 import sys
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import redis
 
+from scheduler.clock import to_ms
 from scheduler.dispatch.routing import queue_names
 from scheduler.store.jobs import JobStore
 from scheduler.store.keys import CLAIM_GROUP
@@ -29,8 +31,9 @@ KOMBU_RESTORE_LOCK = "unacked_mutex"
 class Backlog:
     """What a deployment has handed out and not finished: attempts the execution ledger
     owes, messages waiting in its action queues or taken by a worker and not acknowledged,
-    and claims a beat took and has not acknowledged. Counting what ran is only fair once
-    all of them are zero: before that an occurrence may be late, not lost."""
+    and claims a beat took and has not acknowledged; and what it has not handed out yet:
+    jobs due by the time the count is for that no beat claimed. Counting what ran is only
+    fair once all of them are zero: before that an occurrence may be late, not lost."""
 
     owed: int
     queued: int
@@ -39,26 +42,32 @@ class Backlog:
     #: How long kombu's restore lock is still held (ms; -2 when free): no taken message
     #: comes back before it expires.
     restore_lock_ms: int = -2
+    #: Jobs in the due set due by the time asked about (0 when none was asked about).
+    unclaimed: int = 0
 
     @property
     def empty(self) -> bool:
-        return not (self.owed or self.queued or self.unacked or self.claimed)
+        return not (self.owed or self.queued or self.unacked or self.claimed or self.unclaimed)
 
     def __str__(self) -> str:
         lock = "free" if self.restore_lock_ms < 0 else f"held {self.restore_lock_ms} ms more"
         return (
+            f"{self.unclaimed} job(s) due and not claimed, "
             f"{self.owed} attempt(s) owed by the ledger, {self.queued} message(s) queued, "
             f"{self.unacked} taken and unacknowledged, {self.claimed} claim(s) pending, "
             f"kombu's restore lock {lock}"
         )
 
 
-def backlog(store: JobStore, broker: redis.Redis) -> Backlog:
-    """The backlog of the deployment of ``store`` (a Redis ``broker``), in two round trips."""
+def backlog(store: JobStore, broker: redis.Redis, due_by_ms: int | None = None) -> Backlog:
+    """The backlog of the deployment of ``store`` (a Redis ``broker``), in two round trips;
+    with ``due_by_ms``, jobs due by then that no beat claimed count too."""
     with store.redis.pipeline(transaction=False) as pipe:
         pipe.zcard(store.keys.ledger)
         pipe.xpending(store.keys.claims, CLAIM_GROUP)
-        owed, pending = pipe.execute(raise_on_error=False)
+        if due_by_ms is not None:
+            pipe.zcount(store.keys.due, "-inf", due_by_ms)
+        owed, pending, *due = pipe.execute(raise_on_error=False)
     with broker.pipeline(transaction=False) as pipe:
         for queue in queue_names(store.keys.prefix):
             pipe.llen(queue)
@@ -67,17 +76,27 @@ def backlog(store: JobStore, broker: redis.Redis) -> Backlog:
         *queued, unacked, lock_ms = pipe.execute()
     # No claims group yet (no beat started): nothing claimed.
     claimed = 0 if isinstance(pending, redis.ResponseError) else int(pending["pending"])
-    return Backlog(int(owed), sum(queued), int(unacked), claimed, int(lock_ms))
+    return Backlog(int(owed), sum(queued), int(unacked), claimed, int(lock_ms), sum(due))
 
 
-def wait_drained(store: JobStore, broker: redis.Redis, timeout_s: float) -> None:
+def wait_drained(
+    store: JobStore, broker: redis.Redis, timeout_s: float, last_due: datetime | None = None
+) -> None:
     """Wait until the deployment's backlog is empty; fail after ``timeout_s`` naming what
-    is left."""
+    is left.
+
+    With ``last_due`` (the last occurrence the caller counts), it is not empty before that
+    time has come and every job due by then was claimed: a fleet that keeps up owes nothing
+    between two occurrences, and an occurrence still to come is not one that was lost.
+    """
     left = Backlog(0, 0, 0, 0)
+    due_by_ms = None if last_due is None else to_ms(last_due)
 
     def drained() -> bool:
         nonlocal left
-        left = backlog(store, broker)
+        if last_due is not None and datetime.now(UTC) <= last_due:
+            return False
+        left = backlog(store, broker, due_by_ms)
         return left.empty
 
     try:
