@@ -17,6 +17,7 @@ from redis.retry import Retry
 
 from scheduler.domain.redaction import redact_urls
 from scheduler.settings import TaktSettings
+from scheduler.store.connections import client_for
 
 __all__ = ["listen_problem", "store_problem"]
 
@@ -73,7 +74,7 @@ def store_problem(settings: TaktSettings) -> str | None:
 
 def _no_answer(url: str) -> str | None:
     try:
-        client = redis.Redis.from_url(
+        client = client_for(
             url,
             socket_timeout=STORE_TIMEOUT_S,
             socket_connect_timeout=STORE_TIMEOUT_S,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from typing import Any
+from urllib.parse import quote
 
 from celery import Celery
 from kombu import Exchange, Queue
@@ -17,8 +18,9 @@ from kombu import Exchange, Queue
 from scheduler.dispatch.routing import queue_names
 from scheduler.dispatch.transport import install as install_transport
 from scheduler.settings import TaktSettings, load_settings
+from scheduler.store.connections import is_sentinel_url, parse_sentinel_url
 
-__all__ = ["TaktCelery", "celery_config"]
+__all__ = ["TaktCelery", "celery_config", "kombu_broker"]
 
 
 class TaktCelery(Celery):
@@ -46,11 +48,33 @@ def _restore_interval(settings: TaktSettings) -> float:
     return max(1.0, min(10.0, settings.redelivery_timeout_s / 6))
 
 
+def kombu_broker(url: str) -> tuple[str, dict[str, Any]]:
+    """The broker URL in kombu's terms and the transport options it needs: a Sentinel URL
+    (``redis+sentinel://…/service/db``, :mod:`scheduler.store.connections`) becomes kombu's
+    ``sentinel://`` list with the ``master_name`` option; any other URL stays as it is."""
+    if not is_sentinel_url(url):
+        return url, {}
+    address = parse_sentinel_url(url)
+    login = ""
+    if address.password is not None:
+        login = f"{quote(address.username or '', safe='')}:{quote(address.password, safe='')}@"
+    hosts = (f"[{host}]" if ":" in host else host for host, _ in address.sentinels)
+    urls = ";".join(
+        f"sentinel://{login}{host}:{port}/{address.db}"
+        for host, (_, port) in zip(hosts, address.sentinels, strict=True)
+    )
+    options: dict[str, Any] = {"master_name": address.service}
+    if address.sentinel_kwargs():
+        options["sentinel_kwargs"] = address.sentinel_kwargs()
+    return urls, options
+
+
 def celery_config(settings: TaktSettings) -> dict[str, Any]:
     """The Celery settings of every Takt process (worker, beat, API)."""
     queues = queue_names(settings.key_prefix)
+    broker_url, sentinel_options = kombu_broker(settings.celery_broker_url)
     return {
-        "broker_url": settings.celery_broker_url,
+        "broker_url": broker_url,
         "broker_connection_retry_on_startup": True,
         # Redelivery of an unacknowledged message on the Redis transport; longer than any
         # action's timeout plus any countdown, so no attempt is delivered twice.
@@ -69,6 +93,7 @@ def celery_config(settings: TaktSettings) -> dict[str, Any]:
             # On AMQP a publish returns once the broker confirmed it (the Celery action's
             # success); on Redis the LPUSH's reply is that confirmation.
             **({"confirm_publish": True} if _is_amqp(settings.celery_broker_url) else {}),
+            **sentinel_options,
         },
         "task_serializer": "json",
         "accept_content": ["json"],

@@ -19,6 +19,8 @@ import uuid
 from json.encoder import encode_basestring_ascii
 from typing import Any
 
+from scheduler.store.connections import is_sentinel_url
+
 __all__ = ["MessageTemplate", "is_redis_url", "protocol2_message"]
 
 _EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
@@ -170,4 +172,5 @@ _json_str = encode_basestring_ascii
 
 
 def is_redis_url(url: str) -> bool:
-    return url.startswith(("redis://", "rediss://", "unix://", "valkey://"))
+    """Whether the broker at ``url`` is Redis (or Valkey): a server's URL or a Sentinel one."""
+    return url.startswith(("redis://", "rediss://", "unix://", "valkey://")) or is_sentinel_url(url)

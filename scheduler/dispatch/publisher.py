@@ -36,6 +36,7 @@ from scheduler.dispatch.messages import MessageTemplate, is_redis_url, protocol2
 from scheduler.dispatch.routing import route_for, task_id_for
 from scheduler.domain.models import ActionType
 from scheduler.observability import tracing
+from scheduler.store.connections import client_for
 
 __all__ = [
     "BatchPublisher",
@@ -136,7 +137,7 @@ class PipelinePublisher:
     """
 
     def __init__(self, broker_url: str, prefix: str) -> None:
-        self.redis = redis.Redis.from_url(broker_url)
+        self.redis = client_for(broker_url)
         self.prefix = prefix
         self.origin = f"gen{os.getpid()}@{socket.gethostname()}"
         self.reply_to = str(uuid.uuid4())
@@ -236,7 +237,7 @@ class UserTaskSender:
 
     @cached_property
     def _broker(self) -> redis.Redis:
-        return redis.Redis.from_url(self.broker_url)
+        return client_for(self.broker_url)
 
     @cached_property
     def _origin(self) -> str:

@@ -37,12 +37,22 @@ from kombu.transport import TRANSPORT_ALIASES, virtual
 from kombu.transport import redis as kombu_redis
 from kombu.utils.json import loads
 
-__all__ = ["ACK_FLUSH_S", "REDIS_SCHEMES", "TAKE_BATCH", "Transport", "install"]
+__all__ = [
+    "ACK_FLUSH_S",
+    "REDIS_SCHEMES",
+    "SENTINEL_SCHEME",
+    "TAKE_BATCH",
+    "SentinelTransport",
+    "Transport",
+    "install",
+]
 
 log = logging.getLogger(__name__)
 
 #: The broker URL schemes this transport serves (kombu's Redis transport's own).
 REDIS_SCHEMES = ("redis", "rediss")
+#: ... and kombu's scheme for Redis through Sentinel.
+SENTINEL_SCHEME = "sentinel"
 #: Most messages taken off a queue in one go, after the one BRPOP returned.
 TAKE_BATCH = 64
 #: How long a consumer's acknowledgements wait to be sent together (seconds)...
@@ -185,9 +195,24 @@ class Transport(kombu_redis.Transport):
                 log.warning("could not send acknowledgements: the broker connection is lost")
 
 
+class SentinelChannel(kombu_redis.SentinelChannel, Channel):
+    """:class:`Channel` on the primary kombu's Sentinel channel finds (its pool asks the
+    Sentinels for the primary on each new connection)."""
+
+
+class SentinelTransport(Transport):
+    """:class:`Transport` through Redis Sentinel (kombu's ``sentinel://`` URLs, with the
+    ``master_name`` transport option)."""
+
+    default_port = kombu_redis.SentinelTransport.default_port
+    Channel = SentinelChannel
+
+
 def install() -> None:
-    """Serve ``redis://`` and ``rediss://`` brokers with :class:`Transport` in this
-    process. By kombu's own alias rather than Celery's ``broker_transport``: a connection's
-    URL keeps its ``redis`` scheme, which Flower's broker page reads to know the broker."""
+    """Serve ``redis://`` and ``rediss://`` brokers with :class:`Transport`, and
+    ``sentinel://`` ones with :class:`SentinelTransport`, in this process. By kombu's own
+    alias rather than Celery's ``broker_transport``: a connection's URL keeps its scheme,
+    which Flower's broker page reads to know the broker."""
     for scheme in REDIS_SCHEMES:
         TRANSPORT_ALIASES[scheme] = f"{__name__}:Transport"
+    TRANSPORT_ALIASES[SENTINEL_SCHEME] = f"{__name__}:SentinelTransport"

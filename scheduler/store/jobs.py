@@ -38,6 +38,7 @@ from scheduler.errors import (
     UnreadableJob,
 )
 from scheduler.store.codecs import RetryMember
+from scheduler.store.connections import client_for
 from scheduler.store.keys import KeySchema
 from scheduler.store.scripts import (
     ACQUIRE_LEASE,
@@ -193,7 +194,8 @@ class JobStore:
     def from_url(
         cls, url: str, prefix: str = "takt", *, socket_timeout_s: float | None = None
     ) -> JobStore:
-        """A store over a new connection pool to ``url``.
+        """A store over a new connection pool to ``url`` (a server's, or a Sentinel URL:
+        :mod:`scheduler.store.connections`).
 
         With ``socket_timeout_s``, no call waits longer than that on the server (connect,
         or one reply), and a call is retried once, at once, only when its connection turns
@@ -208,9 +210,7 @@ class JobStore:
                 "socket_connect_timeout": socket_timeout_s,
                 "retry": Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
             }
-        client = redis.Redis.from_url(
-            url, decode_responses=True, health_check_interval=30, **options
-        )
+        client = client_for(url, decode_responses=True, health_check_interval=30, **options)
         return cls(client, KeySchema(prefix))
 
     def close(self) -> None:
