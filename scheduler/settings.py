@@ -17,7 +17,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -35,6 +35,8 @@ LEASE_MARGIN_S = 5.0
 #: Variables under this prefix belong to the test suite (``TAKT_TEST_REDIS_URL``),
 #: not to a running service, so the unknown-variable check leaves them alone.
 _RESERVED_PREFIXES = ("TAKT_TEST_",)
+#: The schemes of a store found through Redis Sentinel (as scheduler.store.connections reads).
+_SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel", "valkey+sentinel")
 
 
 class _SharedSettings(BaseSettings):
@@ -177,6 +179,19 @@ class TaktSettings(_SharedSettings):
     redis_socket_timeout_s: float = Field(
         default=5.0, gt=0, le=300, description="Longest wait on one Redis call."
     )
+    redis_min_replicas: int | None = Field(
+        default=None,
+        ge=0,
+        le=64,
+        description="Replicas each job and collection write waits for (WAIT) before the "
+        "API confirms it; unset: 1 with a Sentinel URL, 0 otherwise.",
+    )
+    redis_replica_timeout_ms: int = Field(
+        default=1000,
+        ge=1,
+        le=60_000,
+        description="How long a write waits for its replicas before the API answers 503.",
+    )
     valkey_maxmemory: str = Field(
         default="1gb",
         pattern=r"^[1-9][0-9]*(b|kb|mb|gb)?$",
@@ -264,6 +279,34 @@ class TaktSettings(_SharedSettings):
                 "which starts an embedded server"
             )
         return running
+
+    @model_validator(mode="after")
+    def _replicas_answer_before_the_socket_times_out(self) -> TaktSettings:
+        too_long = self.redis_replica_timeout_ms >= self.redis_socket_timeout_s * 1000
+        if too_long and self.min_replicas > 0:
+            raise ValueError(
+                f"TAKT_REDIS_REPLICA_TIMEOUT_MS ({self.redis_replica_timeout_ms}) must be "
+                f"less than TAKT_REDIS_SOCKET_TIMEOUT_S ({self.redis_socket_timeout_s:g} s): "
+                "a write waiting for its replicas would time out as if the store did not "
+                "answer"
+            )
+        return self
+
+    @property
+    def min_replicas(self) -> int:
+        """The replicas each job and collection write waits for: ``TAKT_REDIS_MIN_REPLICAS``,
+        else 1 behind Sentinel (a failover promotes a replica, and a write only the old
+        primary had is lost) and 0 on one server (it has no replica to wait for).
+
+        The URL is :attr:`store_url`'s (``takt up --ha`` records a Sentinel one), but
+        without a store this is 0 rather than an error."""
+        if self.redis_min_replicas is not None:
+            return self.redis_min_replicas
+        url = self.redis_url if self.redis_url is not None else running_store_url(self.data_dir)
+        if url is None:
+            return 0
+        scheme, separator, _ = url.partition("://")
+        return int(bool(separator) and scheme.lower() in _SENTINEL_SCHEMES)
 
     @property
     def celery_broker_url(self) -> str:
@@ -470,6 +513,9 @@ def _expected(name: str, annotation: Any, metadata: list[Any]) -> str:
     }
     if annotation is bool:
         return "true or false"
+    optional = [arg for arg in get_args(annotation) if arg is not type(None)]
+    if len(optional) == 1:  # `int | None`: unset is None, a value set is an int
+        annotation = optional[0]
     noun = {int: "an integer", float: "a number"}.get(annotation, "a text value")
     if "ge" in bounds and "le" in bounds:
         return f"{noun} from {bounds['ge']:g} to {bounds['le']:g}"
