@@ -19,7 +19,8 @@ either (``except JobNotFound`` or ``except LookupError``)::
     ├── AuthenticationFailed (PermissionError)  no key or a wrong key; a 401
     ├── Forbidden (PermissionError)            the principal may not do this; a 403
     ├── StoreError (ConnectionError)         the Redis store failed (wraps redis errors)
-    │   └── SchemaTooNew                       stored data written by a newer Takt
+    │   ├── SchemaTooNew                       stored data written by a newer Takt
+    │   └── WriteNotReplicated                 no replica acknowledged a write in time
     ├── ConfigurationError (ValueError)      settings that cannot work
     ├── FolderInUse (RuntimeError)           another `takt up` holds the data folder
     ├── CommandFailed                        a management command could not finish (its file)
@@ -111,6 +112,23 @@ class StoreError(TaktError, ConnectionError):
 
 class SchemaTooNew(StoreError):
     """A stored record carries a schema version newer than this code knows."""
+
+
+class WriteNotReplicated(StoreError):
+    """A write the primary took but fewer replicas than required acknowledged in time
+    (``WAIT``): a failover now would promote a replica without it, so it is not confirmed.
+    The write is not undone; repeating it is safe (every job and collection write is a
+    create-or-replace, a change of state or a delete)."""
+
+    @classmethod
+    def of(cls, acknowledged: int, required: int, timeout_ms: int) -> WriteNotReplicated:
+        """The error for a ``WAIT required timeout_ms`` that answered ``acknowledged``."""
+        who = "no replica" if acknowledged == 0 else f"only {acknowledged} of {required} replicas"
+        return cls(
+            f"the write reached the primary, but {who} acknowledged it within {timeout_ms} ms; "
+            "a failover could lose it, so it is not confirmed: try again once the replicas "
+            "are back"
+        )
 
 
 class ConfigurationError(TaktError, ValueError):

@@ -82,6 +82,11 @@ class WorkerContext:
                     self.settings.key_prefix,
                     socket_timeout_s=self.settings.redis_socket_timeout_s,
                 )
+                # The management commands' job writes (ImportJobs, the purges) wait for
+                # replicas like the API's; attempts, leases and retries never do.
+                self._store.require_replicas(
+                    self.settings.min_replicas, self.settings.redis_replica_timeout_ms
+                )
             return self._store
 
     @property

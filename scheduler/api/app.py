@@ -82,12 +82,17 @@ def create_api(
         token, _ = ensure_admin_token(settings)
         ensure_principal_key(own_store, ADMIN_PRINCIPAL, Role.ADMIN, token)
         ensure_builtin_jobs(own_store, utcnow())
+        # After the start's own writes, which the next start redoes: an API still starts
+        # while its replicas are away, and refuses to confirm a user's write meanwhile.
+        replicas = settings.min_replicas, settings.redis_replica_timeout_ms
+        own_store.require_replicas(*replicas)
         keys = KeyCache()
         principals = PrincipalBook(own_store, keys)
         app.state.keys = keys
         async_store = AsyncJobStore.from_url(
             settings.store_url, own_store.keys, socket_timeout_s=timeout_s
         )
+        async_store.require_replicas(*replicas)
         jobs = JobService(
             own_store,
             principals,

@@ -20,6 +20,7 @@ from scheduler.store.jobs import (
     queue_put_and_get,
     queue_save_context,
     redis_errors,
+    require_acknowledged,
     save_context_from,
     saved_job,
 )
@@ -37,6 +38,8 @@ class AsyncJobStore:
         self.connection = connection
         self.keys = keys
         self._put_sha = hashlib.sha1(PUT_JOB.encode()).hexdigest()
+        self._replicas = 0
+        self._replica_timeout_ms = 0
 
     @classmethod
     def from_url(
@@ -45,6 +48,11 @@ class AsyncJobStore:
         """A store over a new connection to ``url`` (opened on first use); with
         ``socket_timeout_s``, no call waits on the server longer than that."""
         return cls(RespConnection(url, timeout_s=socket_timeout_s), keys)
+
+    def require_replicas(self, count: int, timeout_ms: int) -> None:
+        """As :meth:`JobStore.require_replicas`, for :meth:`put_job_and_get`."""
+        self._replicas = count
+        self._replica_timeout_ms = timeout_ms
 
     async def close(self) -> None:
         await self.connection.close()
@@ -68,4 +76,12 @@ class AsyncJobStore:
     async def _put_job_and_get(self, job: NewJob) -> tuple[JobRecord, bool]:
         batch = Batch(transaction=True)
         queue_put_and_get(batch, self.keys, self._put_sha, job)
-        return saved_job(job, await self.connection.execute(batch))
+        if not self._replicas:
+            return saved_job(job, await self.connection.execute(batch))
+        # WAIT right after EXEC, in the same write on the same connection: it counts the
+        # replicas that have every write this connection sent so far, this job's included.
+        # Other requests' batches share the connection and queue behind it meanwhile.
+        batch.wait(self._replicas, self._replica_timeout_ms)
+        *replies, acknowledged = await self.connection.execute(batch)
+        require_acknowledged(int(acknowledged), self._replicas, self._replica_timeout_ms)
+        return saved_job(job, replies)

@@ -36,6 +36,7 @@ from scheduler.errors import (
     SchemaTooNew,
     StoreError,
     UnreadableJob,
+    WriteNotReplicated,
 )
 from scheduler.store.codecs import RetryMember
 from scheduler.store.connections import client_for
@@ -62,6 +63,7 @@ __all__ = [
     "queue_put_and_get",
     "queue_save_context",
     "redis_errors",
+    "require_acknowledged",
     "save_context_from",
     "saved_job",
 ]
@@ -82,6 +84,13 @@ def redis_errors() -> Iterator[None]:
         yield
     except redis.RedisError as exc:
         raise StoreError(f"job store: {exc}") from exc
+
+
+def require_acknowledged(acknowledged: int, required: int, timeout_ms: int) -> None:
+    """Raise :class:`WriteNotReplicated` when ``WAIT required timeout_ms`` answered fewer
+    replicas than required (shared by the sync and the asyncio store)."""
+    if acknowledged < required:
+        raise WriteNotReplicated.of(acknowledged, required, timeout_ms)
 
 
 def _dump(payload: dict[str, Any]) -> str:
@@ -181,6 +190,10 @@ class Attempt:
 class JobStore:
     """All reads and writes of Takt's data in one Redis (or Valkey) database."""
 
+    #: Replicas every job and collection write waits for, and how long (require_replicas).
+    _replicas = 0
+    _replica_timeout_ms = 0
+
     def __init__(self, client: redis.Redis, keys: KeySchema) -> None:
         self.redis = client
         self.keys = keys
@@ -212,6 +225,36 @@ class JobStore:
             }
         client = client_for(url, decode_responses=True, health_check_interval=30, **options)
         return cls(client, KeySchema(prefix))
+
+    def require_replicas(self, count: int, timeout_ms: int) -> None:
+        """Have every job and collection write wait until ``count`` replicas hold it, at
+        most ``timeout_ms``; when fewer do, it raises :class:`WriteNotReplicated` (the write
+        stays on the primary, unconfirmed). 0, the default, waits for none (one server).
+
+        The beat's and the workers' own writes (claims, leases, attempts, retries, the
+        execution ledger) never wait: they are the hot path, and the ledger redoes what a
+        failover loses of them.
+        """
+        self._replicas = count
+        self._replica_timeout_ms = timeout_ms
+
+    def _replicate(self) -> None:
+        """Wait for the required replicas to hold every write this store has made.
+
+        ``WAIT`` counts the replicas that acknowledged the writes of the connection it is
+        sent on, and redis-py's pool may hand the next command another connection than the
+        write's. So a tiny write of its own and ``WAIT`` go in one pipeline (one connection,
+        one round trip): the primary's replication stream is one sequence, so a replica
+        that acknowledged this later write holds the job or collection written before it.
+        """
+        if not self._replicas:
+            return
+        with redis_errors():
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.set(self.keys.replicated, "1", px=10_000)
+            pipe.wait(self._replicas, self._replica_timeout_ms)
+            acknowledged = pipe.execute()[-1]
+        require_acknowledged(int(acknowledged), self._replicas, self._replica_timeout_ms)
 
     def close(self) -> None:
         self.redis.close()
@@ -262,6 +305,7 @@ class JobStore:
             pipe.hset(key, mapping={"def": _dump(payload), "state": state})
             pipe.zadd(self.keys.collections, {cid: 0})
             existed = pipe.execute()[0]
+        self._replicate()
         return not existed
 
     def get_collection(self, cid: str) -> CollectionRecord:
@@ -280,6 +324,7 @@ class JobStore:
     def set_collection_state(self, cid: str, state: str) -> None:
         with redis_errors():
             self.redis.hset(self.keys.collection(cid), "state", state)
+        self._replicate()
 
     def collection_ids(self, prefix: str) -> list[str]:
         """Ids of the collections whose id starts with ``prefix``, in order."""
@@ -300,6 +345,7 @@ class JobStore:
             pipe.delete(self.keys.jobs(cid), self.keys.collection(cid))
             pipe.zrem(self.keys.collections, cid)
             pipe.execute()
+        self._replicate()
 
     # -- jobs ------------------------------------------------------------------------
 
@@ -335,6 +381,7 @@ class JobStore:
             if earliest is not None:
                 pipe.publish(self.keys.wake, earliest)
             replies = pipe.execute()
+        self._replicate()
         return [not existed for existed in replies[: len(jobs)]]
 
     def _queue_put(self, pipe: Any, job: NewJob) -> None:
@@ -353,10 +400,12 @@ class JobStore:
         and in one round trip; returns the stored job and whether it was created."""
         with redis_errors():
             try:
-                return self._put_job_and_get(job)
+                saved = self._put_job_and_get(job)
             except redis.exceptions.NoScriptError:  # the server restarted or flushed scripts
                 self.redis.script_load(PUT_JOB)
-                return self._put_job_and_get(job)
+                saved = self._put_job_and_get(job)
+        self._replicate()
+        return saved
 
     def _put_job_and_get(self, job: NewJob) -> tuple[JobRecord, bool]:
         pipe = self.redis.pipeline(transaction=True)
@@ -382,6 +431,7 @@ class JobStore:
             else:
                 pipe.zrem(self.keys.due, jid)
             pipe.execute()
+        self._replicate()
 
     def get_job(self, jid: str) -> JobRecord:
         with redis_errors():
@@ -418,6 +468,7 @@ class JobStore:
             for jid in jids:
                 pipe.hset(self.keys.job(jid), "queue", queue or "")
             pipe.execute()
+        self._replicate()
 
     def count_jobs(self, cid: str) -> int:
         with redis_errors():
@@ -452,6 +503,7 @@ class JobStore:
             deleted = pipe.execute()[0]
         if not deleted:
             raise JobNotFound(f"job {name!r} not found")
+        self._replicate()
 
     # -- history -----------------------------------------------------------------------
 

@@ -75,6 +75,11 @@ key                                    type    TTL                        writte
                                                                           write that proves
                                                                           the store takes
                                                                           writes)
+``{p}:replicated``                     string  10 s                       API, CLI, worker
+                                                                          (a write that
+                                                                          marks where WAIT
+                                                                          counts replicas
+                                                                          from; store/jobs.py)
 =====================================  ======  =========================  ==================
 
 The beats' consumer group on ``{p}:claims`` is :data:`CLAIM_GROUP`. Members and values
@@ -169,6 +174,10 @@ class KeySchema:
     @property
     def health(self) -> str:
         return f"{self._tag}:health"
+
+    @property
+    def replicated(self) -> str:
+        return f"{self._tag}:replicated"
 
     @property
     def job_prefix(self) -> str:
