@@ -9,7 +9,9 @@ whose per-pipeline overhead was the largest part of a creation's CPU time.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+from typing import Any
 
 import redis
 
@@ -40,6 +42,7 @@ class AsyncJobStore:
         self._put_sha = hashlib.sha1(PUT_JOB.encode()).hexdigest()
         self._replicas = 0
         self._replica_timeout_ms = 0
+        self._wait: asyncio.Future[Any] | None = None  # the WAIT sent last
 
     @classmethod
     def from_url(
@@ -76,12 +79,33 @@ class AsyncJobStore:
     async def _put_job_and_get(self, job: NewJob) -> tuple[JobRecord, bool]:
         batch = Batch(transaction=True)
         queue_put_and_get(batch, self.keys, self._put_sha, job)
-        if not self._replicas:
-            return saved_job(job, await self.connection.execute(batch))
-        # WAIT right after EXEC, in the same write on the same connection: it counts the
-        # replicas that have every write this connection sent so far, this job's included.
-        # Other requests' batches share the connection and queue behind it meanwhile.
-        batch.wait(self._replicas, self._replica_timeout_ms)
-        *replies, acknowledged = await self.connection.execute(batch)
-        require_acknowledged(int(acknowledged), self._replicas, self._replica_timeout_ms)
+        replies = await self.connection.execute(batch)
+        if self._replicas:
+            await self._replicated()
         return saved_job(job, replies)
+
+    async def _replicated(self) -> None:
+        """Wait for the required replicas to hold this connection's writes so far.
+
+        WAIT counts the replicas that acknowledged every write sent before it on its
+        connection, and blocks that connection meanwhile: one WAIT per write would queue
+        each behind the last (with no replica, n writes at once would wait n timeouts).
+        So one WAIT at a time serves every write whose reply came before it was sent. A
+        WAIT still unanswered now was sent after this write (Redis answers a connection in
+        order: one sent before would have been answered first), so it is joined;
+        otherwise a new one is sent.
+        """
+        wait = self._wait
+        if wait is None or wait.done():
+            command = self.connection.command("WAIT", self._replicas, self._replica_timeout_ms)
+            wait = self._wait = asyncio.ensure_future(command)
+            wait.add_done_callback(_retrieved)  # its writers may all have gone meanwhile
+        # Shielded: a request that goes away does not cancel the others' WAIT.
+        acknowledged = await asyncio.shield(wait)
+        require_acknowledged(int(acknowledged), self._replicas, self._replica_timeout_ms)
+
+
+def _retrieved(wait: asyncio.Future[Any]) -> None:
+    """Mark a WAIT's failure as seen, so asyncio does not log it when no one awaits it."""
+    if not wait.cancelled():
+        wait.exception()

@@ -50,7 +50,6 @@ class Batch:
         self.transaction = transaction
         self.commands: list[tuple[Any, ...]] = []
         self.parsers: list[Parse] = []
-        self.trailer: tuple[Any, ...] | None = None
 
     def _queue(self, parse: Parse, *args: Any) -> None:
         self.commands.append(args)
@@ -70,12 +69,6 @@ class Batch:
 
     def publish(self, channel: str, message: Any) -> None:
         self._queue(_same, "PUBLISH", channel, message)
-
-    def wait(self, replicas: int, timeout_ms: int) -> None:
-        """End the batch with ``WAIT replicas timeout_ms``, after ``EXEC`` when it is a
-        transaction (inside it WAIT would not wait); its reply, the replicas that
-        acknowledged every write before it on this connection, comes last."""
-        self.trailer = ("WAIT", replicas, timeout_ms)
 
 
 def _raise_if_error(reply: Any) -> None:
@@ -195,25 +188,12 @@ class RespConnection:
 
     async def execute(self, batch: Batch) -> list[Any]:
         """Send the batch in one write (inside MULTI/EXEC if it is a transaction) and
-        return its parsed replies, then the trailer's (:meth:`Batch.wait`) if it has one;
-        the first error reply is raised."""
+        return its parsed replies; the first error reply is raised."""
         protocol = await self._connected()
         commands = batch.commands
         if batch.transaction:
             commands = [("MULTI",), *commands, ("EXEC",)]
-        if batch.trailer is not None:
-            commands = [*commands, batch.trailer]
         replies = await protocol.send(commands)
-        if batch.trailer is not None:
-            *replies, trailer = replies
-            parsed = self._parsed(batch, replies)
-            _raise_if_error(trailer)  # after the batch's own: they say more
-            return [*parsed, trailer]
-        return self._parsed(batch, replies)
-
-    @staticmethod
-    def _parsed(batch: Batch, replies: list[Any]) -> list[Any]:
-        """The batch's own replies (EXEC's, in a transaction), parsed; errors raised."""
         if batch.transaction:
             for reply in replies[:-1]:
                 _raise_if_error(reply)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -232,6 +233,45 @@ def test_the_async_store_fails_when_no_replica_acknowledges(pair: Pair) -> None:
     # When the asyncio store writes a job waiting for one, then it says none acknowledged
     with pytest.raises(WriteNotReplicated, match=NOT_ACKNOWLEDGED):
         asyncio.run(_put_async(pair.url, 1, _job("one")))
+
+
+async def _put_many_async(url: str, count: int) -> list[BaseException | None]:
+    """``count`` job writes at once on one asyncio store (one connection) that waits for
+    one replica, its calls bounded by a 1 s socket timeout; what each raised, if anything."""
+    async_store = AsyncJobStore.from_url(url, KeySchema("takt"), socket_timeout_s=1)
+    async_store.require_replicas(1, TIMEOUT_MS)
+
+    async def put(name: str) -> BaseException | None:
+        try:
+            await async_store.put_job_and_get(_job(name))
+        except StoreError as exc:
+            return exc
+        return None
+
+    try:
+        return await asyncio.gather(*(put(f"j{i}") for i in range(count)))
+    finally:
+        await async_store.close()
+
+
+def test_concurrent_writes_share_one_wait_rather_than_queue_behind_each_other(
+    pair: Pair,
+) -> None:
+    # Given no replica, and more concurrent writes on the one connection than the socket
+    # timeout has room for if each waited its 200 ms in turn (WAIT blocks its connection)
+    pair.stop_replica()
+    pair.on_primary.config_resetstat()
+
+    # When they are made at once
+    started = time.monotonic()
+    outcomes = asyncio.run(_put_many_async(pair.url, 12))
+    took = time.monotonic() - started
+
+    # Then each says that no replica acknowledged it (none times out as if the store did
+    # not answer), within about two replica timeouts, with a WAIT or two between them
+    assert all(isinstance(outcome, WriteNotReplicated) for outcome in outcomes), outcomes
+    assert took < 0.9, took
+    assert _waits(pair.on_primary) <= 3
 
 
 def test_the_async_store_without_min_replicas_sends_no_wait(pair: Pair) -> None:
