@@ -28,6 +28,8 @@ import hiredis
 import redis.exceptions
 from redis.connection import parse_url
 
+from scheduler.store.connections import SentinelAddress, is_sentinel_url, parse_sentinel_url
+
 __all__ = ["Batch", "RespConnection"]
 
 Parse = Callable[[Any], Any]
@@ -109,12 +111,23 @@ class _Protocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self._reader.feed(data)
         while (reply := self._reader.gets()) is not False:
+            if isinstance(reply, hiredis.ReplyError) and str(reply).startswith("READONLY"):
+                self._demoted()
             waiter = self.waiters[0]
             waiter.replies.append(reply)
             if len(waiter.replies) == waiter.count:
                 self.waiters.popleft()
                 if not waiter.future.done():
                     waiter.future.set_result(waiter.replies)
+
+    def _demoted(self) -> None:
+        """The server answered as a replica (a failover demoted it): this connection is
+        given up (batches still waiting fail, as a replica refuses their writes anyway),
+        and the next batch opens one to the primary of the moment."""
+        if self.lost is None:
+            self.lost = redis.exceptions.ConnectionError("the store is a replica now")
+            assert self.transport is not None
+            self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.lost is None:
@@ -177,11 +190,18 @@ class _Protocol(asyncio.Protocol):
 
 class RespConnection:
     """One connection to ``url`` (``redis://``, ``rediss://`` or ``unix://``, with its
-    user, password and database), opened on first use and again after it is lost; with
+    user, password and database; or a Sentinel URL, whose primary it asks the Sentinels for
+    and checks with ``ROLE`` each time it connects), opened on first use and again after
+    it is lost; with
     ``timeout_s``, nothing waits on the server longer than that."""
 
     def __init__(self, url: str, *, timeout_s: float | None = None) -> None:
-        self._options: dict[str, Any] = parse_url(url)  # type: ignore[no-untyped-call]
+        self._sentinel: SentinelAddress | None = None
+        if is_sentinel_url(url):
+            self._sentinel = parse_sentinel_url(url)
+            self._options: dict[str, Any] = self._sentinel.node_kwargs()
+        else:
+            self._options = parse_url(url)  # type: ignore[no-untyped-call]
         self._timeout_s = timeout_s
         self._protocol: _Protocol | None = None
         self._connecting = asyncio.Lock()
@@ -227,6 +247,30 @@ class RespConnection:
 
     async def _connect(self) -> _Protocol:
         options = self._options
+        if self._sentinel is not None:
+            host, port = await self._primary(self._sentinel)
+            options = {**options, "host": host, "port": port}
+        protocol = await self._open(options, _tls_context(options))
+        setup = _login(options.get("username"), options.get("password"))
+        if options.get("db"):
+            setup.append(("SELECT", options["db"]))
+        if self._sentinel is not None:
+            setup.append(("ROLE",))  # the Sentinels' answer may be a failover old
+        try:
+            replies = await protocol.send(setup) if setup else []
+            for reply in replies:
+                _raise_if_error(reply)
+            if self._sentinel is not None and replies[-1][0] != "master":
+                raise redis.exceptions.ConnectionError(
+                    f"the store at {options['host']}:{options['port']} is not the primary"
+                )
+        except redis.exceptions.RedisError:
+            assert protocol.transport is not None
+            protocol.transport.close()
+            raise
+        return protocol
+
+    async def _open(self, options: dict[str, Any], tls: ssl.SSLContext | None) -> _Protocol:
         loop = asyncio.get_running_loop()
 
         def protocol_factory() -> _Protocol:
@@ -236,7 +280,6 @@ class RespConnection:
             if "path" in options:
                 connecting = loop.create_unix_connection(protocol_factory, options["path"])
             else:
-                tls = _tls_context(options)
                 connecting = loop.create_connection(
                     protocol_factory,
                     options.get("host", "localhost"),
@@ -250,20 +293,38 @@ class RespConnection:
             ) from exc
         except OSError as exc:
             raise redis.exceptions.ConnectionError(f"cannot reach the store: {exc}") from exc
-        setup: list[tuple[Any, ...]] = []
-        if options.get("password") is not None:
-            user = options.get("username")
-            setup.append(("AUTH", *([user] if user else []), options["password"]))
-        if options.get("db"):
-            setup.append(("SELECT", options["db"]))
-        try:
-            for reply in await protocol.send(setup) if setup else []:
-                _raise_if_error(reply)
-        except redis.exceptions.RedisError:
-            assert protocol.transport is not None
-            protocol.transport.close()
-            raise
         return protocol
+
+    async def _primary(self, address: SentinelAddress) -> tuple[str, int]:
+        """The primary's address, from the first Sentinel that knows it (as redis-py's
+        ``Sentinel.discover_master`` asks them, in order)."""
+        ask = _login(address.sentinel_username, address.sentinel_password)
+        ask.append(("SENTINEL", "GET-MASTER-ADDR-BY-NAME", address.service))
+        for host, port in address.sentinels:
+            try:
+                protocol = await self._open({"host": host, "port": port}, None)
+            except redis.exceptions.RedisError:
+                continue
+            try:
+                replies = await protocol.send(ask)
+            except redis.exceptions.RedisError:
+                continue
+            finally:
+                assert protocol.transport is not None
+                protocol.transport.close()
+            found = replies[-1]
+            if isinstance(found, list) and len(found) == 2:
+                return str(found[0]), int(found[1])
+        raise redis.exceptions.ConnectionError(
+            f"no Sentinel knows a primary for the service {address.service!r}"
+        )
+
+
+def _login(username: str | None, password: str | None) -> list[tuple[Any, ...]]:
+    """The AUTH to send first, if any."""
+    if password is None:
+        return []
+    return [("AUTH", *([username] if username else []), password)]
 
 
 def _tls_context(options: dict[str, Any]) -> ssl.SSLContext | None:
