@@ -171,6 +171,8 @@ def manage(include_secrets: bool, command_line: tuple[str, ...]) -> None:
     settings = _settings()
     try:
         store = JobStore.from_url(settings.store_url, settings.key_prefix)
+        # Its job writes (ImportJobs, the purges) wait for replicas like the API's.
+        store.require_replicas(settings.min_replicas, settings.redis_replica_timeout_ms)
         result = run_command_line(store, line, utcnow(), settings, include_secrets=include_secrets)
     except TaktError as exc:
         raise click.ClickException(str(exc)) from exc

