@@ -28,8 +28,8 @@ def _cut(match: re.Match[str]) -> str:
         parts = urlsplit(match.group(0))
         host = parts.hostname or ""
         port = f":{parts.port}" if parts.port is not None else ""
-    except ValueError:  # a port out of range, an unclosed [IPv6 literal
-        return match.group(0).split("://", 1)[0] + "://…"
+    except ValueError:  # a port out of range, an unclosed [IPv6 literal, several hosts
+        return _cut_hosts(match.group(0))
     if ":" in host:
         host = f"[{host}]"
     query = "?…" if parts.query else ""
@@ -53,3 +53,20 @@ def quiet_http_logging() -> None:
         logger.setLevel(logging.WARNING)
         if not any(isinstance(f, _RedactUrls) for f in logger.filters):
             logger.addFilter(_RedactUrls())
+
+
+def _cut_hosts(url: str) -> str:
+    """A URL ``urlsplit`` cannot read: a Sentinel URL's ``host:port,host:port`` list keeps
+    its hosts and path; anything else is cut to its scheme."""
+    scheme, _, rest = url.partition("://")
+    rest = rest.split("#", 1)[0]
+    rest, question, _ = rest.partition("?")
+    netloc, slash, path = rest.partition("/")
+    hosts = netloc.rpartition("@")[2]
+    if not _HOST_LIST.fullmatch(hosts):
+        return f"{scheme}://…"
+    return f"{scheme}://{hosts}{slash}{path}{'?…' if question else ''}"
+
+
+_HOST = r"(?:[\w.\-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?"
+_HOST_LIST = re.compile(rf"{_HOST}(?:,{_HOST})*")
