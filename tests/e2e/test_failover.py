@@ -250,6 +250,12 @@ def test_two_failovers_under_load_lose_no_occurrence_and_no_acknowledged_job(
         )
         with capsys.disabled():
             print(f"\nfailover: {report}")
+
+        # And no process logged the store's password, failing over or not (the banners and
+        # errors name the Sentinels, never it)
+        password = group.password_path.read_text().strip()
+        logged = [log.name for log in tmp_path.glob("*.log") if password in log.read_text()]
+        assert not logged, f"the store's password is in {logged}"
     finally:
         if producer is not None and producer.is_alive():
             producer.stop()
