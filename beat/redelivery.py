@@ -10,7 +10,9 @@ behind a backlog; delivering it again would only add to that backlog, so it wait
 another period. Once its queue is empty it is either in a worker's hands (running, or
 prefetched, and then its lease lets only one delivery run) or lost, and it is sent.
 A stalled attempt (taken by a worker whose lease expired without a record: the worker
-died mid-attempt) is not in its queue any more, so it is sent at once.
+died mid-attempt) is not in its queue any more, so it is sent at once. So is every
+attempt handed out before the store's history changed (a failover, a restart): its
+message may be gone with the old primary.
 """
 
 from __future__ import annotations
@@ -55,12 +57,48 @@ class Redelivery:
         stalled, overdue = self.ledger.owed(self.batch)
         if not stalled and not overdue:
             return 0
-        records = self._records([*stalled, *overdue])
+        # A stalled attempt left its queue; an overdue one may still wait in it.
+        sent, sent_stalled = self._send(
+            [(entry, False) for entry in stalled] + [(entry, True) for entry in overdue]
+        )
+        self.metrics.redelivered(sent_stalled, sent - sent_stalled)
+        if sent:
+            log.warning(
+                "delivered %d attempt(s) again: published, never recorded (%d of them "
+                "taken by a worker that stopped mid-attempt)",
+                sent,
+                sent_stalled,
+            )
+        return sent
+
+    def after_history_change(self, history_id: str) -> int:
+        """If the store's history changed (``history_id``, its replication id, is new: a
+        failover, or a restart), deliver every attempt of the ledger again at once, queue
+        backlog or not: the old primary may have taken their messages with it, and
+        nothing tells which. Exactly one beat does, per change; returns how many."""
+        entries = self.ledger.history_changed(history_id)
+        sent = 0
+        for start in range(0, len(entries), self.batch):
+            chunk = entries[start : start + self.batch]
+            sent += self._send([(entry, False) for entry in chunk])[0]
+        self.metrics.redelivered(0, 0, failover=sent)
+        if entries:
+            log.warning(
+                "the store's history changed (a failover, or a restart): delivered the "
+                "%d attempt(s) handed out before it again, as their messages may be gone "
+                "(a second delivery of one that ran is dropped)",
+                sent,
+            )
+        return sent
+
+    def _send(self, queued: Sequence[tuple[LedgerEntry, bool]]) -> tuple[int, int]:
+        """Publish each entry again, unless its job is gone or (when it ``may wait``) its
+        queue holds messages; returns how many were sent, and how many of those could not
+        wait."""
+        records = self._records([entry for entry, _ in queued])
         busy: dict[str, bool] = {}
         gone: list[LedgerEntry] = []
-        sent = sent_stalled = 0
-        # A stalled attempt left its queue; an overdue one may still wait in it.
-        queued = [(entry, False) for entry in stalled] + [(entry, True) for entry in overdue]
+        sent = sent_now = 0
         for entry, may_wait in queued:
             record = records.get(entry.jid)
             action = self._action_type(record, entry)
@@ -85,17 +123,9 @@ class Redelivery:
                 queue=queue,
             )
             sent += 1
-            sent_stalled += not may_wait
+            sent_now += not may_wait
         self.ledger.forget(gone)
-        self.metrics.redelivered(sent_stalled, sent - sent_stalled)
-        if sent:
-            log.warning(
-                "delivered %d attempt(s) again: published, never recorded (%d of them "
-                "taken by a worker that stopped mid-attempt)",
-                sent,
-                sent_stalled,
-            )
-        return sent
+        return sent, sent_now
 
     def _records(self, entries: Sequence[LedgerEntry]) -> dict[str, JobRecord]:
         """The entries' jobs, in one round trip (deleted ones are left out)."""

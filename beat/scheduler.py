@@ -246,6 +246,7 @@ class JobScheduler(Scheduler):
         if time.monotonic() - self._last_recovery < _RECOVER_EVERY_S:
             return
         self._last_recovery = time.monotonic()
+        self._watch_history()
         batch = self.claims.recover_claims(
             self.consumer, _RECOVER_IDLE_MS, self.settings.beat_batch_size
         )
@@ -254,6 +255,12 @@ class JobScheduler(Scheduler):
             self.metrics.recovered(len(batch))
             self._dispatch(batch)
         self.redelivery.run()
+
+    def _watch_history(self) -> None:
+        """After a failover (or a restart of the store), deliver the execution ledger's
+        attempts again: the primary that died may have taken the task messages of its
+        last moments with it, while the replica kept their ledger entries."""
+        self.redelivery.after_history_change(self.store.history_id())
 
     def _dispatch(self, batch: ClaimBatch) -> None:
         """Publish the batch in one go, then put each planned job back at its next fire

@@ -201,7 +201,8 @@ BEAT_RECOVERED_CLAIMS = Counter(
 BEAT_REDELIVERIES = Counter(
     "takt_beat_redeliveries",
     "Attempts published again from the execution ledger: stalled (the worker died "
-    "mid-attempt) or overdue (the message was lost).",
+    "mid-attempt), overdue (the message was lost) or failover (handed out before the "
+    "store's history changed).",
     ["reason"],
     registry=None,
 )

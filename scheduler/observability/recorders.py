@@ -40,6 +40,7 @@ class BeatRecorder:
         self.enabled = enabled
         self._stalled = BEAT_REDELIVERIES.labels("stalled")
         self._overdue = BEAT_REDELIVERIES.labels("overdue")
+        self._failover = BEAT_REDELIVERIES.labels("failover")
 
     def claimed(self, size: int) -> None:
         """A claim from the due set came back with ``size`` occurrences."""
@@ -59,13 +60,15 @@ class BeatRecorder:
         if self.enabled and count:
             BEAT_RECOVERED_CLAIMS.inc(count)
 
-    def redelivered(self, stalled: int, overdue: int) -> None:
+    def redelivered(self, stalled: int, overdue: int, failover: int = 0) -> None:
         if not self.enabled:
             return
         if stalled:
             self._stalled.inc(stalled)
         if overdue:
             self._overdue.inc(overdue)
+        if failover:
+            self._failover.inc(failover)
 
     def due(self, size: int, oldest_overdue_s: float) -> None:
         BEAT_DUE_SET_SIZE.set(size)

@@ -283,6 +283,14 @@ class JobStore:
             return False, f"the store does not answer: {exc}"
         return True, None
 
+    def history_id(self) -> str:
+        """The server's replication id (``master_replid``): it changes when a failover
+        promotes a replica, and when a primary restarts, so a client that sees it change
+        knows that writes of the old history may be gone."""
+        with redis_errors():
+            info = self.redis.info("replication")
+        return str(info["master_replid"])
+
     def time_ms(self) -> int:
         """Redis's clock, so processes on skewed machines agree on "now"."""
         with redis_errors():

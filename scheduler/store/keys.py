@@ -39,6 +39,10 @@ key                                    type    TTL                        writte
                                                recorded                   deliver again, ms;
                                                                           member = an attempt,
                                                                           a LedgerEntry)
+``{p}:ledger:history``                 string  none                       beat (the store's
+                                                                          replication id the
+                                                                          beats saw last;
+                                                                          ledger.py)
 ``{p}:ledger:taken``                   zset    none; members removed      worker (score = when
                                                when their attempt is      its lease expires,
                                                recorded                   ms; member = a ledger
@@ -137,6 +141,10 @@ class KeySchema:
     @property
     def ledger(self) -> str:
         return f"{self._tag}:ledger"
+
+    @property
+    def ledger_history(self) -> str:
+        return f"{self._tag}:ledger:history"
 
     @property
     def ledger_taken(self) -> str:

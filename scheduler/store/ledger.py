@@ -18,6 +18,12 @@ still owed: a beat takes it (exactly once, by a script that also pushes its time
 another period) and publishes it again. Delivering twice is safe, since the attempt's
 lease lets only one delivery run (see :mod:`workers.execution`).
 
+When the store's history changes under the deployment (a failover promoted a replica,
+or the server restarted from its append-only file), the messages published shortly
+before may be gone with it while their entries were kept: the first beat that sees the
+change takes every entry and delivers it again at once (:meth:`Ledger.history_changed`),
+rather than a redelivery timeout later.
+
 A worker that takes an attempt's lease also books the attempt as *taken* until the lease
 expires (the action's timeout plus a margin). A taken attempt whose lease expired without
 a record was in the hands of a worker that died: it is stalled, and a beat delivers it
@@ -31,7 +37,7 @@ from typing import NamedTuple
 
 from scheduler.store.codecs import LedgerEntry
 from scheduler.store.jobs import JobStore, redis_errors
-from scheduler.store.scripts import REDELIVER
+from scheduler.store.scripts import HISTORY_CHANGED, REDELIVER
 
 __all__ = ["Ledger", "LedgerEntry", "Owed"]
 
@@ -51,6 +57,7 @@ class Ledger:
         self.store = store
         self.redelivery_ms = redelivery_ms
         self._redeliver = store.redis.register_script(REDELIVER)
+        self._history_changed = store.redis.register_script(HISTORY_CHANGED)
 
     def expect(self, entry: LedgerEntry, now_ms: int) -> None:
         """Enter an attempt about to be published (before publishing it)."""
@@ -80,6 +87,21 @@ class Ledger:
             [LedgerEntry.parse(member) for member in stalled],
             [LedgerEntry.parse(member) for member in overdue],
         )
+
+    def history_changed(self, history_id: str) -> list[LedgerEntry]:
+        """Every attempt to deliver again because the store's history changed under it
+        (``history_id`` differs from the one recorded: see HISTORY_CHANGED), taken by
+        exactly one caller; empty when it did not change, or another caller took them."""
+        with redis_errors():
+            members = self._history_changed(
+                keys=[
+                    self.store.keys.ledger_history,
+                    self.store.keys.ledger,
+                    self.store.keys.ledger_taken,
+                ],
+                args=[history_id, self.redelivery_ms],
+            )
+        return [LedgerEntry.parse(member) for member in members]
 
     def due_at(self, entry: LedgerEntry) -> int | None:
         """When the attempt is delivered again (epoch ms), or None when it is not owed."""

@@ -20,6 +20,7 @@ __all__ = [
     "CADENCE_NEXT",
     "CLAIM_DUE",
     "CLAIM_RUNNING",
+    "HISTORY_CHANGED",
     "PUT_JOB",
     "RECORD_ATTEMPT",
     "REDELIVER",
@@ -44,6 +45,7 @@ ACQUIRE_LEASE = _script("acquire_lease")
 ADVANCE = _script("advance")
 CLAIM_DUE = _script("claim_due", CADENCE_NEXT)
 CLAIM_RUNNING = _script("claim_running")
+HISTORY_CHANGED = _script("history_changed")
 PUT_JOB = _script("put_job")
 RECORD_ATTEMPT = _script("record_attempt")
 REDELIVER = _script("redeliver")

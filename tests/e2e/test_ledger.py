@@ -153,6 +153,66 @@ def test_an_overdue_attempt_waits_while_its_queue_has_a_backlog_then_is_sent_aga
     assert redelivery.ledger.due_at(owed) is not None  # still owed until recorded
 
 
+def test_after_a_failover_every_attempt_is_sent_again_at_once_by_one_beat(
+    store: JobStore, redelivery: Redelivery, settings: TaktSettings
+) -> None:
+    # Given two attempts owed a whole period from now, one of them taken by a worker, and
+    # a queue that holds a backlog (their messages may be in it, or gone with the primary)
+    store.put_collection(CID, JobCollection())
+    store.put_job(f"{CID}/j", _http_job(), owner="admin", next_fire_ms=None)
+    first, second = LedgerEntry(f"{CID}/j", 1_000), LedgerEntry(f"{CID}/j", 2_000)
+    for entry in (first, second):
+        redelivery.ledger.expect(entry, now_ms=store.time_ms())
+    store.redis.zadd(store.keys.ledger_taken, {second.member: store.time_ms() + PERIOD_MS})
+    queue = f"{settings.key_prefix}.http"
+    store.redis.lpush(queue, "someone else's message")
+    assert redelivery.after_history_change("a" * 40) == 0  # the first id seen: recorded
+    assert redelivery.after_history_change("a" * 40) == 0  # the same history
+
+    # When the store's history changes (a failover), and two beats see it
+    sent = redelivery.after_history_change("b" * 40)
+    again = redelivery.after_history_change("b" * 40)
+
+    # Then one of them sends both again at once, despite the backlog, and the other none
+    assert (sent, again) == (2, 0)
+    ids = {json.loads(m)["headers"]["id"] for m in store.redis.lrange(queue, 0, 1)}
+    assert ids == {task_id_for(f"{CID}/j", 1_000), task_id_for(f"{CID}/j", 2_000)}
+    # ... they stay owed (until recorded), due a period later, and no longer taken
+    for entry in (first, second):
+        due = redelivery.ledger.due_at(entry)
+        assert due is not None
+        assert due > store.time_ms() + PERIOD_MS - 5_000
+    assert store.redis.zcard(store.keys.ledger_taken) == 0
+
+
+def test_a_beat_looks_at_the_stores_history_as_it_looks_for_orphans(
+    store: JobStore, settings: TaktSettings
+) -> None:
+    # Given a beat, and a deployment whose beats saw another history than the store's
+    from beat.scheduler import JobScheduler
+
+    app = create_celery_app(settings)
+    beat = JobScheduler(app, lazy=True)
+    beat.claims.ensure_claim_group()
+    try:
+        store.put_collection(CID, JobCollection())
+        store.put_job(f"{CID}/j", _http_job(), owner="admin", next_fire_ms=None)
+        owed = LedgerEntry(f"{CID}/j", 3_000)
+        beat.redelivery.ledger.expect(owed, now_ms=store.time_ms())
+        store.redis.set(store.keys.ledger_history, "0" * 40)
+
+        # When it looks for orphans (once a second)
+        beat._recover_orphans()
+
+        # Then it has sent the attempt again and recorded the store's replication id
+        assert store.redis.llen(f"{settings.key_prefix}.http") == 1
+        assert store.redis.get(store.keys.ledger_history) == store.history_id()
+        assert len(store.history_id()) == 40
+    finally:
+        beat.close()
+        store.redis.delete(f"{settings.key_prefix}.http")
+
+
 def test_an_attempt_whose_worker_stopped_is_sent_again_once_its_lease_expires_despite_a_backlog(
     store: JobStore, redelivery: Redelivery, settings: TaktSettings
 ) -> None:
