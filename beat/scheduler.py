@@ -260,7 +260,9 @@ class JobScheduler(Scheduler):
         """After a failover (or a restart of the store), deliver the execution ledger's
         attempts again: the primary that died may have taken the task messages of its
         last moments with it, while the replica kept their ledger entries."""
-        self.redelivery.after_history_change(self.store.history_id())
+        history = self.store.history_id()
+        if history is not None:
+            self.redelivery.after_history_change(history)
 
     def _dispatch(self, batch: ClaimBatch) -> None:
         """Publish the batch in one go, then put each planned job back at its next fire

@@ -283,13 +283,19 @@ class JobStore:
             return False, f"the store does not answer: {exc}"
         return True, None
 
-    def history_id(self) -> str:
+    def history_id(self) -> str | None:
         """The server's replication id (``master_replid``): it changes when a failover
         promotes a replica, and when a primary restarts, so a client that sees it change
-        knows that writes of the old history may be gone."""
+        knows that writes of the old history may be gone. None when the server does not
+        say (a proxy or a managed service that refuses ``INFO`` or leaves the field out):
+        then nobody can tell, and the ledger's redelivery timeout is the only net."""
         with redis_errors():
-            info = self.redis.info("replication")
-        return str(info["master_replid"])
+            try:
+                info = self.redis.info("replication")
+            except redis.exceptions.ResponseError:  # INFO refused (renamed, or an ACL)
+                return None
+        replid = info.get("master_replid")
+        return None if replid is None else str(replid)
 
     def time_ms(self) -> int:
         """Redis's clock, so processes on skewed machines agree on "now"."""

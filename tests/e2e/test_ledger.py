@@ -315,3 +315,18 @@ def test_a_message_lost_between_broker_and_worker_is_delivered_again_and_runs_on
         assert _ledger(store) == {}
         broker_store.close()
         store.close()
+
+
+def test_a_server_that_refuses_info_leaves_the_history_step_out(
+    store: JobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a server (a proxy, a managed service) that refuses INFO
+    import redis
+
+    def refused(*_: object, **__: object) -> None:
+        raise redis.ResponseError("unknown command 'INFO'")
+
+    monkeypatch.setattr(store.redis, "info", refused)
+
+    # Then the store cannot tell its history, rather than fail the beat's tick
+    assert store.history_id() is None
