@@ -11,6 +11,10 @@ setting and the network, which each caller turns into a Failed history entry.
 Clients made here never follow redirects (a 3xx is the answer, as in Azure Scheduler) and
 ignore ``HTTP_PROXY``-style variables (httpx uses none with a transport of one's own):
 through a proxy the policy could not see the address the proxy connects to.
+
+They keep no cookies either. One client serves every job of a worker process, whoever
+owns it: a cookie one job's endpoint set would go with every later request of any job to
+that host. A request carries a ``Cookie`` header only if its job's definition holds one.
 """
 
 from __future__ import annotations
@@ -19,7 +23,10 @@ import ipaddress
 import socket
 import ssl
 from collections.abc import Iterable
+from http.client import HTTPResponse
+from http.cookiejar import Cookie, CookieJar
 from typing import Any
+from urllib.request import Request
 
 import httpcore
 import httpx
@@ -93,6 +100,16 @@ class _PolicyTransport(httpx.HTTPTransport):
         )
 
 
+class _NoCookies(CookieJar):
+    """A cookie jar that keeps none: answers' ``Set-Cookie`` headers are not even parsed."""
+
+    def extract_cookies(self, response: HTTPResponse, request: Request) -> None:
+        pass
+
+    def set_cookie(self, cookie: Cookie) -> None:
+        pass
+
+
 def policy_client(
     policy: NetworkPolicy,
     *,
@@ -100,11 +117,12 @@ def policy_client(
     limits: httpx.Limits,
     verify: ssl.SSLContext | bool = True,
 ) -> httpx.Client:
-    """An ``httpx.Client`` whose connections obey ``policy`` and that never follows
-    redirects."""
+    """An ``httpx.Client`` whose connections obey ``policy``, that never follows
+    redirects and keeps no cookies."""
     return httpx.Client(
         transport=_PolicyTransport(policy, verify=verify, limits=limits),
         timeout=timeout,
         follow_redirects=False,
         trust_env=False,
+        cookies=_NoCookies(),
     )

@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import threading
 import uuid
 import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -467,6 +469,155 @@ def _jid_of(collection: str) -> str:
     """The store's job id prefix of an ARM collection path (sub/rg/name)."""
     parts = collection.strip("/").split("/")
     return f"{parts[1]}/{parts[3]}/{parts[-1]}"
+
+
+# -- jobs share no cookies (issue 15) ---------------------------------------------------------
+
+
+class CookieSetter:
+    """A real HTTP server that answers every request with ``Set-Cookie: session=stolen``
+    (a token to the token path, 201 to a queue's messages), recording each request's
+    ``Cookie`` headers by path."""
+
+    def __init__(self) -> None:
+        self.cookies: dict[str, list[list[str]]] = {}
+        self.lock = threading.Lock()
+        setter = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                self.rfile.read(length)
+                path = self.path.split("?", 1)[0]
+                with setter.lock:
+                    setter.cookies.setdefault(path, []).append(self.headers.get_all("Cookie", []))
+                status, body = 200, b"ok"
+                if path.endswith("/oauth2/token"):
+                    body = b'{"access_token": "token", "expires_in": "3600"}'
+                elif path.endswith("/messages"):
+                    status = 201
+                self.send_response(status)
+                self.send_header("Set-Cookie", "session=stolen; Path=/; Max-Age=3600")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = _handle
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def cookies_to(self, path: str) -> list[list[str]]:
+        with self.lock:
+            return list(self.cookies.get(path, []))
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def cookie_setter() -> Iterator[CookieSetter]:
+    server = CookieSetter()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def _add_owned(store: JobStore, cid: str, owner: str, properties: JobProperties) -> str:
+    store.put_collection(cid, JobCollection())
+    jid = f"{cid}/job"
+    store.put_job(jid, properties, owner=owner, next_fire_ms=None)
+    return jid
+
+
+def _planting(kind: str, url: str) -> dict[str, Any]:
+    """The first tenant's action, whose answers from ``url``'s host set a cookie."""
+    if kind == "http":
+        return _http(f"{url}/plant", method="GET")
+    if kind == "token":
+        # The token endpoint plants it; the action itself goes to another host name.
+        oauth = {
+            "type": "ActiveDirectoryOAuth",
+            "tenant": "t",
+            "audience": "https://management.core.windows.net/",
+            "clientId": "c",
+            "secret": "client-secret-value",
+        }
+        port = url.rsplit(":", 1)[1]
+        return _http(f"http://localhost:{port}/plant", method="GET", authentication=oauth)
+    return {
+        "type": "StorageQueue",
+        "queueMessage": {
+            "storageAccount": "acct",
+            "queueName": "jobs",
+            "sasToken": "sv=1&sig=x",
+            "message": "m",
+        },
+    }
+
+
+@pytest.mark.parametrize("kind", ["http", "token", "storage-queue"])
+def test_a_cookie_one_jobs_endpoint_sets_never_reaches_another_jobs_request(
+    settings: TaktSettings, store: JobStore, cookie_setter: CookieSetter, kind: str
+) -> None:
+    # Given a worker, and a tenant's job whose calls are answered with a Set-Cookie
+    url = cookie_setter.url
+    worker = Worker(
+        _with(settings, oauth_authority=url, storage_queue_endpoint=f"{url}/{{account}}")
+    )
+    planter = _add_owned(store, "s/rg/alice", "alice", _job(_planting(kind, url)))
+    # And another tenant's job calling the same host
+    victim = _add_owned(store, "s/rg/bob", "bob", _job(_http(f"{url}/victim", method="GET")))
+
+    # When the first job runs, then the other one, then the first one's next occurrence
+    try:
+        worker.occurrence(planter, 1_000)
+        worker.occurrence(victim, 1_000)
+        worker.occurrence(planter, 2_000)
+    finally:
+        worker.ctx.close()
+
+    # Then every call was answered, and no request carried a cookie
+    for jid in (planter, victim):
+        assert [e[1] for e in _entries(store, jid)] == ["Completed"] * (1 + (jid == planter))
+    assert cookie_setter.cookies_to("/victim") == [[]]
+    assert all(sent == [] for calls in cookie_setter.cookies.values() for sent in calls)
+
+
+def test_a_jobs_own_cookie_header_is_sent_as_written_and_to_that_job_only(
+    settings: TaktSettings, store: JobStore, cookie_setter: CookieSetter
+) -> None:
+    # Given a job whose definition holds a Cookie header, and another tenant's job
+    url = cookie_setter.url
+    worker = Worker(settings)
+    own = _add_owned(
+        store, "s/rg/alice", "alice", _job(_http(f"{url}/own", headers={"Cookie": "mine=1"}))
+    )
+    other = _add_owned(store, "s/rg/bob", "bob", _job(_http(f"{url}/other", method="GET")))
+
+    # When both run twice, in turn
+    try:
+        for occurrence_ms in (1_000, 2_000):
+            worker.occurrence(own, occurrence_ms)
+            worker.occurrence(other, occurrence_ms)
+    finally:
+        worker.ctx.close()
+
+    # Then the job sent exactly its own cookie each time, and the other job none
+    assert cookie_setter.cookies_to("/own") == [["mine=1"], ["mine=1"]]
+    assert cookie_setter.cookies_to("/other") == [[], []]
 
 
 # -- row 11: the outbound policy -------------------------------------------------------------
