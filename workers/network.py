@@ -15,14 +15,24 @@ through a proxy the policy could not see the address the proxy connects to.
 They keep no cookies either. One client serves every job of a worker process, whoever
 owns it: a cookie one job's endpoint set would go with every later request of any job to
 that host. A request carries a ``Cookie`` header only if its job's definition holds one.
+
+An action's call goes through :meth:`PolicyClient.fetch`, straight into the client's httpcore
+pool: httpx's client builds a Request (merging URL, headers and cookies), a Response and its
+decoders, and reads cookies out of every answer, which cost 130 µs of CPU per call on a
+loopback keep-alive GET (305 µs through ``httpx.Client.get``, 172 µs through the pool).
+``fetch`` adds what httpx's client would (its default headers, ``Host``, ``Content-Length``,
+the URI's user info as Basic credentials), decodes a compressed answer as httpx does, and
+raises httpx's exceptions with httpcore's messages, as httpx's transport does.
 """
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import socket
 import ssl
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from http.client import HTTPResponse
 from http.cookiejar import Cookie, CookieJar
 from typing import Any
@@ -34,7 +44,7 @@ import httpx
 from scheduler.errors import OutboundRefused
 from scheduler.service.outbound import Address, NetworkPolicy
 
-__all__ = ["PolicyBackend", "policy_client"]
+__all__ = ["Answer", "PolicyBackend", "PolicyClient", "basic_authorization", "policy_client"]
 
 
 class PolicyBackend(httpcore.SyncBackend):
@@ -91,7 +101,7 @@ class _PolicyTransport(httpx.HTTPTransport):
         # httpx builds its pool without a network backend (it has no parameter for one):
         # the same pool again, with ours. Servers are verified as httpx does by default
         # (SSL_CERT_FILE / SSL_CERT_DIR, else certifi), or against ``verify``'s context.
-        self._pool = httpcore.ConnectionPool(
+        self.pool = self._pool = httpcore.ConnectionPool(
             ssl_context=httpx.create_ssl_context(verify=verify),
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
@@ -110,19 +120,186 @@ class _NoCookies(CookieJar):
         pass
 
 
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A response's status, its reason phrase and the start of its body."""
+
+    status: int
+    reason: str
+    body_start: bytes
+
+
+class PolicyClient(httpx.Client):
+    """An ``httpx.Client`` whose connections obey the outbound policy, that never follows
+    redirects and keeps no cookies; :meth:`fetch` sends through its pool directly."""
+
+    def __init__(
+        self,
+        policy: NetworkPolicy,
+        *,
+        timeout: httpx.Timeout | float,
+        limits: httpx.Limits,
+        verify: ssl.SSLContext | bool = True,
+    ) -> None:
+        transport = _PolicyTransport(policy, verify=verify, limits=limits)
+        super().__init__(
+            transport=transport,
+            timeout=timeout,
+            follow_redirects=False,
+            trust_env=False,
+            cookies=_NoCookies(),
+        )
+        self._pool = transport.pool
+
+    def fetch(
+        self,
+        method: str,
+        url: httpx.URL,
+        headers: Mapping[str, str],
+        body: bytes,
+        *,
+        timeout_s: float | None = None,
+        read_at_most: int,
+    ) -> Answer:
+        """Send one request; read at most ``read_at_most`` bytes of the answer's body (the
+        rest is never read, and a connection left with some unread is closed, not reused).
+        The timeout is ``timeout_s`` for each phase (pool, connect, write, read), or the
+        client's. Raises ``httpx.TimeoutException`` or another ``httpx.TransportError``."""
+        timeout = self.timeout if timeout_s is None else httpx.Timeout(timeout_s)
+        request = httpcore.Request(
+            method.encode("ascii"),
+            httpcore.URL(
+                scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path
+            ),
+            headers=_wire_headers(self.headers, method, url, headers, body),
+            content=body,
+            extensions={"timeout": timeout.as_dict()},
+        )
+        try:
+            response = self._pool.handle_request(request)
+            try:
+                return Answer(response.status, _reason(response), _start(response, read_at_most))
+            finally:
+                response.close()
+        except _HTTPCORE_ERRORS as exc:
+            raise _as_httpx(exc) from exc
+
+
 def policy_client(
     policy: NetworkPolicy,
     *,
     timeout: httpx.Timeout | float,
     limits: httpx.Limits,
     verify: ssl.SSLContext | bool = True,
-) -> httpx.Client:
-    """An ``httpx.Client`` whose connections obey ``policy``, that never follows
-    redirects and keeps no cookies."""
-    return httpx.Client(
-        transport=_PolicyTransport(policy, verify=verify, limits=limits),
-        timeout=timeout,
-        follow_redirects=False,
-        trust_env=False,
-        cookies=_NoCookies(),
-    )
+) -> PolicyClient:
+    """A client whose connections obey ``policy``, that never follows redirects and
+    keeps no cookies."""
+    return PolicyClient(policy, timeout=timeout, limits=limits, verify=verify)
+
+
+def basic_authorization(username: str, password: str) -> str:
+    """An ``Authorization`` header value of Basic credentials (UTF-8, as httpx's)."""
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+
+
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+def _wire_headers(
+    defaults: httpx.Headers,
+    method: str,
+    url: httpx.URL,
+    headers: Mapping[str, str],
+    body: bytes,
+) -> list[tuple[bytes, bytes]]:
+    """What httpx's client sends with ``headers``: ``Host`` and ``Content-Length`` unless
+    given (any case), the client's defaults unless given, then ``headers`` as they are;
+    the URI's user info, if any, as Basic credentials over any ``Authorization``."""
+    given = [(name.encode("ascii"), value.encode("ascii")) for name, value in headers.items()]
+    names = {name.lower() for name, _ in given}
+    sized = b"content-length" in names or b"transfer-encoding" in names
+    wire = [] if b"host" in names else [(b"Host", url.netloc)]
+    if not sized and not body and method in _BODY_METHODS:
+        wire.append((b"Content-Length", b"0"))
+    wire += [(name, value) for name, value in defaults.raw if name.lower() not in names]
+    wire += given
+    if not sized and body:
+        wire.append((b"Content-Length", b"%d" % len(body)))
+    if url.username or url.password:
+        credentials = basic_authorization(url.username, url.password).encode("ascii")
+        wire = _replaced(wire, b"Authorization", credentials)
+    return wire
+
+
+def _replaced(
+    wire: list[tuple[bytes, bytes]], name: bytes, value: bytes
+) -> list[tuple[bytes, bytes]]:
+    """``wire`` with one ``name: value`` where the first header of that name (any case)
+    was, and no other; at the end if there was none."""
+    lower = name.lower()
+    first = next((i for i, (key, _) in enumerate(wire) if key.lower() == lower), len(wire))
+    kept = [(key, val) for key, val in wire if key.lower() != lower]
+    kept.insert(first, (name, value))
+    return kept
+
+
+def _reason(response: httpcore.Response) -> str:
+    phrase = response.extensions.get("reason_phrase")
+    if isinstance(phrase, bytes):
+        return phrase.decode("ascii", errors="ignore")
+    return httpx.codes.get_reason_phrase(response.status)
+
+
+def _start(response: httpcore.Response, limit: int) -> bytes:
+    """At most ``limit`` bytes of the body; reading stops at the chunk that reaches it."""
+    kept = bytearray()
+    for chunk in _body(response):
+        kept += chunk
+        if len(kept) >= limit:
+            break
+    return bytes(kept[:limit])
+
+
+def _body(response: httpcore.Response) -> Iterator[bytes]:
+    """The body's chunks, decoded by httpx's decoders if the server compressed it (httpx's
+    default ``Accept-Encoding`` asks for gzip or deflate)."""
+    stream = response.stream
+    assert isinstance(stream, Iterable)  # a blocking pool's
+    if not any(name.lower() == b"content-encoding" for name, _ in response.headers):
+        return iter(stream)
+    raw = _RawStream(stream)
+    return httpx.Response(response.status, headers=response.headers, stream=raw).iter_bytes()
+
+
+class _RawStream(httpx.SyncByteStream):
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = chunks
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._chunks)
+
+
+#: httpcore's exceptions as httpx's transport raises them: httpx's of the same name and
+#: message (the most specific one first).
+_AS_HTTPX: dict[type[Exception], type[httpx.TransportError]] = {
+    httpcore.ConnectTimeout: httpx.ConnectTimeout,
+    httpcore.ReadTimeout: httpx.ReadTimeout,
+    httpcore.WriteTimeout: httpx.WriteTimeout,
+    httpcore.PoolTimeout: httpx.PoolTimeout,
+    httpcore.TimeoutException: httpx.TimeoutException,
+    httpcore.ConnectError: httpx.ConnectError,
+    httpcore.ReadError: httpx.ReadError,
+    httpcore.WriteError: httpx.WriteError,
+    httpcore.NetworkError: httpx.NetworkError,
+    httpcore.ProxyError: httpx.ProxyError,
+    httpcore.UnsupportedProtocol: httpx.UnsupportedProtocol,
+    httpcore.LocalProtocolError: httpx.LocalProtocolError,
+    httpcore.RemoteProtocolError: httpx.RemoteProtocolError,
+    httpcore.ProtocolError: httpx.ProtocolError,
+}
+_HTTPCORE_ERRORS = tuple(_AS_HTTPX)
+
+
+def _as_httpx(exc: Exception) -> httpx.TransportError:
+    kind = next(kind for kind in type(exc).__mro__ if kind in _AS_HTTPX)
+    return _AS_HTTPX[kind](str(exc))
