@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import cast
 from urllib.parse import parse_qsl, urlsplit
 
 from scheduler.clock import from_ms, utcnow
@@ -12,6 +13,7 @@ from scheduler.service.management import run_command_line
 from workers.auth import ActionAuthFailed
 from workers.context import WorkerContext
 from workers.http_action import OccurrenceInfo, Outcome, call_http
+from workers.network import PolicyClient
 from workers.service_bus import send_message
 from workers.storage_queue import put_message
 
@@ -136,11 +138,14 @@ def _run(
     failure: str | None,
     timeout_s: float | None,
 ) -> Outcome:
+    # WorkerContext.http is made by workers.network.policy_client (its annotation still
+    # says httpx.Client).
+    http = cast(PolicyClient, ctx.http)
     if action.type in (ActionType.HTTP, ActionType.HTTPS) and action.request is not None:
         info = _occurrence_info(jid, occurrence_ms, execution_tag)
         extra = {FAILURE_HEADER: _header_safe(failure)} if failure else {}
         try:
-            with ctx.auth.prepare(action.request.authentication, ctx.http) as prepared:
+            with ctx.auth.prepare(action.request.authentication, http) as prepared:
                 return call_http(
                     prepared.client,
                     action.request,
@@ -152,7 +157,7 @@ def _run(
             return Outcome(False, f"Http Action - {exc}")
     if action.type is ActionType.STORAGE_QUEUE and action.queue_message is not None:
         return put_message(
-            ctx.http,
+            http,
             action.queue_message,
             _occurrence_info(jid, occurrence_ms, execution_tag),
             endpoint_template=ctx.settings.storage_queue_endpoint,
@@ -164,7 +169,7 @@ def _run(
     }.get(action.type)
     if service_bus is not None:
         return send_message(
-            ctx.http,
+            http,
             action.type,
             service_bus,
             _occurrence_info(jid, occurrence_ms, execution_tag),

@@ -4,7 +4,7 @@ A worker process holds one :class:`ActionAuth`, built from the settings and clos
 process. For each request it gives the client to send with and the headers to add::
 
     with auth.prepare(request.authentication, ctx.http) as prepared:
-        ... prepared.client.send(..., headers={**headers, **prepared.headers})
+        call_http(prepared.client, request, info, extra_headers=prepared.headers)
 
 - ``ClientCertificate``: the base64 PKCS#12 ``pfx`` (opened with ``password``) becomes the
   TLS client certificate. An ``httpx.Client`` has one SSL context, so each certificate gets
@@ -55,7 +55,7 @@ from cryptography.hazmat.primitives.serialization import (
 from scheduler.domain.models import AuthenticationType, HttpAuthentication
 from scheduler.errors import TaktError
 from scheduler.service.outbound import NetworkPolicy
-from workers.network import policy_client
+from workers.network import PolicyClient, policy_client
 
 __all__ = [
     "DEFAULT_OAUTH_AUTHORITY",
@@ -88,7 +88,7 @@ class ActionAuthFailed(TaktError):
 class PreparedAuth:
     """The client to send a request with and the headers its authentication adds."""
 
-    client: httpx.Client
+    client: PolicyClient
     headers: dict[str, str]
 
 
@@ -112,7 +112,7 @@ class ActionAuth:
 
     @contextmanager
     def prepare(
-        self, auth: HttpAuthentication | None, default: httpx.Client
+        self, auth: HttpAuthentication | None, default: PolicyClient
     ) -> Iterator[PreparedAuth]:
         """The client and headers for a request with ``auth``; raises ActionAuthFailed."""
         if auth is not None and auth.type is AuthenticationType.CLIENT_CERTIFICATE:
@@ -139,13 +139,13 @@ class ActionAuth:
 
 @dataclass(slots=True)
 class _Lease:
-    client: httpx.Client
+    client: PolicyClient
     users: int = 0
     evicted: bool = False
 
 
 class ClientCertificates:
-    """One ``httpx.Client`` per client certificate, in a bounded LRU; thread-safe."""
+    """One policy client per client certificate, in a bounded LRU; thread-safe."""
 
     def __init__(
         self,
@@ -165,7 +165,7 @@ class ClientCertificates:
     @contextmanager
     def client(
         self, pfx: str | None, password: str | None, template: httpx.Client
-    ) -> Iterator[httpx.Client]:
+    ) -> Iterator[PolicyClient]:
         """A client presenting the certificate, with the timeout and redirects of ``template``.
 
         The client stays open until the block ends, even if it is evicted meanwhile.
@@ -246,7 +246,7 @@ def _digest(*parts: str) -> bytes:
 
 def _client_for(
     context: ssl.SSLContext, template: httpx.Client, outbound: NetworkPolicy
-) -> httpx.Client:
+) -> PolicyClient:
     """A client presenting the certificate, under the outbound policy, never following
     redirects, with the timeout of ``template``."""
     return policy_client(

@@ -1,14 +1,15 @@
-"""Execute an Http/Https action with httpx and describe the answer as Azure did.
+"""Execute an Http/Https action and describe the answer as Azure did.
 
 Every outbound call of an action (Http/Https, and the StorageQueue and Service Bus REST
-calls, which share :func:`exchange`) is a client span with tracing on, and carries that
-span's ``traceparent`` header, which replaces any the job's definition holds.
+calls, which share :func:`exchange`) goes through the worker's
+:class:`~workers.network.PolicyClient` (its pool, without httpx's request and response
+models), is a client span with tracing on, and carries that span's ``traceparent``
+header, which replaces any the job's definition holds.
 """
 
 from __future__ import annotations
 
-import base64
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -17,6 +18,7 @@ import httpx
 from scheduler.domain.models import HttpRequest
 from scheduler.domain.redaction import redact_urls
 from scheduler.observability import tracing
+from workers.network import Answer, PolicyClient, basic_authorization
 
 __all__ = [
     "BODY_EXCERPT_BYTES",
@@ -62,8 +64,7 @@ def _basic_auth(request: HttpRequest) -> dict[str, str]:
     auth = request.authentication
     if auth is None or auth.username is None:
         return {}
-    raw = f"{auth.username}:{auth.password or ''}".encode()
-    return {"Authorization": "Basic " + base64.b64encode(raw).decode("ascii")}
+    return {"Authorization": basic_authorization(auth.username, auth.password or "")}
 
 
 def _excerpt(body: bytes) -> str:
@@ -71,49 +72,60 @@ def _excerpt(body: bytes) -> str:
 
 
 def call_http(
-    client: httpx.Client,
+    client: PolicyClient,
     request: HttpRequest,
     info: OccurrenceInfo,
     *,
     extra_headers: dict[str, str] | None = None,
     timeout_s: float | None = None,
 ) -> Outcome:
-    """Send the request; success is a 2xx answer within the client's timeout."""
+    """Send the request; success is a 2xx answer within the timeout (``timeout_s``, else
+    the client's)."""
     headers = {
         **scheduler_headers(info),
         **(extra_headers or {}),
         **_basic_auth(request),
         **(request.headers or {}),
     }
-    content = request.body.encode() if request.body is not None else None
-    timeout = client.timeout if timeout_s is None else httpx.Timeout(timeout_s)
+    url = httpx.URL(request.uri)
     return exchange(
         client,
-        client.build_request(
-            request.method, request.uri, headers=headers, content=content, timeout=timeout
-        ),
+        request.method,
+        url,
+        headers,
+        request.body.encode() if request.body is not None else b"",
+        timeout_s=timeout_s,
         prefix="Http Action - ",
-        where=f"host '{httpx.URL(request.uri).host}'",
+        where=f"host '{url.host}'",
         succeeded=lambda status: 200 <= status < 300,
     )
 
 
 def exchange(
-    client: httpx.Client,
-    request: httpx.Request,
+    client: PolicyClient,
+    method: str,
+    url: httpx.URL,
+    headers: Mapping[str, str],
+    body: bytes,
     *,
+    timeout_s: float | None = None,
     prefix: str,
     where: str,
     succeeded: Callable[[int], bool],
 ) -> Outcome:
-    """Send ``request`` (made with ``client.build_request``, so the client's timeout
-    applies) and describe the answer as Azure Scheduler's history did: the status code and
-    at most BODY_EXCERPT_BYTES of the body (never read further). With tracing on, the call
-    is a client span and the request carries its ``traceparent``."""
-    with tracing.span(request.method, kind="client", attributes=_span_attributes(request)) as span:
-        if span is not None:
-            tracing.inject_headers(request.headers)
-        outcome, status = _exchange(client, request, prefix, where, succeeded)
+    """Send the request and describe the answer as Azure Scheduler's history did: the
+    status code and at most BODY_EXCERPT_BYTES of the body (never read further). With
+    tracing on, the call is a client span and the request carries its ``traceparent``."""
+    with tracing.span(method, kind="client", attributes=_span_attributes(method, url)) as span:
+        sent = _traced(headers) if span is not None else headers
+        outcome, status = _outcome(
+            lambda: client.fetch(
+                method, url, sent, body, timeout_s=timeout_s, read_at_most=BODY_EXCERPT_BYTES
+            ),
+            prefix,
+            where,
+            succeeded,
+        )
         if span is not None:
             if status is not None:
                 span.set_attribute("http.response.status_code", status)
@@ -122,14 +134,27 @@ def exchange(
         return outcome
 
 
-def _span_attributes(request: httpx.Request) -> dict[str, str | int | bool] | None:
+def _traced(headers: Mapping[str, str]) -> dict[str, str]:
+    """``headers`` with the current span's trace context instead of any the job's hold
+    (whatever the case of their names)."""
+    carrier: dict[str, str] = {}
+    tracing.inject_headers(carrier)
+    if not carrier:
+        return dict(headers)
+    replaced = {tracing.TRACEPARENT, tracing.TRACESTATE}
+    return {
+        **{name: value for name, value in headers.items() if name.lower() not in replaced},
+        **carrier,
+    }
+
+
+def _span_attributes(method: str, url: httpx.URL) -> dict[str, str | int | bool] | None:
     """The call's method and URL cut down to scheme, host, port and path (no user info, no
     query: either may hold a credential), and the attempt's execution tag."""
     if not tracing.tracing_on():
         return None
-    url = request.url
     return {
-        "http.request.method": request.method,
+        "http.request.method": method,
         "url.full": redact_urls(str(url)),
         "server.address": url.host,
         "server.port": url.port or (443 if url.scheme == "https" else 80),
@@ -137,36 +162,18 @@ def _span_attributes(request: httpx.Request) -> dict[str, str | int | bool] | No
     }
 
 
-def _exchange(
-    client: httpx.Client,
-    request: httpx.Request,
-    prefix: str,
-    where: str,
-    succeeded: Callable[[int], bool],
+def _outcome(
+    send: Callable[[], Answer], prefix: str, where: str, succeeded: Callable[[int], bool]
 ) -> tuple[Outcome, int | None]:
-    """The outcome, and the answer's status code if there was an answer."""
+    """The outcome of ``send``, and the answer's status code if there was an answer."""
     try:
-        response = client.send(request, stream=True)
-        try:
-            excerpt = _read_excerpt(response)
-        finally:
-            response.close()
+        answer = send()
     except httpx.TimeoutException:
         return Outcome(False, f"{prefix}Request to {where} timed out"), None
     except httpx.HTTPError as exc:
         return Outcome(False, f"{prefix}Request to {where} failed: {exc}"), None
     message = (
-        f"{prefix}Response from {where}: '{response.status_code}' "
-        f"{response.reason_phrase}; Body: {excerpt}"
+        f"{prefix}Response from {where}: '{answer.status}' "
+        f"{answer.reason}; Body: {_excerpt(answer.body_start)}"
     )
-    return Outcome(succeeded(response.status_code), message), response.status_code
-
-
-def _read_excerpt(response: httpx.Response) -> str:
-    """At most BODY_EXCERPT_BYTES of the body; the rest is never read into memory."""
-    kept = bytearray()
-    for chunk in response.iter_bytes():
-        kept.extend(chunk)
-        if len(kept) >= BODY_EXCERPT_BYTES:
-            break
-    return _excerpt(bytes(kept))
+    return Outcome(succeeded(answer.status), message), answer.status

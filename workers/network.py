@@ -101,13 +101,15 @@ class _PolicyTransport(httpx.HTTPTransport):
         # httpx builds its pool without a network backend (it has no parameter for one):
         # the same pool again, with ours. Servers are verified as httpx does by default
         # (SSL_CERT_FILE / SSL_CERT_DIR, else certifi), or against ``verify``'s context.
-        self.pool = self._pool = httpcore.ConnectionPool(
+        self._pool = httpcore.ConnectionPool(
             ssl_context=httpx.create_ssl_context(verify=verify),
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
             network_backend=PolicyBackend(policy),
         )
+        #: The same pool, for :meth:`PolicyClient.fetch` (``_pool`` is httpx's name).
+        self.pool = self._pool
 
 
 class _NoCookies(CookieJar):
@@ -149,7 +151,7 @@ class PolicyClient(httpx.Client):
             trust_env=False,
             cookies=_NoCookies(),
         )
-        self._pool = transport.pool
+        self._policy_pool = transport.pool
 
     def fetch(
         self,
@@ -176,7 +178,7 @@ class PolicyClient(httpx.Client):
             extensions={"timeout": timeout.as_dict()},
         )
         try:
-            response = self._pool.handle_request(request)
+            response = self._policy_pool.handle_request(request)
             try:
                 return Answer(response.status, _reason(response), _start(response, read_at_most))
             finally:

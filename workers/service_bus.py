@@ -1,7 +1,7 @@
 """Execute a ServiceBusQueue or ServiceBusTopic action: send one message through Service
 Bus's REST interface, signed with a shared access key.
 
-Plain REST over httpx, no Service Bus SDK (Microsoft's "Send Message" operation):
+Plain REST, no Service Bus SDK (Microsoft's "Send Message" operation):
 
 - ``POST {endpoint}/{queueName or topicPath}/messages``, the endpoint being
   ``TAKT_SERVICE_BUS_ENDPOINT`` with ``{namespace}`` replaced
@@ -39,6 +39,7 @@ from scheduler.domain.models import (
     ServiceBusMessage,
 )
 from workers.http_action import OccurrenceInfo, Outcome, exchange
+from workers.network import PolicyClient
 
 __all__ = [
     "DEFAULT_ENDPOINT_TEMPLATE",
@@ -121,7 +122,7 @@ def broker_properties(properties: ServiceBusBrokeredMessageProperties | None) ->
 
 
 def send_message(
-    client: httpx.Client,
+    client: PolicyClient,
     action_type: ActionType,
     message: ServiceBusMessage,
     info: OccurrenceInfo,
@@ -147,12 +148,10 @@ def send_message(
     kind = "queue" if action_type is ActionType.SERVICE_BUS_QUEUE else "topic"
     outcome = exchange(
         client,
-        client.build_request(
-            "POST",
-            f"{resource}/messages",
-            content=(message.message or "").encode(),
-            headers=headers,
-        ),
+        "POST",
+        httpx.URL(f"{resource}/messages"),
+        headers,
+        _body(message),
         prefix=prefix,
         where=f"{kind} '{entity}' of namespace '{namespace}'",
         succeeded=lambda status: status == 201,

@@ -1,6 +1,6 @@
 """Execute a StorageQueue action: put a message on an Azure Storage queue with its SAS token.
 
-Plain REST (``POST {endpoint}/{queue}/messages?{sas}``) over httpx, no Azure SDK. The
+Plain REST (``POST {endpoint}/{queue}/messages?{sas}``), no Azure SDK. The
 message goes on the queue the way Azure Scheduler put it there, so receivers written for
 Azure Scheduler keep working:
 
@@ -28,6 +28,7 @@ import httpx
 
 from scheduler.domain.models import StorageQueueMessage
 from workers.http_action import OccurrenceInfo, Outcome, exchange
+from workers.network import PolicyClient
 
 __all__ = ["DEFAULT_ENDPOINT_TEMPLATE", "envelope", "put_message"]
 
@@ -64,7 +65,7 @@ def envelope(message: str, info: OccurrenceInfo, region: str = "") -> str:
 
 
 def put_message(
-    client: httpx.Client,
+    client: PolicyClient,
     action: StorageQueueMessage,
     info: OccurrenceInfo,
     *,
@@ -84,7 +85,7 @@ def put_message(
     return Outcome(outcome.succeeded, _redact(outcome.message, sas))
 
 
-def _post(client: httpx.Client, url: str, body: str, request_id: str, where: str) -> Outcome:
+def _post(client: PolicyClient, url: str, body: str, request_id: str, where: str) -> Outcome:
     headers = {
         "x-ms-version": _API_VERSION,
         "x-ms-client-request-id": request_id,
@@ -92,7 +93,10 @@ def _post(client: httpx.Client, url: str, body: str, request_id: str, where: str
     }
     return exchange(
         client,
-        client.build_request("POST", url, content=body.encode(), headers=headers),
+        "POST",
+        httpx.URL(url),
+        headers,
+        body.encode(),
         prefix=_PREFIX,
         where=where,
         succeeded=lambda status: status == 201,

@@ -11,9 +11,11 @@ import httpx
 import pytest
 
 from scheduler.domain.models import StorageQueueMessage
+from scheduler.service.outbound import NetworkPolicy
 from tests.support.azurite import Azurite, account_sas, create_queue, peek_messages, start_azurite
 from tests.support.helpers import free_port, start_target
 from workers.http_action import BODY_EXCERPT_BYTES, OccurrenceInfo
+from workers.network import PolicyClient, policy_client
 from workers.storage_queue import envelope, put_message
 
 INFO = OccurrenceInfo(
@@ -34,8 +36,8 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
 
 
 @pytest.fixture
-def http() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=10) as client:
+def http() -> Iterator[PolicyClient]:
+    with policy_client(NetworkPolicy.default(), timeout=10, limits=httpx.Limits()) as client:
         yield client
 
 
@@ -58,7 +60,7 @@ def _unwrap(message_text: str) -> dict[str, str]:
 
 
 def test_a_message_is_put_on_the_queue_in_azure_schedulers_envelope(
-    azurite: Azurite, http: httpx.Client, sas: str
+    azurite: Azurite, http: PolicyClient, sas: str
 ) -> None:
     # Given a queue and a message with characters XML must escape
     create_queue(http, azurite, "reports", sas)
@@ -88,7 +90,7 @@ def test_a_message_is_put_on_the_queue_in_azure_schedulers_envelope(
 
 
 def test_a_wrong_signature_fails_with_403_and_the_signature_is_not_in_the_message(
-    azurite: Azurite, http: httpx.Client, sas: str
+    azurite: Azurite, http: PolicyClient, sas: str
 ) -> None:
     # Given a queue and a SAS signed with another key
     create_queue(http, azurite, "guarded", sas)
@@ -106,7 +108,7 @@ def test_a_wrong_signature_fails_with_403_and_the_signature_is_not_in_the_messag
     assert peek_messages(http, azurite, "guarded", sas) == []
 
 
-def test_a_missing_queue_fails_with_404(azurite: Azurite, http: httpx.Client, sas: str) -> None:
+def test_a_missing_queue_fails_with_404(azurite: Azurite, http: PolicyClient, sas: str) -> None:
     outcome = put_message(
         http, _queue("nosuchqueue", sas, "x"), INFO, endpoint_template=azurite.endpoint_template
     )
@@ -115,7 +117,7 @@ def test_a_missing_queue_fails_with_404(azurite: Azurite, http: httpx.Client, sa
     assert "QueueNotFound" in outcome.message
 
 
-def test_a_connection_failure_is_a_failed_outcome_naming_the_queue(http: httpx.Client) -> None:
+def test_a_connection_failure_is_a_failed_outcome_naming_the_queue(http: PolicyClient) -> None:
     # Given an endpoint where nothing listens
     port = free_port()
     # When the action runs against it
@@ -142,7 +144,7 @@ def test_a_connection_failure_is_a_failed_outcome_naming_the_queue(http: httpx.C
     ],
 )
 def test_an_action_that_cannot_be_sent_is_refused_naming_the_field(
-    http: httpx.Client, account: str, queue: str, sas: str | None, rule: str
+    http: PolicyClient, account: str, queue: str, sas: str | None, rule: str
 ) -> None:
     action = StorageQueueMessage(
         storage_account=account, queue_name=queue, sas_token=sas, message="x"
@@ -152,7 +154,7 @@ def test_an_action_that_cannot_be_sent_is_refused_naming_the_field(
     assert rule in outcome.message
 
 
-def test_the_history_message_keeps_at_most_2048_bytes_of_the_answer(http: httpx.Client) -> None:
+def test_the_history_message_keeps_at_most_2048_bytes_of_the_answer(http: PolicyClient) -> None:
     # Given an endpoint that answers 201 with a long body
     target = start_target()
     try:

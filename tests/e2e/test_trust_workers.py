@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import httpx
+import httpcore
 import pytest
 
 from scheduler.api import create_api
@@ -170,14 +170,15 @@ def test_an_http_call_that_raises_fails_with_a_message_then_retries_and_runs_the
             }
         },
     )
-    send = httpx.Client.send
+    send = httpcore.ConnectionPool.handle_request
 
-    def explode(client: httpx.Client, request: httpx.Request, **kwargs: Any) -> httpx.Response:
-        if request.url.path == "/main":
-            raise RuntimeError(f"codec broke on {request.headers['Authorization']}")
-        return send(client, request, **kwargs)
+    def explode(pool: httpcore.ConnectionPool, request: httpcore.Request) -> httpcore.Response:
+        if request.url.target == b"/main":
+            authorization = dict(request.headers)[b"Authorization"].decode()
+            raise RuntimeError(f"codec broke on {authorization}")
+        return send(pool, request)
 
-    monkeypatch.setattr(httpx.Client, "send", explode)
+    monkeypatch.setattr(httpcore.ConnectionPool, "handle_request", explode)
 
     # When its occurrence runs
     worker.occurrence(jid, 1_000)

@@ -1,16 +1,31 @@
-"""A call through the policy client's pool (issue 15) sends what httpx's client sent,
-against a real local server."""
+"""An action's call through the policy client's pool (issue 15) sends what httpx's client
+sent and reads the answer as it read it, against real local servers."""
 
 from __future__ import annotations
 
+import gzip
+import threading
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import httpx
 import pytest
 
+from scheduler.domain.models import HttpRequest
 from scheduler.service.outbound import NetworkPolicy
-from tests.support.helpers import HttpTarget
+from tests.support.helpers import HttpTarget, free_port
+from workers.http_action import BODY_EXCERPT_BYTES, OccurrenceInfo, Outcome, call_http
 from workers.network import PolicyClient, policy_client
+
+INFO = OccurrenceInfo(
+    job_id="job",
+    collection_id="collection",
+    expected_time=datetime(2030, 1, 1, tzinfo=UTC),
+    execution_tag="tag",
+)
 
 
 @pytest.fixture
@@ -71,3 +86,112 @@ def test_the_request_is_the_one_httpxs_client_sent(
     before, after = target.received
     assert (after.method, after.path, after.body) == (before.method, before.path, before.body)
     assert after.headers == before.headers
+
+
+# -- what is read -----------------------------------------------------------------------------
+
+
+class Answers:
+    """A real server: ``/gzip`` answers a gzip-compressed body; ``/endless`` announces a
+    gigabyte, sends 4 KiB and then nothing until the test ends; ``/slow`` answers after
+    the test ends."""
+
+    TEXT = b"hello world " * 1000
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        answers = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                if self.path == "/slow":
+                    answers.done.wait(30)
+                body = gzip.compress(answers.TEXT) if self.path == "/gzip" else b"x" * 4096
+                self.send_response(200)
+                if self.path == "/gzip":
+                    self.send_header("Content-Encoding", "gzip")
+                length = 10**9 if self.path == "/endless" else len(body)
+                self.send_header("Content-Length", str(length))
+                self.end_headers()
+                self.wfile.write(body)
+                self.wfile.flush()
+                if self.path == "/endless":
+                    answers.done.wait(30)
+                self.close_connection = True
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+
+    def close(self) -> None:
+        self.done.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def answers() -> Iterator[Answers]:
+    server = Answers()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def _get(url: str) -> HttpRequest:
+    return HttpRequest(uri=url, method="GET")
+
+
+def test_a_compressed_answer_is_decoded_as_httpx_decodes_it(
+    client: PolicyClient, answers: Answers
+) -> None:
+    # When a server answers with a gzip-compressed body
+    outcome = call_http(client, _get(answers.url("/gzip")), INFO)
+    # Then the history holds the start of the text, not of the compressed bytes
+    excerpt = answers.TEXT[:BODY_EXCERPT_BYTES].decode()
+    assert (
+        outcome.message
+        == f"Http Action - Response from host '127.0.0.1': '200' OK; Body: {excerpt}"
+    )
+
+
+def test_the_body_is_read_no_further_than_the_excerpt(
+    client: PolicyClient, answers: Answers
+) -> None:
+    # Given a server announcing a gigabyte that sends 4 KiB and then waits
+    started = time.monotonic()
+    # When the action runs
+    outcome = call_http(client, _get(answers.url("/endless")), INFO, timeout_s=10)
+    # Then it answers at once with the excerpt: the rest was never waited for
+    assert time.monotonic() - started < 5
+    assert outcome.succeeded
+    assert outcome.message.endswith("Body: " + "x" * BODY_EXCERPT_BYTES)
+
+
+def test_the_jobs_own_timeout_applies(client: PolicyClient, answers: Answers) -> None:
+    # Given a server that does not answer, and a job with a timeout of 0.3 s
+    started = time.monotonic()
+    # When the action runs
+    outcome = call_http(client, _get(answers.url("/slow")), INFO, timeout_s=0.3)
+    # Then it failed as timed out, well before the client's own 5 s
+    assert time.monotonic() - started < 3
+    assert outcome == Outcome(False, "Http Action - Request to host '127.0.0.1' timed out")
+
+
+def test_a_connection_that_fails_says_why_as_httpx_did(client: PolicyClient) -> None:
+    # Given a port nothing listens on
+    uri = f"http://127.0.0.1:{free_port()}/x"
+    # When the action runs
+    outcome = call_http(client, _get(uri), INFO)
+    # Then the message carries httpx's own words for the failure
+    with pytest.raises(httpx.ConnectError) as failure:
+        client.send(client.build_request("GET", uri))
+    assert outcome.message == f"Http Action - Request to host '127.0.0.1' failed: {failure.value}"

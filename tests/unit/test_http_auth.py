@@ -37,9 +37,11 @@ from cryptography.hazmat.primitives.serialization import (
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from scheduler.domain.models import AuthenticationType, HttpAuthentication, HttpRequest
+from scheduler.service.outbound import NetworkPolicy
 from tests.support.helpers import HttpTarget, free_port
 from workers.auth import ActionAuth, ActionAuthFailed
 from workers.http_action import OccurrenceInfo, call_http
+from workers.network import PolicyClient, policy_client
 
 PASSWORD = "pfx-pass-phrase"
 CLIENT_CN = "takt-test-client"
@@ -185,9 +187,12 @@ def tls_server(pki: Pki) -> Iterator[TlsServer]:
 
 
 @pytest.fixture
-def default_client(pki: Pki) -> Iterator[httpx.Client]:
+def default_client(pki: Pki) -> Iterator[PolicyClient]:
     """The worker's shared client: trusts the test CA, presents no certificate."""
-    with httpx.Client(verify=ssl.create_default_context(cafile=pki.ca_file), timeout=10) as c:
+    verify = ssl.create_default_context(cafile=pki.ca_file)
+    with policy_client(
+        NetworkPolicy.default(), verify=verify, timeout=10, limits=httpx.Limits()
+    ) as c:
         yield c
 
 
@@ -218,7 +223,7 @@ def test_a_client_certificate_is_presented_to_a_server_that_requires_one(
     pki: Pki,
     tls_server: TlsServer,
     auth: ActionAuth,
-    default_client: httpx.Client,
+    default_client: PolicyClient,
     encryption: str,
 ) -> None:
     # Given a job authenticating with the client certificate's PFX
@@ -236,7 +241,7 @@ def test_a_client_certificate_is_presented_to_a_server_that_requires_one(
 
 
 def test_without_a_ca_file_the_server_is_verified_against_the_default_store(
-    pki: Pki, tls_server: TlsServer, default_client: httpx.Client
+    pki: Pki, tls_server: TlsServer, default_client: PolicyClient
 ) -> None:
     # Given the production setting: no CA file, so httpx's default trust store
     auth = ActionAuth()
@@ -253,7 +258,7 @@ def test_without_a_ca_file_the_server_is_verified_against_the_default_store(
 
 
 def test_without_a_certificate_the_handshake_fails(
-    tls_server: TlsServer, default_client: httpx.Client
+    tls_server: TlsServer, default_client: PolicyClient
 ) -> None:
     outcome = call_http(default_client, _get(tls_server.url, None), INFO)
     assert not outcome.succeeded
@@ -262,7 +267,7 @@ def test_without_a_certificate_the_handshake_fails(
 
 
 def test_a_wrong_password_gives_a_clear_failure_without_secrets(
-    pki: Pki, auth: ActionAuth, default_client: httpx.Client
+    pki: Pki, auth: ActionAuth, default_client: PolicyClient
 ) -> None:
     pfx = pki.pfx["aes"]
     with (
@@ -288,7 +293,7 @@ def test_a_wrong_password_gives_a_clear_failure_without_secrets(
     ],
 )
 def test_an_unusable_pfx_gives_a_clear_failure(
-    auth: ActionAuth, default_client: httpx.Client, pfx: str, expected: str
+    auth: ActionAuth, default_client: PolicyClient, pfx: str, expected: str
 ) -> None:
     with (
         pytest.raises(ActionAuthFailed, match=expected),
@@ -298,7 +303,7 @@ def test_an_unusable_pfx_gives_a_clear_failure(
 
 
 def test_the_client_is_reused_per_certificate_and_an_evicted_one_closes_when_idle(
-    pki: Pki, tls_server: TlsServer, default_client: httpx.Client
+    pki: Pki, tls_server: TlsServer, default_client: PolicyClient
 ) -> None:
     # Given room for a single certificate client
     auth = ActionAuth(ca_file=pki.ca_file, max_certificates=1)
@@ -329,7 +334,7 @@ def test_the_client_is_reused_per_certificate_and_an_evicted_one_closes_when_idl
 def test_the_pem_files_are_private_and_gone_once_loaded(
     pki: Pki,
     auth: ActionAuth,
-    default_client: httpx.Client,
+    default_client: PolicyClient,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -400,7 +405,7 @@ def _token_answer(target: HttpTarget, token: str, **lifetime: str) -> None:
 
 
 def _headers(
-    auth: ActionAuth, http: httpx.Client, authentication: HttpAuthentication
+    auth: ActionAuth, http: PolicyClient, authentication: HttpAuthentication
 ) -> dict[str, str]:
     with auth.prepare(authentication, http) as prepared:
         assert prepared.client is http

@@ -13,10 +13,12 @@ import httpx
 import pytest
 
 from scheduler.domain.models import ActionType, JobAction, ServiceBusMessage
+from scheduler.service.outbound import NetworkPolicy
 from tests.support.helpers import free_port
 from tests.support.service_bus import LocalServiceBus, start_service_bus
 from workers.actions import unexpected_failure
 from workers.http_action import BODY_EXCERPT_BYTES, OccurrenceInfo
+from workers.network import PolicyClient, policy_client
 from workers.service_bus import send_message
 
 NAMESPACE = "contoso-tests"
@@ -41,9 +43,19 @@ def bus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServiceBus]:
         local.close()
 
 
+def _client(bus: LocalServiceBus, timeout: float) -> PolicyClient:
+    """A worker's client that trusts the local Service Bus's CA."""
+    return policy_client(
+        NetworkPolicy.default(),
+        verify=ssl.create_default_context(cafile=bus.ca_file),
+        timeout=timeout,
+        limits=httpx.Limits(),
+    )
+
+
 @pytest.fixture
-def http(bus: LocalServiceBus) -> Iterator[httpx.Client]:
-    with httpx.Client(verify=ssl.create_default_context(cafile=bus.ca_file), timeout=5) as c:
+def http(bus: LocalServiceBus) -> Iterator[PolicyClient]:
+    with _client(bus, 5) as c:
         yield c
 
 
@@ -60,7 +72,7 @@ def _message(**changes: Any) -> ServiceBusMessage:
 
 
 def test_a_queue_message_arrives_signed_with_its_properties(
-    bus: LocalServiceBus, http: httpx.Client
+    bus: LocalServiceBus, http: PolicyClient
 ) -> None:
     # Given a queue message with brokered and custom properties
     message = _message(
@@ -110,7 +122,7 @@ def test_a_queue_message_arrives_signed_with_its_properties(
     assert delivered.headers["x-ms-client-request-id"] == INFO.execution_tag
 
 
-def test_a_topic_message_goes_to_the_topic_path(bus: LocalServiceBus, http: httpx.Client) -> None:
+def test_a_topic_message_goes_to_the_topic_path(bus: LocalServiceBus, http: PolicyClient) -> None:
     # Given a topic message whose path has two segments
     message = _message(queueName=None, topicPath="events/eu", message="hello")
     # When it is sent
@@ -126,7 +138,7 @@ def test_a_topic_message_goes_to_the_topic_path(bus: LocalServiceBus, http: http
 
 
 def test_a_wrong_key_is_a_401_failure_that_never_shows_the_key(
-    bus: LocalServiceBus, http: httpx.Client
+    bus: LocalServiceBus, http: PolicyClient
 ) -> None:
     # Given a message signed with a key Service Bus does not know
     wrong = "d3Jvbmcta2V5LXRoYXQtaXMtbG9uZy1lbm91Z2g="
@@ -142,7 +154,7 @@ def test_a_wrong_key_is_a_401_failure_that_never_shows_the_key(
 
 
 def test_a_queue_that_does_not_exist_is_a_404_failure(
-    bus: LocalServiceBus, http: httpx.Client
+    bus: LocalServiceBus, http: PolicyClient
 ) -> None:
     # Given a message for a queue the namespace does not have; When it is sent
     outcome = send_message(
@@ -158,7 +170,7 @@ def test_a_queue_that_does_not_exist_is_a_404_failure(
 
 
 def test_a_message_over_256_kb_is_a_413_failure_with_a_bounded_excerpt(
-    bus: LocalServiceBus, http: httpx.Client
+    bus: LocalServiceBus, http: PolicyClient
 ) -> None:
     # Given a message larger than Service Bus takes
     message = _message(message="x" * (256 * 1024 + 1))
@@ -173,15 +185,13 @@ def test_a_message_over_256_kb_is_a_413_failure_with_a_bounded_excerpt(
 
 
 def test_a_service_bus_that_does_not_answer_in_time_is_a_timeout(
-    bus: LocalServiceBus, http: httpx.Client
+    bus: LocalServiceBus, http: PolicyClient
 ) -> None:
     # Given a Service Bus that holds every request
     release = bus.hold()
     try:
         # When a message is sent with a short timeout
-        with httpx.Client(
-            verify=ssl.create_default_context(cafile=bus.ca_file), timeout=0.3
-        ) as hasty:
+        with _client(bus, 0.3) as hasty:
             outcome = send_message(
                 hasty,
                 ActionType.SERVICE_BUS_QUEUE,
@@ -207,7 +217,7 @@ def test_a_service_bus_that_does_not_answer_in_time_is_a_timeout(
     ],
 )
 def test_an_unreachable_service_bus_is_a_failure_that_says_so(
-    http: httpx.Client, endpoint: str, words: str
+    http: PolicyClient, endpoint: str, words: str
 ) -> None:
     # Given an endpoint nothing listens on, or a name that does not resolve
     template = endpoint.replace("{port}", str(free_port()))
@@ -235,7 +245,7 @@ def test_an_error_raised_while_sending_never_shows_the_key() -> None:
 
 
 def test_the_broker_properties_header_is_json_of_documented_names_only(
-    bus: LocalServiceBus, http: httpx.Client
+    bus: LocalServiceBus, http: PolicyClient
 ) -> None:
     # Given a message with every brokered property Azure Scheduler knows
     every = {
