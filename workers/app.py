@@ -33,6 +33,11 @@ log = logging.getLogger(__name__)
 #: before each next one, and the most between two (kombu's Connection.ensure_connection).
 _RECONNECT_INTERVALS = {"interval_start": 0.25, "interval_step": 0.25, "interval_max": 1.0}
 
+#: Task events wait this long to be sent together (Flower shows them that much later) ...
+EVENT_FLUSH_S = 0.1
+#: ... unless this many are waiting.
+EVENT_BATCH = 256
+
 
 class ReconnectingConsumer(Consumer):
     """Celery's consumer, which reconnects soon, and even when tidying up the lost
@@ -49,6 +54,35 @@ class ReconnectingConsumer(Consumer):
     after the redelivery timeout: reconnect, and leave them unacknowledged
     (tests/e2e/test_broker_restart.py).
     """
+
+    _event_timer: Any = None
+
+    def on_send_event_buffered(self) -> Any:
+        """Celery sends the task events it buffers on its loop's next turn, and a pool
+        thread's event (each task's ``task-started``) wakes the loop for that: about two
+        events per ``PUBLISH``, and a wake-up per task. Here they leave together on the
+        loop's timer, every :data:`EVENT_FLUSH_S`, or once :data:`EVENT_BATCH` wait (the
+        dispatcher then sends them itself)."""
+        consumer: Any = self  # celery-types declares neither its hub nor its dispatcher
+        if consumer.event_dispatcher is not None:
+            consumer.event_dispatcher.buffer_limit = EVENT_BATCH
+        if self._event_timer is None and consumer.hub is not None:
+            self._event_timer = True  # one wake-up, to start the timer in the loop
+            consumer.hub.call_soon(self._start_event_timer)
+
+    def shutdown(self) -> None:
+        """Send the events still waiting (the last tasks' ``task-succeeded``) before Celery
+        closes the dispatcher."""
+        consumer: Any = self
+        try:
+            consumer._flush_events()
+        except Exception:  # the broker is gone: Flower misses those events, nothing else
+            log.warning("consumer: could not send the last task events", exc_info=True)
+        super().shutdown()
+
+    def _start_event_timer(self) -> None:
+        consumer: Any = self
+        self._event_timer = consumer.hub.call_repeatedly(EVENT_FLUSH_S, consumer._flush_events)
 
     def ensure_connected(self, conn: Any) -> Any:
         """Celery's, trying again sooner: after 0.25 s, then 0.5, 0.75, and every second
