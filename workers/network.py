@@ -167,6 +167,8 @@ class PolicyClient(httpx.Client):
         rest is never read, and a connection left with some unread is closed, not reused).
         The timeout is ``timeout_s`` for each phase (pool, connect, write, read), or the
         client's. Raises ``httpx.TimeoutException`` or another ``httpx.TransportError``."""
+        if self.is_closed:  # its pool would open connections again
+            raise RuntimeError("Cannot send a request, as the client has been closed.")
         timeout = self.timeout if timeout_s is None else httpx.Timeout(timeout_s)
         request = httpcore.Request(
             method.encode("ascii"),

@@ -195,3 +195,14 @@ def test_a_connection_that_fails_says_why_as_httpx_did(client: PolicyClient) -> 
     with pytest.raises(httpx.ConnectError) as failure:
         client.send(client.build_request("GET", uri))
     assert outcome.message == f"Http Action - Request to host '127.0.0.1' failed: {failure.value}"
+
+
+def test_a_closed_client_sends_nothing(target: HttpTarget) -> None:
+    # Given a client that was closed (an evicted client certificate's, say)
+    client = policy_client(NetworkPolicy.default(), timeout=5, limits=httpx.Limits())
+    client.close()
+    # When a call is made with it, it is refused as httpx's client refuses it
+    with pytest.raises(RuntimeError, match="client has been closed"):
+        client.fetch("GET", httpx.URL(f"{target.url}/in"), {}, b"", read_at_most=10)
+    # And nothing reached the server
+    assert target.received == []
