@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from typing import cast
 from urllib.parse import parse_qsl, urlsplit
 
 from scheduler.clock import from_ms, utcnow
@@ -13,7 +12,6 @@ from scheduler.service.management import run_command_line
 from workers.auth import ActionAuthFailed
 from workers.context import WorkerContext
 from workers.http_action import OccurrenceInfo, Outcome, call_http
-from workers.network import PolicyClient
 from workers.service_bus import send_message
 from workers.storage_queue import put_message
 
@@ -138,9 +136,7 @@ def _run(
     failure: str | None,
     timeout_s: float | None,
 ) -> Outcome:
-    # WorkerContext.http is made by workers.network.policy_client (its annotation still
-    # says httpx.Client).
-    http = cast(PolicyClient, ctx.http)
+    http = ctx.http
     if action.type in (ActionType.HTTP, ActionType.HTTPS) and action.request is not None:
         info = _occurrence_info(jid, occurrence_ms, execution_tag)
         extra = {FAILURE_HEADER: _header_safe(failure)} if failure else {}

@@ -21,7 +21,7 @@ from scheduler.store.ledger import Ledger
 from scheduler.store.metrics import MetricsBoard
 from workers.attempt import RunRequest
 from workers.auth import ActionAuth
-from workers.network import policy_client
+from workers.network import PolicyClient, policy_client
 
 #: Publishes a follow-up attempt (the error action) as its own task.
 FollowUpPublisher = Callable[[RunRequest, ActionType, str | None], None]
@@ -41,7 +41,7 @@ class WorkerContext:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _store: JobStore | None = field(default=None, repr=False)
     _ledger: Ledger | None = field(default=None, repr=False)
-    _http: httpx.Client | None = field(default=None, repr=False)
+    _http: PolicyClient | None = field(default=None, repr=False)
     _auth: ActionAuth | None = field(default=None, repr=False)
     _pusher: MetricsPusher | None = field(default=None, repr=False)
     _pusher_pid: int = field(default=0, repr=False)
@@ -98,7 +98,7 @@ class WorkerContext:
             return self._ledger
 
     @property
-    def http(self) -> httpx.Client:
+    def http(self) -> PolicyClient:
         """One keep-alive client per process (thread-safe), under the outbound policy."""
         with self._lock:
             if self._http is None:
