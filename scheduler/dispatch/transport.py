@@ -22,27 +22,20 @@ CPU goes"). This transport keeps kombu's protocol, keys and guarantees, and:
 
 Nothing changes for publishers (the beat, the API) or consumers without an event loop.
 
-Messages and their bodies are JSON, which kombu decodes with an ``object_hook`` (a Python
-call for every object in a message, to revive its ``{"__type__": …, "__value__": …}``
-values): 16 % of a worker's CPU for an empty task. :func:`loads` gives the same result,
-and skips the hook when the text cannot hold such a value.
-
 :func:`install` makes it the transport of ``redis://`` and ``rediss://`` URLs in the
 process (kombu's alias table), so URLs and what Flower shows of them stay kombu's.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from importlib.resources import files
 from time import time
 from typing import Any, cast
 
-from kombu import serialization
 from kombu.transport import TRANSPORT_ALIASES, virtual
 from kombu.transport import redis as kombu_redis
-from kombu.utils import json as kombu_json
+from kombu.utils.json import loads
 
 __all__ = [
     "ACK_FLUSH_S",
@@ -52,7 +45,6 @@ __all__ = [
     "SentinelTransport",
     "Transport",
     "install",
-    "loads",
 ]
 
 log = logging.getLogger(__name__)
@@ -67,21 +59,6 @@ TAKE_BATCH = 64
 ACK_FLUSH_S = 0.02
 #: ... unless this many are waiting.
 ACK_BATCH = 256
-
-
-def loads(text: str | bytes | bytearray | memoryview) -> Any:
-    """kombu's JSON decoding (``kombu.utils.json.loads``), without its object hook when the
-    text has no ``__type__`` key: the hook revives only objects whose keys are exactly
-    ``__type__`` and ``__value__``, and a key can only be spelled otherwise with a ``\\u``
-    escape, which also takes kombu's way."""
-    if isinstance(text, memoryview):
-        text = text.tobytes()
-    if isinstance(text, bytes | bytearray):
-        text = text.decode("utf-8")
-    if "__type__" in text or "\\u" in text:
-        return kombu_json.loads(text)
-    return json.loads(text)
-
 
 _TAKE_MESSAGES = (files("scheduler.dispatch") / "lua" / "take_messages.lua").read_text("utf-8")
 
@@ -233,18 +210,9 @@ class SentinelTransport(Transport):
 
 def install() -> None:
     """Serve ``redis://`` and ``rediss://`` brokers with :class:`Transport`, and
-        ``sentinel://`` ones with :class:`SentinelTransport`, in this process. By kombu's own
-        alias rather than Celery's ``broker_transport``: a connection's URL keeps its scheme,
-        which Flower's broker page reads to know the broker. Also decodes JSON message bodies with
-    :func:`loads`."""
+    ``sentinel://`` ones with :class:`SentinelTransport`, in this process. By kombu's own
+    alias rather than Celery's ``broker_transport``: a connection's URL keeps its scheme,
+    which Flower's broker page reads to know the broker."""
     for scheme in REDIS_SCHEMES:
         TRANSPORT_ALIASES[scheme] = f"{__name__}:Transport"
     TRANSPORT_ALIASES[SENTINEL_SCHEME] = f"{__name__}:SentinelTransport"
-    # Message bodies: kombu's JSON serializer with the decoding above.
-    serialization.register(
-        "json",
-        kombu_json.dumps,
-        loads,
-        content_type="application/json",
-        content_encoding="utf-8",
-    )
