@@ -30,7 +30,7 @@ from scheduler.errors import JobNotFound, StoreError, TaktError
 from scheduler.observability import AttemptFields, about_attempt, current_attempt, tracing
 from scheduler.service.retries import retry_plan
 from scheduler.settings import LEASE_MARGIN_S
-from scheduler.store.jobs import JobRecord
+from scheduler.store.jobs import JobRecord, JobToRun, Lease
 from workers.actions import run_action
 from workers.attempt import RunRequest
 from workers.context import WorkerContext
@@ -135,22 +135,10 @@ _OUTCOMES = {
 
 
 def _execute(ctx: WorkerContext, run: RunRequest) -> Verdict:
-    try:
-        record = _runnable_job(ctx, run)
-    except StoreError:
-        raise  # the store is away: the task tries the same attempt again
-    except Exception as exc:  # the job cannot be read (UnreadableJob, a bad field, ...)
-        return _unreadable(ctx, run, exc)
-    if record is None:
-        return Verdict(VerdictWord.NOT_RUN)
-    action = record.properties.action.error_action if run.error else record.properties.action
-    if action is None:
-        return Verdict(VerdictWord.NO_ERROR_ACTION)
-    _describe(record, action)
-    ttl_ms = int(timeout_for(ctx, action) * 1000) + _LEASE_MARGIN_MS
-    refused = _take_lease(ctx, run, ttl_ms)
-    if refused is not None:
-        return refused
+    leased = _leased_attempt(ctx, run)
+    if isinstance(leased, Verdict):
+        return leased
+    record, action, ttl_ms = leased
     policy = None if run.error else record.properties.concurrency_policy
     if policy in (ConcurrencyPolicy.FORBID, ConcurrencyPolicy.REPLACE):
         assert policy is not None
@@ -196,6 +184,41 @@ def _execute(ctx: WorkerContext, run: RunRequest) -> Verdict:
     return _follow_up(ctx, record, run, action, outcome, wait)
 
 
+def _leased_attempt(
+    ctx: WorkerContext, run: RunRequest
+) -> tuple[JobRecord, JobErrorAction, int] | Verdict:
+    """The job and the action of an attempt whose lease this worker now holds, with the
+    lease's TTL; else the verdict on why the attempt does not run.
+
+    One round trip reads the job and takes the lease (for the default timeout's TTL) when
+    the job and its collection are Enabled; an action with a timeout of its own has its
+    lease set by it in a second one. What the read cannot decide (a job that is not
+    Enabled but still owes this attempt, an error action) takes the lease after the read,
+    as it always did, and a job that may not run holds none. A job that cannot be read is
+    recorded as such under a lease of the margin alone.
+    """
+    try:
+        read = ctx.store.read_and_lease(
+            run.jid, run.occurrence_ms, run.tag, _read_lease_ms(ctx, run), run.ledger_entry.member
+        )
+    except JobNotFound:
+        log.info("job %s was deleted; occurrence %s dropped", run.jid, run.occurrence_ms)
+        return Verdict(VerdictWord.NOT_RUN)
+    try:
+        record = read.record()
+    except Exception as exc:  # the job cannot be read (UnreadableJob, a bad field, ...)
+        return _unreadable(ctx, run, exc, read)
+    if not _may_run(record, read.collection_state, run):
+        return Verdict(VerdictWord.NOT_RUN)
+    action = record.properties.action.error_action if run.error else record.properties.action
+    if action is None:
+        return Verdict(VerdictWord.NO_ERROR_ACTION)
+    _describe(record, action)
+    ttl_ms = _lease_ms(ctx, action)
+    refused = _hold_lease(ctx, run, read, ttl_ms)
+    return (record, action, ttl_ms) if refused is None else refused
+
+
 def _describe(record: JobRecord, action: JobErrorAction) -> None:
     """Name the action's type in this attempt's metrics and log lines, and let its lines
     mask the job's credentials (computed only if a line is written)."""
@@ -205,11 +228,39 @@ def _describe(record: JobRecord, action: JobErrorAction) -> None:
         fields.secrets = lambda: secret_values(record.properties.to_wire())
 
 
-def _take_lease(ctx: WorkerContext, run: RunRequest, ttl_ms: int) -> Verdict | None:
-    """None once this worker holds the attempt's lease; else why it does not run."""
-    lease = ctx.store.acquire_lease(
-        run.jid, run.occurrence_ms, run.tag, ttl_ms, run.ledger_entry.member
-    )
+def _lease_ms(ctx: WorkerContext, action: JobErrorAction | None) -> int:
+    """How long an attempt's lease lasts: its action's timeout (None: the default one)
+    and a margin for recording the attempt."""
+    return int(timeout_for(ctx, action) * 1000) + _LEASE_MARGIN_MS
+
+
+def _read_lease_ms(ctx: WorkerContext, run: RunRequest) -> int | None:
+    """The TTL of the lease the first read takes, before the action is known: the default
+    timeout's. None for an error action, read without a lease: the job may have none, and
+    an attempt that does not run must neither hold a lease nor be told apart by one."""
+    return None if run.error else _lease_ms(ctx, None)
+
+
+def _hold_lease(ctx: WorkerContext, run: RunRequest, read: JobToRun, ttl_ms: int) -> Verdict | None:
+    """None once this worker holds the attempt's lease for ``ttl_ms`` (the one the read
+    took, set to ``ttl_ms`` if it was taken for another TTL, or one taken now); else why
+    the attempt does not run."""
+    member = run.ledger_entry.member
+    if read.lease is None:
+        lease = ctx.store.acquire_lease(run.jid, run.occurrence_ms, run.tag, ttl_ms, member)
+        return _refusal(run, lease)
+    refused = _refusal(run, read.lease)
+    if refused is not None or ttl_ms == _read_lease_ms(ctx, run):
+        return refused
+    if ctx.store.set_lease_ttl(run.jid, run.occurrence_ms, run.tag, ttl_ms, member):
+        return None
+    # Expired in the meantime (the process stalled for longer than the lease): another
+    # worker may hold it now, so look again as a copy delivered while it is held would.
+    return Verdict(VerdictWord.BUSY, retry_in=timedelta(milliseconds=100), again=True)
+
+
+def _refusal(run: RunRequest, lease: Lease) -> Verdict | None:
+    """None when ``lease`` was taken; else why the attempt does not run."""
     if lease.taken:
         return None
     if lease.done:
@@ -232,11 +283,12 @@ def _take_lease(ctx: WorkerContext, run: RunRequest, ttl_ms: int) -> Verdict | N
     )
 
 
-def _unreadable(ctx: WorkerContext, run: RunRequest, exc: Exception) -> Verdict:
+def _unreadable(ctx: WorkerContext, run: RunRequest, exc: Exception, read: JobToRun) -> Verdict:
     """A stored definition this worker cannot read (written behind the API's back, or
-    valid under older rules) fails the attempt with a history entry that says why. With
-    no readable retry policy or error action, neither applies."""
-    refused = _take_lease(ctx, run, _LEASE_MARGIN_MS)
+    valid under older rules) fails the attempt with a history entry that says why, under
+    a lease of the margin alone. With no readable retry policy or error action, neither
+    applies."""
+    refused = _hold_lease(ctx, run, read, _LEASE_MARGIN_MS)
     if refused is not None:
         return refused
     message = f"Job definition - the stored definition cannot be run: {_why(exc)}"
@@ -279,27 +331,25 @@ def _owed_next(
     return follow.ledger_entry.member, to_ms(due)
 
 
-def timeout_for(ctx: WorkerContext, action: JobErrorAction) -> float:
-    """The action's timeout in seconds: the job's own, else the default, never over the max."""
-    own = action.request.timeout if action.request is not None else None
+def timeout_for(ctx: WorkerContext, action: JobErrorAction | None) -> float:
+    """The action's timeout in seconds: the job's own, else the default, never over the max
+    (None: the default)."""
+    own = action.request.timeout if action is not None and action.request is not None else None
     seconds = own.total_seconds() if own is not None else ctx.settings.http_timeout_s
     return min(seconds, ctx.settings.http_timeout_max_s)
 
 
-def _runnable_job(ctx: WorkerContext, run: RunRequest) -> JobRecord | None:
-    """The job, if it still exists and may run (a disabled job never runs)."""
-    try:
-        record, collection_state = ctx.store.get_job_to_run(run.jid)
-    except JobNotFound:
-        log.info("job %s was deleted; occurrence %s dropped", run.jid, run.occurrence_ms)
-        return None
+def _may_run(record: JobRecord, collection_state: str | None, run: RunRequest) -> bool:
+    """Whether the attempt may run (a disabled job never runs). Every attempt whose read
+    took the lease may (its job and its collection are Enabled), so one that may not
+    holds none."""
     if record.state is not JobState.ENABLED and not _handed_out_before_it_finished(record, run):
         log.info("job %s is %s; it does not run", run.jid, record.state.value)
-        return None
+        return False
     if collection_state != "Enabled":
         log.info("collection of %s is %s; its jobs do not run", run.jid, collection_state)
-        return None
-    return record
+        return False
+    return True
 
 
 def _handed_out_before_it_finished(record: JobRecord, run: RunRequest) -> bool:

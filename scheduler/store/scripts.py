@@ -22,9 +22,12 @@ __all__ = [
     "CLAIM_RUNNING",
     "HISTORY_CHANGED",
     "PUT_JOB",
+    "READ_AND_LEASE",
     "RECORD_ATTEMPT",
     "REDELIVER",
     "RELEASE_RUNNING",
+    "SET_LEASE_TTL",
+    "TAKE_LEASE",
 ]
 
 
@@ -40,13 +43,18 @@ def _script(name: str, *functions: str) -> str:
 #: ``next_ms(after, first, step, last)``: a cadence's next occurrence (a function only,
 #: for the scripts that follow a cadence).
 CADENCE_NEXT = _read("cadence_next")
+#: ``take_lease(lease_key, ledger_key, taken_key, ttl_ms, ledger_member)``: an attempt's
+#: lease, if the execution ledger owes it (a function only, for the scripts that take one).
+TAKE_LEASE = _read("take_lease")
 
-ACQUIRE_LEASE = _script("acquire_lease")
+ACQUIRE_LEASE = _script("acquire_lease", TAKE_LEASE)
 ADVANCE = _script("advance")
 CLAIM_DUE = _script("claim_due", CADENCE_NEXT)
 CLAIM_RUNNING = _script("claim_running")
 HISTORY_CHANGED = _script("history_changed")
 PUT_JOB = _script("put_job")
+READ_AND_LEASE = _script("read_and_lease", TAKE_LEASE)
 RECORD_ATTEMPT = _script("record_attempt")
 REDELIVER = _script("redeliver")
 RELEASE_RUNNING = _script("release_running")
+SET_LEASE_TTL = _script("set_lease_ttl")

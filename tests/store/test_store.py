@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -18,7 +20,7 @@ from scheduler.domain.models import (
 )
 from scheduler.errors import JobNotFound, SchemaTooNew
 from scheduler.store.claims import Advance, ClaimBatch, ClaimQueue
-from scheduler.store.jobs import HISTORY_MAX_ENTRIES, Attempt, JobStore, NewJob
+from scheduler.store.jobs import HISTORY_MAX_ENTRIES, Attempt, JobStore, Lease, NewJob
 from scheduler.store.ledger import LedgerEntry
 from tests.support.helpers import wait_until
 
@@ -281,3 +283,234 @@ def test_put_jobs_creates_many_in_one_round_trip_and_wakes_the_beats_once(
     assert wake["data"] == "10000"
     assert listener.get_message(timeout=0.1) is None
     listener.close()
+
+
+# -- a worker's first read: the job, its collection's state and the lease at once ------------
+
+
+def owe(store: JobStore, jid: str, occurrence_ms: int, n: int = 0) -> str:
+    """Enter one attempt into the execution ledger, as a beat hands it out; its member."""
+    member = LedgerEntry(jid, occurrence_ms, n).member
+    store.redis.zadd(store.keys.ledger, {member: 1})
+    return member
+
+
+def lease_expiry_ms(store: JobStore, jid: str, occurrence_ms: int, tag: str = "m0") -> int:
+    """When the attempt's lease expires, by the store's clock (-1: no lease)."""
+    pttl = int(store.redis.pttl(store.keys.lease(jid, occurrence_ms, tag)))
+    return store.time_ms() + pttl if pttl > 0 else -1
+
+
+def test_read_and_lease_reads_the_job_and_takes_its_lease_in_one_call(store: JobStore) -> None:
+    # Given an enabled job in an enabled collection, with an owed attempt
+    [jid] = add_jobs(store, 1)
+    member = owe(store, jid, 5)
+
+    # When a worker reads it with a lease of 65 s
+    read = store.read_and_lease(jid, 5, "m0", 65_000, member)
+
+    # Then it has the job, its collection's state and the lease, booked as taken until the
+    # lease expires
+    assert read.record().properties.action.request is not None
+    assert read.collection_state == "Enabled"
+    assert read.lease == Lease(taken=True)
+    expiry = lease_expiry_ms(store, jid, 5)
+    assert abs(expiry - store.time_ms() - 65_000) < 1_000
+    assert abs(int(store.redis.zscore(store.keys.ledger_taken, member) or 0) - expiry) < 1_000
+
+
+def test_read_and_lease_refuses_what_acquire_lease_refuses(store: JobStore) -> None:
+    # Given an enabled job with one owed attempt
+    [jid] = add_jobs(store, 1)
+    member = owe(store, jid, 5)
+
+    # When an attempt nobody handed out is read
+    forged = store.read_and_lease(jid, 5, "m1", 65_000, LedgerEntry(jid, 5, 1).member)
+
+    # Then it is not owed, and no lease of it is left behind
+    assert forged.lease is not None
+    assert (forged.lease.taken, forged.lease.owed) == (False, False)
+    assert store.redis.exists(store.keys.lease(jid, 5, "m1")) == 0
+
+    # And a second delivery of the owed attempt, while held, is busy until the lease expires
+    assert store.read_and_lease(jid, 5, "m0", 65_000, member).lease == Lease(taken=True)
+    busy = store.read_and_lease(jid, 5, "m0", 65_000, member).lease
+    assert busy is not None
+    assert (busy.taken, busy.done, busy.owed) == (False, False, True)
+    assert 64_000 < busy.busy_ms <= 65_000
+
+    # And once recorded, a delivery of it is done
+    store.record_attempt(attempt(jid, 5, failed=False))
+    assert store.read_and_lease(jid, 5, "m0", 65_000, member).lease == Lease(False, done=True)
+
+
+@pytest.mark.parametrize("disabled", ["job", "collection"])
+def test_read_and_lease_takes_no_lease_unless_job_and_collection_are_enabled(
+    store: JobStore, disabled: str
+) -> None:
+    # Given an owed attempt of a job that is disabled, or whose collection is
+    [jid] = add_jobs(store, 1)
+    member = owe(store, jid, 5)
+    if disabled == "job":
+        store.set_job_state(jid, JobState.DISABLED, None)
+    else:
+        store.set_collection_state(CID, "Disabled")
+
+    # When a worker reads it
+    read = store.read_and_lease(jid, 5, "m0", 65_000, member)
+
+    # Then it has the job and its collection's state, and no lease was taken or booked
+    assert read.lease is None
+    assert (read.record().state.value, read.collection_state) == (
+        ("Disabled", "Enabled") if disabled == "job" else ("Enabled", "Disabled")
+    )
+    assert store.redis.exists(store.keys.lease(jid, 5, "m0")) == 0
+    assert store.redis.zscore(store.keys.ledger_taken, member) is None
+
+
+def test_read_and_lease_without_a_ttl_only_reads(store: JobStore) -> None:
+    [jid] = add_jobs(store, 1)
+    member = owe(store, jid, 5)
+    assert store.read_and_lease(jid, 5, "m0", None, member).lease is None
+    assert store.redis.exists(store.keys.lease(jid, 5, "m0")) == 0
+
+
+def test_read_and_lease_of_a_deleted_job_is_not_found_and_takes_nothing(store: JobStore) -> None:
+    [jid] = add_jobs(store, 1)
+    member = owe(store, jid, 5)
+    store.delete_job(jid)
+    with pytest.raises(JobNotFound):
+        store.read_and_lease(jid, 5, "m0", 65_000, member)
+    assert store.redis.exists(store.keys.lease(jid, 5, "m0")) == 0
+
+
+def test_set_lease_ttl_moves_a_held_lease_and_its_taken_deadline_only(store: JobStore) -> None:
+    # Given a held lease of 65 s
+    [jid] = add_jobs(store, 1)
+    member = owe(store, jid, 5)
+    store.read_and_lease(jid, 5, "m0", 65_000, member)
+
+    # When its attempt's action turns out to have a timeout of 10 minutes
+    assert store.set_lease_ttl(jid, 5, "m0", 605_000, member)
+
+    # Then the lease and the taken deadline both end 605 s from now
+    expiry = lease_expiry_ms(store, jid, 5)
+    assert abs(expiry - store.time_ms() - 605_000) < 1_000
+    assert abs(int(store.redis.zscore(store.keys.ledger_taken, member) or 0) - expiry) < 1_000
+
+    # And a recorded attempt's lease stays done, and is booked nowhere again
+    store.record_attempt(replace(attempt(jid, 5, failed=False), ledger_member=member))
+    assert not store.set_lease_ttl(jid, 5, "m0", 605_000, member)
+    assert store.redis.get(store.keys.lease(jid, 5, "m0")) == "done"
+    assert store.redis.zscore(store.keys.ledger_taken, member) is None
+
+
+def test_a_definition_changed_in_any_way_is_read_anew(store: JobStore) -> None:
+    # Given a job a worker has read once (so its validated definition may be kept)
+    [jid] = add_jobs(store, 1)
+
+    def uri() -> str:
+        request = store.read_and_lease(jid, 5, "m0", None, "").record().properties.action.request
+        assert request is not None
+        return request.uri
+
+    assert uri() == "http://example.test/"
+
+    # When it is replaced, its generation rising
+    store.put_job(jid, job("http://example.test/replaced"), owner="admin", next_fire_ms=None)
+    # Then the new definition is read
+    assert uri() == "http://example.test/replaced"
+
+    # When it is deleted and created anew, twice over, its generation back where it was
+    replaced_gen = store.get_job(jid).gen
+    store.delete_job(jid)
+    store.put_job(jid, job("http://example.test/one"), owner="admin", next_fire_ms=None)
+    store.put_job(jid, job("http://example.test/two"), owner="admin", next_fire_ms=None)
+    assert store.get_job(jid).gen == replaced_gen
+    # Then the new definition is read, though its generation is one read before
+    assert uri() == "http://example.test/two"
+
+    # When its definition is rewritten behind the API's back, the generation left as it was
+    definition = json.loads(str(store.redis.hget(store.keys.job(jid), "def")))
+    definition["action"]["request"]["uri"] = "http://example.test/tampered"
+    store.redis.hset(store.keys.job(jid), "def", json.dumps(definition))
+    # Then the rewritten definition is read
+    assert uri() == "http://example.test/tampered"
+
+
+def test_a_jobs_state_and_counters_are_read_fresh_though_its_definition_is_kept(
+    store: JobStore,
+) -> None:
+    # Given a job a worker has read once
+    [jid] = add_jobs(store, 1)
+    gen = store.get_job(jid).gen
+    first = store.read_and_lease(jid, 5, "m0", None, "").record()
+    assert first.properties.status is not None
+    assert first.properties.status.execution_count == 0
+
+    # When an attempt is recorded (the job's generation stays as it was)
+    store.record_attempt(attempt(jid, 5, failed=False))
+    # Then the next read has the new counters
+    again = store.read_and_lease(jid, 6, "m0", None, "").record()
+    assert again.properties.status is not None
+    assert again.properties.status.execution_count == 1
+
+    # When the job reaches its final state in an attempt's record
+    store.record_attempt(
+        replace(attempt(jid, 6, failed=False), final_state=JobState.COMPLETED, finished_ms=6)
+    )
+    # Then the next read has it
+    assert store.read_and_lease(jid, 7, "m0", None, "").record().state is JobState.COMPLETED
+    # And none of it changed the generation, and the first record kept what it read
+    assert store.get_job(jid).gen == gen
+    assert first.properties.status.execution_count == 0
+    assert first.state is JobState.ENABLED
+
+
+def test_a_recurring_jobs_definition_is_validated_once_per_process(
+    store: JobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a job, and a count of the definitions validated
+    [jid] = add_jobs(store, 1)
+    validated: list[object] = []
+    validate = JobProperties.model_validate
+
+    def counted(*args: Any, **kwargs: Any) -> JobProperties:
+        validated.append(args[0])
+        return validate(*args, **kwargs)
+
+    monkeypatch.setattr(JobProperties, "model_validate", counted)
+
+    # When a worker reads it for three attempts, each recorded before the next
+    for occurrence_ms in (5, 6, 7):
+        store.read_and_lease(jid, occurrence_ms, "m0", None, "").record()
+        store.record_attempt(attempt(jid, occurrence_ms, failed=False))
+
+    # Then its definition was validated once
+    assert len(validated) == 1
+
+
+def test_a_long_definition_is_validated_on_every_read_not_kept(
+    store: JobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a job whose stored definition is longer than a kept one may be (a big body)
+    store.put_collection(CID, JobCollection())
+    jid = f"{CID}/big"
+    request = {"uri": "http://example.test/", "method": "POST", "body": "x" * 8000}
+    properties = JobProperties.model_validate({"action": {"type": "Http", "request": request}})
+    store.put_job(jid, properties, owner="admin", next_fire_ms=None)
+    validated: list[object] = []
+    validate = JobProperties.model_validate
+
+    def counted(*args: Any, **kwargs: Any) -> JobProperties:
+        validated.append(args[0])
+        return validate(*args, **kwargs)
+
+    monkeypatch.setattr(JobProperties, "model_validate", counted)
+
+    # When a worker reads it three times
+    for occurrence_ms in (5, 6, 7):
+        store.read_and_lease(jid, occurrence_ms, "m0", None, "").record()
+
+    # Then each read validated it: the process keeps no copy of it
+    assert len(validated) == 3
