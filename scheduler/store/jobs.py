@@ -626,10 +626,10 @@ class JobStore:
             collection_state,
             Lease.from_reply(lease) if lease else None,
             dict(zip(fields[::2], fields[1::2], strict=True)),
-            self._decoded_job,
+            self._decoded_run_job,
         )
 
-    def _decoded_job(self, jid: str, fields: dict[str, str]) -> JobRecord:
+    def _decoded_run_job(self, jid: str, fields: dict[str, str]) -> JobRecord:
         """The job of ``fields``, its definition validated once per process: kept by the
         stored text itself (not by ``gen``, which starts over when a job is deleted and
         created again, and which a write behind the API's back leaves as it was)."""
