@@ -127,7 +127,12 @@ class WorkerApp(TaktCelery):
 
     def __init__(self, settings: TaktSettings | None = None) -> None:
         super().__init__(settings)
-        self.add_defaults(lambda: {"worker_consumer": f"{__name__}:ReconnectingConsumer"})
+        self.add_defaults(
+            lambda: {
+                "worker_consumer": f"{__name__}:ReconnectingConsumer",
+                "worker_pool": "workers.pool:TaskPool",
+            }
+        )
 
     @cached_property
     def context(self) -> WorkerContext:
