@@ -31,6 +31,7 @@ import base64
 import ipaddress
 import socket
 import ssl
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from http.client import HTTPResponse
@@ -101,15 +102,31 @@ class _PolicyTransport(httpx.HTTPTransport):
         # httpx builds its pool without a network backend (it has no parameter for one):
         # the same pool again, with ours. Servers are verified as httpx does by default
         # (SSL_CERT_FILE / SSL_CERT_DIR, else certifi), or against ``verify``'s context.
+        self.ssl_context = httpx.create_ssl_context(verify=verify)
+        self.backend = PolicyBackend(policy)
+        self.keepalive_expiry = limits.keepalive_expiry
         self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(verify=verify),
+            ssl_context=self.ssl_context,
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
-            network_backend=PolicyBackend(policy),
+            network_backend=self.backend,
         )
-        #: The same pool, for :meth:`PolicyClient.fetch` (``_pool`` is httpx's name).
-        self.pool = self._pool
+
+    def thread_pool(self) -> httpcore.ConnectionPool:
+        """A pool for one thread's requests, on this transport's TLS and policy."""
+        return httpcore.ConnectionPool(
+            ssl_context=self.ssl_context,
+            max_connections=THREAD_CONNECTIONS,
+            max_keepalive_connections=THREAD_CONNECTIONS,
+            keepalive_expiry=self.keepalive_expiry,
+            network_backend=self.backend,
+        )
+
+
+#: Connections a thread keeps for :meth:`PolicyClient.fetch` (it uses one at a time; the
+#: others are kept alive for other hosts).
+THREAD_CONNECTIONS = 8
 
 
 class _NoCookies(CookieJar):
@@ -151,7 +168,28 @@ class PolicyClient(httpx.Client):
             trust_env=False,
             cookies=_NoCookies(),
         )
-        self._policy_pool = transport.pool
+        self._transport_ = transport
+        self._local = threading.local()
+        self._thread_pools: list[httpcore.ConnectionPool] = []
+        self._pools_lock = threading.Lock()
+
+    def _thread_pool(self) -> httpcore.ConnectionPool:
+        """The calling thread's own pool: httpcore's pool serves each request under one
+        lock and looks through every connection and waiting request for it, so 64 threads
+        sharing one spent more CPU in it than in their requests (docs/benchmarks.md)."""
+        pool: httpcore.ConnectionPool | None = getattr(self._local, "pool", None)
+        if pool is None:
+            pool = self._local.pool = self._transport_.thread_pool()
+            with self._pools_lock:
+                self._thread_pools.append(pool)
+        return pool
+
+    def close(self) -> None:
+        super().close()
+        with self._pools_lock:
+            pools, self._thread_pools = self._thread_pools, []
+        for pool in pools:
+            pool.close()
 
     def fetch(
         self,
@@ -180,7 +218,7 @@ class PolicyClient(httpx.Client):
             extensions={"timeout": timeout.as_dict()},
         )
         try:
-            response = self._policy_pool.handle_request(request)
+            response = self._thread_pool().handle_request(request)
             try:
                 return Answer(response.status, _reason(response), _start(response, read_at_most))
             finally:

@@ -206,3 +206,76 @@ def test_a_closed_client_sends_nothing(target: HttpTarget) -> None:
         client.fetch("GET", httpx.URL(f"{target.url}/in"), {}, b"", read_at_most=10)
     # And nothing reached the server
     assert target.received == []
+
+
+# -- connections ----------------------------------------------------------------------------
+
+
+class Connections:
+    """A real keep-alive server that counts the connections it was opened and has open."""
+
+    def __init__(self) -> None:
+        self.opened: set[tuple[str, int]] = set()
+        self.open = 0
+        lock = threading.Lock()
+        counts = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                super().setup()
+                with lock:
+                    counts.opened.add(self.client_address)
+                    counts.open += 1
+
+            def finish(self) -> None:
+                with lock:
+                    counts.open -= 1
+                super().finish()
+
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/in"
+
+
+def test_threads_keep_their_connections_alive_and_closing_the_client_closes_them() -> None:
+    # Given one client shared by 8 threads, as a worker's threads share its client
+    server = Connections()
+    client = policy_client(NetworkPolicy.default(), timeout=5, limits=httpx.Limits())
+    answers: list[int] = []
+
+    def calls() -> None:
+        for _ in range(20):
+            answer = client.fetch("GET", httpx.URL(server.url), {}, b"", read_at_most=10)
+            answers.append(answer.status)
+
+    try:
+        threads = [threading.Thread(target=calls) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        # Then every call was answered, each thread over one kept-alive connection
+        assert answers == [200] * 160
+        assert len(server.opened) <= 8
+        assert server.open == len(server.opened)
+    finally:
+        # And closing the client closes every thread's connections
+        client.close()
+        deadline = time.monotonic() + 5
+        while server.open and time.monotonic() < deadline:
+            time.sleep(0.02)
+        server.server.shutdown()
+        server.server.server_close()
+    assert server.open == 0
