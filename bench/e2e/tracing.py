@@ -144,7 +144,7 @@ _Test = Callable[[str, str], bool]
 
 
 def _takt(name: str, path: str) -> bool:
-    return path.startswith("workers/") or (
+    return (path.startswith("workers/") and not path.startswith("workers/pool")) or (
         path.startswith("scheduler/")
         and not path.startswith(("scheduler/cli", "scheduler/__", _TRANSPORT))
     )
@@ -161,14 +161,21 @@ PARTS: list[tuple[str, _Test]] = [
         "logging (Celery's received/succeeded lines, Takt's own)",
         lambda n, p: p.startswith("logging/"),
     ),
-    ("task: read the job, `JobStore.get_job_to_run`", lambda n, p: n == "JobStore.get_job_to_run"),
-    ("task: the lease, `JobStore.acquire_lease`", lambda n, p: n == "JobStore.acquire_lease"),
+    (
+        "task: read the job and take its lease, `JobStore.read_and_lease`",
+        lambda n, p: n == "JobStore.read_and_lease",
+    ),
+    (
+        "task: the lease apart (error actions, own timeouts), `JobStore.acquire_lease`, "
+        "`JobStore.set_lease_ttl`",
+        lambda n, p: n in ("JobStore.acquire_lease", "JobStore.set_lease_ttl"),
+    ),
     ("task: the record, `JobStore.record_attempt`", lambda n, p: n == "JobStore.record_attempt"),
     (
         "task: the record's entry and state, `workers.recording`",
         lambda n, p: p.startswith("workers/recording"),
     ),
-    ("task: the HTTP call, `run_action` (httpx)", lambda n, p: n == "run_action"),
+    ("task: the HTTP call, `run_action` (httpcore)", lambda n, p: n == "run_action"),
     ("task: the rest of Takt's `execute`", _takt),
     ("task: Celery's tracer around the task", lambda n, p: p.startswith("celery/app/trace")),
     ("consumer: task events (`celery.events`)", lambda n, p: p.startswith("celery/events/")),
@@ -181,7 +188,7 @@ PARTS: list[tuple[str, _Test]] = [
         "consumer: message to request to pool (strategy, Request, submit)",
         lambda n, p: (
             p.startswith(("celery/worker/strategy", "celery/worker/request"))
-            or p.startswith("celery/concurrency/")
+            or p.startswith(("celery/concurrency/", "workers/pool"))
             or n == "ThreadPoolExecutor.submit"
         ),
     ),
