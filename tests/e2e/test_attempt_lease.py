@@ -9,23 +9,20 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from redis.connection import Connection
 
-from scheduler.clock import to_ms
+from scheduler.clock import from_ms
 from scheduler.domain.models import (
-    HistoryEntry,
     JobCollection,
-    JobExecutionStatus,
-    JobHistoryActionName,
     JobProperties,
     JobState,
 )
 from scheduler.settings import LEASE_MARGIN_S, TaktSettings
-from scheduler.store.jobs import Attempt, JobStore
+from scheduler.store.jobs import JobStore
+from tests.support.attempts import record_completed
 from tests.support.helpers import HttpTarget, wait_until
 from workers.attempt import RunRequest
 from workers.context import WorkerContext
@@ -219,7 +216,8 @@ def test_a_finished_job_still_runs_a_retry_it_handed_out_before_it_finished(
     # occurrence of 1 s (whose first attempt failed)
     store = ctx.store
     jid = _add(store, "late", f"{target.url}/late", timeout="PT2M")
-    _finish(store, jid, finished_ms=5_000)
+    record_completed(store, jid, from_ms(5_000), final=JobState.COMPLETED)
+    assert store.get_job(jid).state is JobState.COMPLETED
     run = _owed(ctx, RunRequest(jid, 1_000, attempt=1))
 
     # When the retry is delivered, its request held
@@ -234,31 +232,3 @@ def test_a_finished_job_still_runs_a_retry_it_handed_out_before_it_finished(
     later = _owed(ctx, RunRequest(jid, 9_000, attempt=1))
     assert execute(ctx, later).word == "not-run"
     assert _lease_left_ms(store, later) == -2
-
-
-def _finish(store: JobStore, jid: str, finished_ms: int) -> None:
-    """Record an attempt that leaves the job Completed at ``finished_ms``."""
-    at = datetime(2026, 1, 1, tzinfo=UTC)
-    entry = HistoryEntry(
-        start_time=at,
-        end_time=at,
-        expected_execution_time=at,
-        action_name=JobHistoryActionName.MAIN_ACTION,
-        status=JobExecutionStatus.COMPLETED,
-        message="done",
-    )
-    store.record_attempt(
-        Attempt(
-            jid=jid,
-            occurrence_ms=to_ms(at),
-            tag="m0",
-            entry_id=f"{to_ms(at)}-0",
-            entry=entry,
-            first_attempt=True,
-            failed=False,
-            faulted=False,
-            final_state=JobState.COMPLETED,
-            finished_ms=finished_ms,
-        )
-    )
-    assert store.get_job(jid).state is JobState.COMPLETED

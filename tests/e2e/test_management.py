@@ -12,10 +12,7 @@ from click.testing import CliRunner
 from scheduler.cli.main import cli
 from scheduler.clock import to_ms
 from scheduler.domain.models import (
-    HistoryEntry,
     JobCollection,
-    JobExecutionStatus,
-    JobHistoryActionName,
     JobProperties,
     JobState,
 )
@@ -23,9 +20,10 @@ from scheduler.errors import ValidationFailed
 from scheduler.service.builtin_jobs import SYSTEM_COLLECTION
 from scheduler.service.management import parse_command_line, run_command_line
 from scheduler.settings import TaktSettings
-from scheduler.store.jobs import Attempt, JobStore
+from scheduler.store.jobs import JobStore
 from scheduler.store.principals import ADMIN_PRINCIPAL, Role, ensure_principal_key
 from tests.support.arm import API_VERSION, history, new_collection, put_job
+from tests.support.attempts import record_completed
 from tests.support.helpers import ADMIN_TOKEN, wait_until
 from tests.support.stack import Stack
 
@@ -42,41 +40,16 @@ def job(**extra: object) -> JobProperties:
     )
 
 
-def record(store: JobStore, jid: str, at: datetime, *, final: JobState | None = None) -> None:
-    entry = HistoryEntry(
-        start_time=at,
-        end_time=at,
-        expected_execution_time=at,
-        action_name=JobHistoryActionName.MAIN_ACTION,
-        status=JobExecutionStatus.COMPLETED,
-        message="ok",
-    )
-    store.record_attempt(
-        Attempt(
-            jid=jid,
-            occurrence_ms=to_ms(at),
-            tag="m0",
-            entry_id=str(to_ms(at)),
-            entry=entry,
-            first_attempt=True,
-            failed=False,
-            faulted=False,
-            final_state=final,
-            finished_ms=to_ms(at) if final else None,
-        )
-    )
-
-
 @pytest.fixture
 def filled(store: JobStore) -> JobStore:
     ensure_principal_key(store, ADMIN_PRINCIPAL, Role.ADMIN, ADMIN_TOKEN)
     store.put_collection(CID, JobCollection())
     for name in ("old", "recent", "running"):
         store.put_job(f"{CID}/{name}", job(), owner="admin", next_fire_ms=None)
-    record(store, f"{CID}/old", NOW - timedelta(days=90), final=JobState.COMPLETED)
-    record(store, f"{CID}/recent", NOW - timedelta(days=10), final=JobState.FAULTED)
+    record_completed(store, f"{CID}/old", NOW - timedelta(days=90), final=JobState.COMPLETED)
+    record_completed(store, f"{CID}/recent", NOW - timedelta(days=10), final=JobState.FAULTED)
     for days in (100, 61, 59, 1):
-        record(store, f"{CID}/running", NOW - timedelta(days=days))
+        record_completed(store, f"{CID}/running", NOW - timedelta(days=days))
     return store
 
 
