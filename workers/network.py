@@ -36,6 +36,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from http.client import HTTPResponse
 from http.cookiejar import Cookie, CookieJar
+from types import TracebackType
 from typing import Any
 from urllib.request import Request
 
@@ -186,6 +187,19 @@ class PolicyClient(httpx.Client):
 
     def close(self) -> None:
         super().close()
+        self._close_thread_pools()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc_value: BaseException | None = None,
+        traceback: TracebackType | None = None,
+    ) -> None:
+        # httpx's client leaves a ``with`` block without calling close()
+        super().__exit__(exc_type, exc_value, traceback)
+        self._close_thread_pools()
+
+    def _close_thread_pools(self) -> None:
         with self._pools_lock:
             pools, self._thread_pools = self._thread_pools, []
         for pool in pools:

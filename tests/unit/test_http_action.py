@@ -279,3 +279,25 @@ def test_threads_keep_their_connections_alive_and_closing_the_client_closes_them
         server.server.shutdown()
         server.server.server_close()
     assert server.open == 0
+
+
+def test_leaving_a_with_block_closes_the_threads_connections() -> None:
+    # httpx's client leaves a ``with`` block without calling close()
+    server = Connections()
+    try:
+        with policy_client(NetworkPolicy.default(), timeout=5, limits=httpx.Limits()) as client:
+            thread = threading.Thread(
+                target=client.fetch,
+                args=("GET", httpx.URL(server.url), {}, b""),
+                kwargs={"read_at_most": 10},
+            )
+            thread.start()
+            thread.join(10)
+            assert server.open == 1
+        deadline = time.monotonic() + 5
+        while server.open and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert server.open == 0
+    finally:
+        server.server.shutdown()
+        server.server.server_close()
