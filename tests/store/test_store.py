@@ -467,19 +467,26 @@ def test_a_jobs_state_and_counters_are_read_fresh_though_its_definition_is_kept(
     assert first.state is JobState.ENABLED
 
 
-def test_a_recurring_jobs_definition_is_validated_once_per_process(
-    store: JobStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Given a job, and a count of the definitions validated
-    [jid] = add_jobs(store, 1)
-    validated: list[object] = []
+@pytest.fixture
+def validated(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Every job definition validated from now on."""
+    seen: list[object] = []
     validate = JobProperties.model_validate
 
     def counted(*args: Any, **kwargs: Any) -> JobProperties:
-        validated.append(args[0])
+        seen.append(args[0])
         return validate(*args, **kwargs)
 
     monkeypatch.setattr(JobProperties, "model_validate", counted)
+    return seen
+
+
+def test_a_recurring_jobs_definition_is_validated_once_per_process(
+    store: JobStore, validated: list[object]
+) -> None:
+    # Given a job, and a count of the definitions validated
+    [jid] = add_jobs(store, 1)
+    validated.clear()
 
     # When a worker reads it for three attempts, each recorded before the next
     for occurrence_ms in (5, 6, 7):
@@ -491,7 +498,7 @@ def test_a_recurring_jobs_definition_is_validated_once_per_process(
 
 
 def test_a_long_definition_is_validated_on_every_read_not_kept(
-    store: JobStore, monkeypatch: pytest.MonkeyPatch
+    store: JobStore, validated: list[object]
 ) -> None:
     # Given a job whose stored definition is longer than a kept one may be (a big body)
     store.put_collection(CID, JobCollection())
@@ -499,14 +506,7 @@ def test_a_long_definition_is_validated_on_every_read_not_kept(
     request = {"uri": "http://example.test/", "method": "POST", "body": "x" * 8000}
     properties = JobProperties.model_validate({"action": {"type": "Http", "request": request}})
     store.put_job(jid, properties, owner="admin", next_fire_ms=None)
-    validated: list[object] = []
-    validate = JobProperties.model_validate
-
-    def counted(*args: Any, **kwargs: Any) -> JobProperties:
-        validated.append(args[0])
-        return validate(*args, **kwargs)
-
-    monkeypatch.setattr(JobProperties, "model_validate", counted)
+    validated.clear()
 
     # When a worker reads it three times
     for occurrence_ms in (5, 6, 7):
