@@ -16,13 +16,15 @@ They keep no cookies either. One client serves every job of a worker process, wh
 owns it: a cookie one job's endpoint set would go with every later request of any job to
 that host. A request carries a ``Cookie`` header only if its job's definition holds one.
 
-An action's call goes through :meth:`PolicyClient.fetch`, straight into the client's httpcore
-pool: httpx's client builds a Request (merging URL, headers and cookies), a Response and its
-decoders, and reads cookies out of every answer, which cost 130 µs of CPU per call on a
-loopback keep-alive GET (305 µs through ``httpx.Client.get``, 172 µs through the pool).
-``fetch`` adds what httpx's client would (its default headers, ``Host``, ``Content-Length``,
-the URI's user info as Basic credentials), decodes a compressed answer as httpx does, and
-raises httpx's exceptions with httpcore's messages, as httpx's transport does.
+An action's call goes through :meth:`PolicyClient.fetch`, not through httpx's client:
+httpx's client builds a Request (merging URL, headers and cookies), a Response and its
+decoders, and reads cookies out of every answer (130 µs of CPU per call on a loopback
+keep-alive GET), and httpcore's pool and h11 below it spent another 170 µs, nearly all in
+Python. ``fetch`` writes what httpx's client would (its default headers, ``Host``,
+``Content-Length``, the URI's user info as Basic credentials) on a connection of the
+calling thread's own (:mod:`workers.wire`: made by the policy's backend, the answer parsed
+by httptools), decodes a compressed answer as httpx does, and raises httpx's exceptions
+with httpcore's messages, as httpx's transport does: 45 µs per call in all.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ import httpx
 
 from scheduler.errors import OutboundRefused
 from scheduler.service.outbound import Address, NetworkPolicy
+from workers.wire import Connections, Origin, RawAnswer, request_head
 
 __all__ = ["Answer", "PolicyBackend", "PolicyClient", "basic_authorization", "policy_client"]
 
@@ -104,6 +107,7 @@ class _PolicyTransport(httpx.HTTPTransport):
         # the same pool again, with ours. Servers are verified as httpx does by default
         # (SSL_CERT_FILE / SSL_CERT_DIR, else certifi), or against ``verify``'s context.
         self.ssl_context = httpx.create_ssl_context(verify=verify)
+        self.ssl_context.set_alpn_protocols(["http/1.1"])  # as httpcore sets it
         self.backend = PolicyBackend(policy)
         self.keepalive_expiry = limits.keepalive_expiry
         self._pool = httpcore.ConnectionPool(
@@ -114,15 +118,10 @@ class _PolicyTransport(httpx.HTTPTransport):
             network_backend=self.backend,
         )
 
-    def thread_pool(self) -> httpcore.ConnectionPool:
-        """A pool for one thread's requests, on this transport's TLS and policy."""
-        return httpcore.ConnectionPool(
-            ssl_context=self.ssl_context,
-            max_connections=THREAD_CONNECTIONS,
-            max_keepalive_connections=THREAD_CONNECTIONS,
-            keepalive_expiry=self.keepalive_expiry,
-            network_backend=self.backend,
-        )
+    def thread_connections(self) -> Connections:
+        """Connections for one thread's :meth:`PolicyClient.fetch` calls, on this
+        transport's TLS and policy."""
+        return Connections(self.backend, self.ssl_context, keep_at_most=THREAD_CONNECTIONS)
 
 
 #: Connections a thread keeps for :meth:`PolicyClient.fetch` (it uses one at a time; the
@@ -171,23 +170,24 @@ class PolicyClient(httpx.Client):
         )
         self._transport_ = transport
         self._local = threading.local()
-        self._thread_pools: list[httpcore.ConnectionPool] = []
-        self._pools_lock = threading.Lock()
+        self._thread_connections: list[Connections] = []
+        self._connections_lock = threading.Lock()
 
-    def _thread_pool(self) -> httpcore.ConnectionPool:
-        """The calling thread's own pool: httpcore's pool serves each request under one
-        lock and looks through every connection and waiting request for it, so 64 threads
-        sharing one spent more CPU in it than in their requests (docs/benchmarks.md)."""
-        pool: httpcore.ConnectionPool | None = getattr(self._local, "pool", None)
-        if pool is None:
-            pool = self._local.pool = self._transport_.thread_pool()
-            with self._pools_lock:
-                self._thread_pools.append(pool)
-        return pool
+    def _connections(self) -> Connections:
+        """The calling thread's own connections: a pool shared by the threads serves each
+        request under one lock and looks through every connection and waiting request
+        for it, so 64 threads sharing httpcore's spent more CPU in it than in their
+        requests (docs/benchmarks.md)."""
+        connections: Connections | None = getattr(self._local, "connections", None)
+        if connections is None:
+            connections = self._local.connections = self._transport_.thread_connections()
+            with self._connections_lock:
+                self._thread_connections.append(connections)
+        return connections
 
     def close(self) -> None:
         super().close()
-        self._close_thread_pools()
+        self._close_thread_connections()
 
     def __exit__(
         self,
@@ -197,13 +197,13 @@ class PolicyClient(httpx.Client):
     ) -> None:
         # httpx's client leaves a ``with`` block without calling close()
         super().__exit__(exc_type, exc_value, traceback)
-        self._close_thread_pools()
+        self._close_thread_connections()
 
-    def _close_thread_pools(self) -> None:
-        with self._pools_lock:
-            pools, self._thread_pools = self._thread_pools, []
-        for pool in pools:
-            pool.close()
+    def _close_thread_connections(self) -> None:
+        with self._connections_lock:
+            kept, self._thread_connections = self._thread_connections, []
+        for connections in kept:
+            connections.close()
 
     def fetch(
         self,
@@ -222,23 +222,26 @@ class PolicyClient(httpx.Client):
         if self.is_closed:  # its pool would open connections again
             raise RuntimeError("Cannot send a request, as the client has been closed.")
         timeout = self.timeout if timeout_s is None else httpx.Timeout(timeout_s)
-        request = httpcore.Request(
-            method.encode("ascii"),
-            httpcore.URL(
-                scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path
-            ),
-            headers=_wire_headers(self.headers, method, url, headers, body),
-            content=body,
-            extensions={"timeout": timeout.as_dict()},
-        )
+        if url.raw_scheme not in _SCHEMES:
+            raise httpx.UnsupportedProtocol(
+                f"Request URL has an unsupported protocol '{url.scheme}://'."
+            )
+        wire = _wire_headers(self.headers, method, url, headers, body)
+        origin = Origin(url.raw_scheme, url.raw_host, url.port or _SCHEMES[url.raw_scheme])
         try:
-            response = self._thread_pool().handle_request(request)
+            request = request_head(method.encode("ascii"), url.raw_path, wire) + body
+            answer = self._connections().exchange(
+                origin, request, head_only=method == "HEAD", timeouts=timeout.as_dict()
+            )
             try:
-                return Answer(response.status, _reason(response), _start(response, read_at_most))
+                return Answer(answer.status, _reason(answer), _start(answer, read_at_most))
             finally:
-                response.close()
+                answer.close()
         except _HTTPCORE_ERRORS as exc:
             raise _as_httpx(exc) from exc
+
+
+_SCHEMES = {b"http": 80, b"https": 443}
 
 
 def policy_client(
@@ -299,32 +302,29 @@ def _replaced(
     return kept
 
 
-def _reason(response: httpcore.Response) -> str:
-    phrase = response.extensions.get("reason_phrase")
-    if isinstance(phrase, bytes):
-        return phrase.decode("ascii", errors="ignore")
-    return httpx.codes.get_reason_phrase(response.status)
+def _reason(answer: RawAnswer) -> str:
+    if answer.reason:
+        return answer.reason.decode("ascii", errors="ignore")
+    return httpx.codes.get_reason_phrase(answer.status)
 
 
-def _start(response: httpcore.Response, limit: int) -> bytes:
+def _start(answer: RawAnswer, limit: int) -> bytes:
     """At most ``limit`` bytes of the body; reading stops at the chunk that reaches it."""
     kept = bytearray()
-    for chunk in _body(response):
+    for chunk in _body(answer):
         kept += chunk
         if len(kept) >= limit:
             break
     return bytes(kept[:limit])
 
 
-def _body(response: httpcore.Response) -> Iterator[bytes]:
+def _body(answer: RawAnswer) -> Iterator[bytes]:
     """The body's chunks, decoded by httpx's decoders if the server compressed it (httpx's
     default ``Accept-Encoding`` asks for gzip or deflate)."""
-    stream = response.stream
-    assert isinstance(stream, Iterable)  # a blocking pool's
-    if not any(name.lower() == b"content-encoding" for name, _ in response.headers):
-        return iter(stream)
-    raw = _RawStream(stream)
-    return httpx.Response(response.status, headers=response.headers, stream=raw).iter_bytes()
+    if not any(name.lower() == b"content-encoding" for name, _ in answer.headers):
+        return answer.body()
+    raw = _RawStream(answer.body())
+    return httpx.Response(answer.status, headers=answer.headers, stream=raw).iter_bytes()
 
 
 class _RawStream(httpx.SyncByteStream):

@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import httpcore
 import pytest
 
 from scheduler.api import create_api
@@ -43,6 +42,7 @@ from workers.app import create_celery_app
 from workers.attempt import RunRequest
 from workers.context import WorkerContext
 from workers.execution import Verdict, execute
+from workers.wire import Connections, Origin, RawAnswer
 
 with warnings.catch_warnings():
     # Starlette now asks for its httpx fork; the httpx it warns about works the same here.
@@ -170,15 +170,16 @@ def test_an_http_call_that_raises_fails_with_a_message_then_retries_and_runs_the
             }
         },
     )
-    send = httpcore.ConnectionPool.handle_request
+    send = Connections.exchange
 
-    def explode(pool: httpcore.ConnectionPool, request: httpcore.Request) -> httpcore.Response:
-        if request.url.target == b"/main":
-            authorization = dict(request.headers)[b"Authorization"].decode()
+    def explode(connections: Connections, origin: Origin, request: bytes, **kw: Any) -> RawAnswer:
+        if request.startswith(b"GET /main "):
+            head = request.split(b"\r\n\r\n", 1)[0].decode()
+            authorization = head.split("Authorization: ", 1)[1].split("\r\n", 1)[0]
             raise RuntimeError(f"codec broke on {authorization}")
-        return send(pool, request)
+        return send(connections, origin, request, **kw)
 
-    monkeypatch.setattr(httpcore.ConnectionPool, "handle_request", explode)
+    monkeypatch.setattr(Connections, "exchange", explode)
 
     # When its occurrence runs
     worker.occurrence(jid, 1_000)

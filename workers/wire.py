@@ -1,0 +1,297 @@
+"""One HTTP/1.1 exchange on a kept-alive connection: the request written as httpx's
+client would write it, the answer parsed by httptools (llhttp, in C).
+
+An action's call used to go through httpcore's pool and h11, which spent about 170 µs
+of CPU on a loopback keep-alive GET, nearly all of it in Python (h11 validating and
+normalising every header, its state machine, httpcore's pool and tracing): the same
+exchange parsed by httptools costs about 15 µs (docs/benchmarks.md). What stays
+httpcore's is everything below the bytes: connections are made by the policy's network
+backend (resolved once, every address checked, the checked address connected, TLS
+verified for the URI's host with ALPN ``http/1.1``), and read and written through its
+network streams, so timeouts and socket errors become the same exceptions with the same
+messages.
+
+A thread keeps its own connections (:class:`Connections`): one in use at a time, the
+others kept alive for their hosts until :data:`KEEP_ALIVE_S` idle or until the server
+closes them. A connection is reused only after an answer read to its end that keeps it
+alive; one whose body was left unread (past the excerpt), a ``HEAD`` (its answer is read
+to the end of the headers), an upgrade or an error is closed.
+"""
+
+from __future__ import annotations
+
+import re
+import ssl
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import httpcore
+import httptools
+
+__all__ = [
+    "KEEP_ALIVE_S",
+    "MAX_HEAD_BYTES",
+    "Connections",
+    "Origin",
+    "RawAnswer",
+    "request_head",
+]
+
+#: How long an idle connection is kept (httpx's default keep-alive expiry).
+KEEP_ALIVE_S = 5.0
+#: The most an answer's status line and headers may take (h11's default limit).
+MAX_HEAD_BYTES = 100 * 1024
+_READ_BYTES = 64 * 1024
+
+#: RFC 9110: a method and a header name are tokens; a header value is visible characters,
+#: spaces and tabs, neither starting nor ending with whitespace (as h11 checks them).
+_TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
+_VALUE = re.compile(rb"(?:[\x21-\x7e\x80-\xff](?:[ \t\x21-\x7e\x80-\xff]*[\x21-\x7e\x80-\xff])?)?")
+_TARGET = re.compile(rb"[\x21-\x7e]+")
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    scheme: bytes
+    host: bytes
+    port: int
+
+
+def request_head(method: bytes, target: bytes, headers: Sequence[tuple[bytes, bytes]]) -> bytes:
+    """The request line and headers, checked as h11 checks them: a name or value that
+    could end a header early (CR, LF) or smuggle another is refused, never sent."""
+    if not _TOKEN.fullmatch(method):
+        raise httpcore.LocalProtocolError(f"Illegal method {method!r}")
+    if not _TARGET.fullmatch(target):
+        raise httpcore.LocalProtocolError(f"Illegal target characters in {target!r}")
+    lines = [b"%s %s HTTP/1.1\r\n" % (method, target)]
+    for name, value in headers:
+        if not _TOKEN.fullmatch(name):
+            raise httpcore.LocalProtocolError(f"Illegal header name {name!r}")
+        if not _VALUE.fullmatch(value):
+            raise httpcore.LocalProtocolError(f"Illegal header value {value!r}")
+        lines.append(b"%s: %s\r\n" % (name, value))
+    lines.append(b"\r\n")
+    return b"".join(lines)
+
+
+class _Parsed:
+    """What httptools found in the answer so far (its callbacks write here). A 1xx answer
+    before the real one is skipped, as httpcore skips it; bytes after the answer's end
+    are not read as an answer, and the connection is not kept."""
+
+    __slots__ = (
+        "chunks",
+        "complete",
+        "extra",
+        "headers",
+        "headers_done",
+        "keep_alive",
+        "parser",
+        "reason",
+    )
+
+    def __init__(self) -> None:
+        self.parser = httptools.HttpResponseParser(self)
+        self.reason = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.headers_done = False
+        self.complete = False
+        self.chunks: list[bytes] = []
+        self.extra = False
+        self.keep_alive = False
+
+    def feed(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            pass  # a 101's answer ends at its headers; the connection is closed after it
+        except httptools.HttpParserError as exc:
+            if not self.complete:
+                raise httpcore.RemoteProtocolError(str(exc) or type(exc).__name__) from exc
+            self.extra = True
+
+    def on_message_begin(self) -> None:
+        if self.complete:
+            self.extra = True
+
+    def on_status(self, reason: bytes) -> None:
+        if not self.complete:
+            self.reason += reason
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if not self.complete:
+            self.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        if self.complete:
+            return
+        status = self.parser.get_status_code()
+        if status < 200 and status != 101:
+            self.reason, self.headers = b"", []  # the real answer follows
+        else:
+            self.headers_done = True
+
+    def on_body(self, chunk: bytes) -> None:
+        if not self.complete:
+            self.chunks.append(chunk)
+
+    def on_message_complete(self) -> None:
+        if self.headers_done and not self.complete:
+            self.complete = True
+            self.keep_alive = self.parser.should_keep_alive()  # llhttp forgets it after
+
+
+class RawAnswer:
+    """An answer whose status line and headers are read; its body is read as it is
+    iterated (:meth:`body`), and :meth:`close` keeps the connection or closes it."""
+
+    def __init__(
+        self, connection: _Connection, parsed: _Parsed, *, head_only: bool, keep: Connections
+    ) -> None:
+        self._connection = connection
+        self._parsed = parsed
+        self._keep = keep
+        self._head_only = head_only
+        self.status: int = parsed.parser.get_status_code()
+        self.reason = parsed.reason
+        self.headers = parsed.headers
+
+    def body(self) -> Iterator[bytes]:
+        """The body's chunks as they arrive, not decoded (none for a ``HEAD``)."""
+        parsed, connection = self._parsed, self._connection
+        if self._head_only or self.status == 101:
+            return
+        while True:
+            if parsed.chunks:
+                chunks, parsed.chunks = parsed.chunks, []
+                yield from chunks
+            if parsed.complete:
+                return
+            data = connection.stream.read(_READ_BYTES, connection.read_timeout)
+            if data:
+                parsed.feed(data)
+            elif self._runs_to_close():
+                connection.reusable = False
+                parsed.complete = True
+            else:
+                raise httpcore.RemoteProtocolError(
+                    "peer closed connection without sending complete message body"
+                )
+
+    def _runs_to_close(self) -> bool:
+        """Whether the body ends with the connection (no length given, not chunked)."""
+        names = {name.lower() for name, _ in self.headers}
+        return b"content-length" not in names and b"transfer-encoding" not in names
+
+    def close(self) -> None:
+        parsed, connection = self._parsed, self._connection
+        if (
+            parsed.complete
+            and not parsed.extra
+            and not self._head_only
+            and connection.reusable
+            and parsed.keep_alive
+        ):
+            self._keep.put_back(connection)
+        else:
+            connection.close()
+
+
+@dataclass(slots=True)
+class _Connection:
+    origin: Origin
+    stream: httpcore.NetworkStream
+    idle_since: float = 0.0
+    reusable: bool = True
+    read_timeout: float | None = None
+
+    def close(self) -> None:
+        self.reusable = False
+        self.stream.close()
+
+
+class Connections:
+    """One thread's kept-alive connections (it uses one at a time)."""
+
+    def __init__(
+        self, backend: httpcore.NetworkBackend, ssl_context: ssl.SSLContext, *, keep_at_most: int
+    ) -> None:
+        self._backend = backend
+        self._ssl_context = ssl_context
+        self._keep_at_most = keep_at_most
+        self._idle: list[_Connection] = []
+
+    def exchange(
+        self,
+        origin: Origin,
+        request: bytes,
+        *,
+        head_only: bool,
+        timeouts: dict[str, float | None],
+    ) -> RawAnswer:
+        """Send one request (its head and body) and read its answer to the end of its
+        headers. The caller reads the body and closes the answer."""
+        connection = self._idle_to(origin) or self._connect(origin, timeouts.get("connect"))
+        try:
+            connection.stream.write(request, timeouts.get("write"))
+            connection.read_timeout = timeouts.get("read")
+            parsed = _Parsed()
+            read = 0
+            while not parsed.headers_done:
+                data = connection.stream.read(_READ_BYTES, connection.read_timeout)
+                if not data:
+                    raise httpcore.RemoteProtocolError(
+                        "Server disconnected without sending a response."
+                    )
+                read += len(data)
+                if read > MAX_HEAD_BYTES + _READ_BYTES:
+                    raise httpcore.RemoteProtocolError("The answer's headers are too long.")
+                parsed.feed(data)
+            return RawAnswer(connection, parsed, head_only=head_only, keep=self)
+        except BaseException:
+            connection.close()
+            raise
+
+    def put_back(self, connection: _Connection) -> None:
+        connection.idle_since = time.monotonic()
+        self._idle.append(connection)
+        if len(self._idle) > self._keep_at_most:
+            self._idle.pop(0).close()
+
+    def _idle_to(self, origin: Origin) -> _Connection | None:
+        """The last used idle connection to ``origin``, if it is still alive (httpcore's
+        test: not idle too long, and nothing to read, which would be the server's close);
+        connections idle too long are closed on the way."""
+        now = time.monotonic()
+        if self._idle and now - self._idle[0].idle_since > KEEP_ALIVE_S:
+            stale = [c for c in self._idle if now - c.idle_since > KEEP_ALIVE_S]
+            self._idle = [c for c in self._idle if now - c.idle_since <= KEEP_ALIVE_S]
+            for connection in stale:
+                connection.close()
+        for i in range(len(self._idle) - 1, -1, -1):
+            connection = self._idle[i]
+            if connection.origin == origin:
+                del self._idle[i]
+                if connection.stream.get_extra_info("is_readable"):
+                    connection.close()
+                    return None
+                return connection
+        return None
+
+    def _connect(self, origin: Origin, timeout: float | None) -> _Connection:
+        host = origin.host.decode("ascii")
+        stream = self._backend.connect_tcp(host, origin.port, timeout=timeout)
+        if origin.scheme == b"https":
+            try:
+                stream = stream.start_tls(self._ssl_context, server_hostname=host, timeout=timeout)
+            except BaseException:
+                stream.close()
+                raise
+        return _Connection(origin, stream)
+
+    def close(self) -> None:
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            connection.close()
