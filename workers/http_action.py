@@ -9,6 +9,7 @@ header, which replaces any the job's definition holds.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,6 +27,7 @@ __all__ = [
     "Outcome",
     "call_http",
     "exchange",
+    "parsed_url",
     "scheduler_headers",
 ]
 
@@ -71,6 +73,13 @@ def _excerpt(body: bytes) -> str:
     return body[:BODY_EXCERPT_BYTES].decode("utf-8", errors="replace")
 
 
+@functools.lru_cache(maxsize=1024)
+def parsed_url(uri: str) -> httpx.URL:
+    """``uri`` parsed (12 µs each time); kept for the URIs last called, as a worker calls
+    the same few again and again. An ``httpx.URL`` is immutable."""
+    return httpx.URL(uri)
+
+
 def call_http(
     client: PolicyClient,
     request: HttpRequest,
@@ -87,7 +96,7 @@ def call_http(
         **_basic_auth(request),
         **(request.headers or {}),
     }
-    url = httpx.URL(request.uri)
+    url = parsed_url(request.uri)
     return exchange(
         client,
         request.method,
