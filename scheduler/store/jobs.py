@@ -41,6 +41,7 @@ from scheduler.errors import (
 )
 from scheduler.store.codecs import RetryMember
 from scheduler.store.connections import client_for
+from scheduler.store.evalsha import evalsha
 from scheduler.store.keys import KeySchema
 from scheduler.store.scripts import (
     ACQUIRE_LEASE,
@@ -238,6 +239,8 @@ class JobStore:
     def __init__(self, client: redis.Redis, keys: KeySchema) -> None:
         self.redis = client
         self.keys = keys
+        # The worker's scripts, called through evalsha (its hot path); put_job's goes in
+        # pipelines.
         self._record = client.register_script(RECORD_ATTEMPT)
         self._put = client.register_script(PUT_JOB)
         self._lease = client.register_script(ACQUIRE_LEASE)
@@ -574,7 +577,8 @@ class JobStore:
             for flag in (attempt.first_attempt, attempt.failed, attempt.faulted)
         )
         with redis_errors():
-            result = self._record(
+            result = evalsha(
+                self._record,
                 keys=[
                     self.keys.job(attempt.jid),
                     self.keys.history(attempt.jid),
@@ -609,7 +613,8 @@ class JobStore:
         (taken as :meth:`acquire_lease` takes it; None: read only). Raises
         :class:`JobNotFound` when the job does not exist (no lease is taken then)."""
         with redis_errors():
-            fields, collection_state, lease = self._read_and_lease(
+            fields, collection_state, lease = evalsha(
+                self._read_and_lease,
                 keys=[
                     self.keys.job(jid),
                     self.keys.collection(jid.rsplit("/", 1)[0]),
@@ -642,7 +647,8 @@ class JobStore:
         """Make a lease this worker holds expire ``ttl_ms`` from now, its taken booking
         with it (the action has a timeout of its own); False when it is no longer held."""
         with redis_errors():
-            held = self._set_lease_ttl(
+            held = evalsha(
+                self._set_lease_ttl,
                 keys=[self.keys.lease(jid, occurrence_ms, tag), self.keys.ledger_taken],
                 args=[ttl_ms, ledger_member],
             )
@@ -654,7 +660,8 @@ class JobStore:
         """Take the lease of one attempt (``tag``: m0, m1, e0 ...), if the execution ledger
         owes it (``ledger_member``); in one round trip."""
         with redis_errors():
-            reply = self._lease(
+            reply = evalsha(
+                self._lease,
                 keys=[
                     self.keys.lease(jid, occurrence_ms, tag),
                     self.keys.ledger,
@@ -675,7 +682,8 @@ class JobStore:
         """Make this occurrence the job's running one; returns the other running occurrence
         (Forbid: which blocks this one; Replace: which this one cancelled), or None."""
         with redis_errors():
-            other = self._claim_running(
+            other = evalsha(
+                self._claim_running,
                 keys=[self.keys.running(jid)],
                 args=[occurrence_ms, ttl_ms, mode, self.keys.cancelled_prefix(jid)],
             )
@@ -683,7 +691,7 @@ class JobStore:
 
     def release_running(self, jid: str, occurrence_ms: int) -> None:
         with redis_errors():
-            self._release_running(keys=[self.keys.running(jid)], args=[occurrence_ms])
+            evalsha(self._release_running, keys=[self.keys.running(jid)], args=[occurrence_ms])
 
     def replaced_by(self, jid: str, occurrence_ms: int) -> int | None:
         """The occurrence that replaced this one while it ran (Replace), if any."""
