@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+import re
 import socket
 import ssl
 import threading
@@ -226,9 +227,11 @@ class PolicyClient(httpx.Client):
             raise httpx.UnsupportedProtocol(
                 f"Request URL has an unsupported protocol '{url.scheme}://'."
             )
-        wire = _wire_headers(self.headers, method, url, headers, body)
+        wire, framed = _wire_headers(self.headers, method, url, headers, body)
         origin = Origin(url.raw_scheme, url.raw_host, url.port or _SCHEMES[url.raw_scheme])
         try:
+            if framed:
+                wire, body = _framed(wire, body)
             request = request_head(method.encode("ascii"), url.raw_path, wire) + body
             answer = self._connections().exchange(
                 origin, request, head_only=method == "HEAD", timeouts=timeout.as_dict()
@@ -270,10 +273,12 @@ def _wire_headers(
     url: httpx.URL,
     headers: Mapping[str, str],
     body: bytes,
-) -> list[tuple[bytes, bytes]]:
+) -> tuple[list[tuple[bytes, bytes]], bool]:
     """What httpx's client sends with ``headers``: ``Host`` and ``Content-Length`` unless
     given (any case), the client's defaults unless given, then ``headers`` as they are;
-    the URI's user info, if any, as Basic credentials over any ``Authorization``."""
+    the URI's user info, if any, as Basic credentials over any ``Authorization``. And
+    whether ``headers`` frame the body themselves (``Content-Length`` or
+    ``Transfer-Encoding``), for :func:`_framed` to check."""
     given = [(name.encode("ascii"), value.encode("ascii")) for name, value in headers.items()]
     names = {name.lower() for name, _ in given}
     sized = b"content-length" in names or b"transfer-encoding" in names
@@ -287,7 +292,40 @@ def _wire_headers(
     if url.username or url.password:
         credentials = basic_authorization(url.username, url.password).encode("ascii")
         wire = _replaced(wire, b"Authorization", credentials)
-    return wire
+    return wire, sized
+
+
+_DIGITS = re.compile(rb"[0-9]+")
+
+
+def _framed(
+    wire: list[tuple[bytes, bytes]], body: bytes
+) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """The headers and the body as sent when a job's headers frame its body, checked as
+    h11 checked them: a ``Content-Length`` must be the body's length (else what follows
+    its end, or the next request's start, would be read as another request on the
+    connection: a request smuggled), and is sent once; a ``Transfer-Encoding`` can only be
+    ``chunked`` (the body is sent as one chunk), and not with a ``Content-Length``."""
+    lengths = [i for i, (name, _) in enumerate(wire) if name.lower() == b"content-length"]
+    codings = [value for name, value in wire if name.lower() == b"transfer-encoding"]
+    if codings:
+        if lengths:
+            raise httpcore.LocalProtocolError("Content-Length and Transfer-Encoding both given")
+        if len(codings) > 1 or codings[0].lower() != b"chunked":
+            raise httpcore.LocalProtocolError("Only Transfer-Encoding: chunked is supported")
+        return wire, (b"%x\r\n%s\r\n" % (len(body), body) if body else b"") + b"0\r\n\r\n"
+    if not lengths:
+        return wire, body
+    values = {value.strip() for i in lengths for value in wire[i][1].split(b",")}
+    length = values.pop()
+    if values or not _DIGITS.fullmatch(length):
+        raise httpcore.LocalProtocolError("bad Content-Length")
+    if (length.lstrip(b"0") or b"0") != b"%d" % len(body):
+        raise httpcore.LocalProtocolError("Content-Length is not the body's length")
+    first = lengths[0]
+    sent = [header for i, header in enumerate(wire) if i == first or i not in lengths]
+    sent[first] = (wire[first][0], length)
+    return sent, body
 
 
 def _replaced(
@@ -303,9 +341,8 @@ def _replaced(
 
 
 def _reason(answer: RawAnswer) -> str:
-    if answer.reason:
-        return answer.reason.decode("ascii", errors="ignore")
-    return httpx.codes.get_reason_phrase(answer.status)
+    """The reason phrase as sent, empty if it was (as httpx reads it)."""
+    return answer.reason.decode("ascii", errors="ignore")
 
 
 def _start(answer: RawAnswer, limit: int) -> bytes:

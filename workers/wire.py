@@ -14,8 +14,9 @@ messages.
 A thread keeps its own connections (:class:`Connections`): one in use at a time, the
 others kept alive for their hosts until :data:`KEEP_ALIVE_S` idle or until the server
 closes them. A connection is reused only after an answer read to its end that keeps it
-alive; one whose body was left unread (past the excerpt), a ``HEAD`` (its answer is read
-to the end of the headers), an upgrade or an error is closed.
+alive, with nothing after it; one whose body was left unread (past the excerpt), a
+``HEAD`` (its answer is read to the end of the headers), an upgrade, a request that could
+not be written whole (its answer is still read) or an error is closed.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ __all__ = [
 
 #: How long an idle connection is kept (httpx's default keep-alive expiry).
 KEEP_ALIVE_S = 5.0
-#: The most an answer's status line and headers may take (h11's default limit).
+#: The most an answer's status line and headers may take (h11's default limit), and its
+#: chunk heads and trailers between two pieces of its body (one read more is read).
 MAX_HEAD_BYTES = 100 * 1024
 _READ_BYTES = 64 * 1024
 
@@ -79,7 +81,8 @@ def request_head(method: bytes, target: bytes, headers: Sequence[tuple[bytes, by
 class _Parsed:
     """What httptools found in the answer so far (its callbacks write here). A 1xx answer
     before the real one is skipped, as httpcore skips it; bytes after the answer's end
-    are not read as an answer, and the connection is not kept."""
+    are not read as an answer, and the connection is not kept. Trailers are read past,
+    not kept."""
 
     __slots__ = (
         "chunks",
@@ -90,10 +93,16 @@ class _Parsed:
         "keep_alive",
         "parser",
         "reason",
+        "status",
     )
 
     def __init__(self) -> None:
         self.parser = httptools.HttpResponseParser(self)
+        # h11 reads a line ended by LF alone, and spaces after a chunk's size: so do we
+        self.parser.set_dangerous_leniencies(
+            lenient_optional_cr_before_lf=True, lenient_spaces_after_chunk_size=True
+        )
+        self.status = 0
         self.reason = b""
         self.headers: list[tuple[bytes, bytes]] = []
         self.headers_done = False
@@ -106,7 +115,9 @@ class _Parsed:
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            pass  # a 101's answer ends at its headers; the connection is closed after it
+            # a 101's answer ends at its headers, and the connection speaks another
+            # protocol after it (llhttp reports it kept alive): it is closed
+            self.keep_alive = False
         except httptools.HttpParserError as exc:
             if not self.complete:
                 raise httpcore.RemoteProtocolError(str(exc) or type(exc).__name__) from exc
@@ -121,7 +132,7 @@ class _Parsed:
             self.reason += reason
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if not self.complete:
+        if not self.headers_done:  # not a trailer
             self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
@@ -131,7 +142,8 @@ class _Parsed:
         if status < 200 and status != 101:
             self.reason, self.headers = b"", []  # the real answer follows
         else:
-            self.headers_done = True
+            # kept now: the parser's is the last answer's, and more may follow in a read
+            self.status, self.headers_done = status, True
 
     def on_body(self, chunk: bytes) -> None:
         if not self.complete:
@@ -154,7 +166,7 @@ class RawAnswer:
         self._parsed = parsed
         self._keep = keep
         self._head_only = head_only
-        self.status: int = parsed.parser.get_status_code()
+        self.status = parsed.status
         self.reason = parsed.reason
         self.headers = parsed.headers
 
@@ -163,14 +175,21 @@ class RawAnswer:
         parsed, connection = self._parsed, self._connection
         if self._head_only or self.status == 101:
             return
+        framing = 0  # bytes read since the last of the body: chunk heads, trailers
         while True:
             if parsed.chunks:
                 chunks, parsed.chunks = parsed.chunks, []
+                framing = 0
                 yield from chunks
             if parsed.complete:
                 return
+            if framing > MAX_HEAD_BYTES:
+                raise httpcore.RemoteProtocolError(
+                    "The answer's chunk heads or trailers are too long."
+                )
             data = connection.stream.read(_READ_BYTES, connection.read_timeout)
             if data:
+                framing += len(data)
                 parsed.feed(data)
             elif self._runs_to_close():
                 connection.reusable = False
@@ -235,19 +254,24 @@ class Connections:
         headers. The caller reads the body and closes the answer."""
         connection = self._idle_to(origin) or self._connect(origin, timeouts.get("connect"))
         try:
-            connection.stream.write(request, timeouts.get("write"))
+            try:
+                connection.stream.write(request, timeouts.get("write"))
+            except httpcore.WriteError:
+                # a server may answer (a 413, say) and close before it read the body: its
+                # answer is read, as httpcore reads it, and the connection closed after
+                connection.reusable = False
             connection.read_timeout = timeouts.get("read")
             parsed = _Parsed()
             read = 0
             while not parsed.headers_done:
+                if read > MAX_HEAD_BYTES:
+                    raise httpcore.RemoteProtocolError("The answer's headers are too long.")
                 data = connection.stream.read(_READ_BYTES, connection.read_timeout)
                 if not data:
                     raise httpcore.RemoteProtocolError(
                         "Server disconnected without sending a response."
                     )
                 read += len(data)
-                if read > MAX_HEAD_BYTES + _READ_BYTES:
-                    raise httpcore.RemoteProtocolError("The answer's headers are too long.")
                 parsed.feed(data)
             return RawAnswer(connection, parsed, head_only=head_only, keep=self)
         except BaseException:
