@@ -3,8 +3,9 @@ client would write it, the answer parsed by httptools (llhttp, in C).
 
 An action's call used to go through httpcore's pool and h11, which spent about 170 µs
 of CPU on a loopback keep-alive GET, nearly all of it in Python (h11 validating and
-normalising every header, its state machine, httpcore's pool and tracing): the same
-exchange parsed by httptools costs about 15 µs (docs/benchmarks.md). What stays
+normalising every header, its state machine, httpcore's pool and tracing); written and
+parsed here, the whole call (``PolicyClient.fetch``) costs 47-56 µs (docs/benchmarks.md,
+the third pass). What stays
 httpcore's is everything below the bytes: connections are made by the policy's network
 backend (resolved once, every address checked, the checked address connected, TLS
 verified for the URI's host with ALPN ``http/1.1``), and read and written through its
