@@ -128,10 +128,12 @@ def round_trips(path: Path, since: float, until: float) -> Counter[tuple[str, st
 
 
 def start_profile(pid: int, out: Path) -> subprocess.Popen[bytes]:
-    """py-spy sampling ``pid`` (250 Hz, while it holds the GIL) into ``out``, raw."""
+    """py-spy sampling ``pid`` (100 Hz, while it holds the GIL) into ``out``, raw. It does
+    not stop the process to sample it (``--nonblocking``): stopped 250 times a second, a
+    worker's consumer slowed five-fold and took twice its share of the samples."""
     venv = ROOT / ".venv" / "bin" / "py-spy"
     argv = [str(venv) if venv.exists() else "py-spy", "record", "--pid", str(pid), "--gil"]
-    argv += ["--rate", "250", "--format", "raw", "--output", str(out)]
+    argv += ["--rate", "100", "--nonblocking", "--format", "raw", "--output", str(out)]
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -175,7 +177,7 @@ PARTS: list[tuple[str, _Test]] = [
         "task: the record's entry and state, `workers.recording`",
         lambda n, p: p.startswith("workers/recording"),
     ),
-    ("task: the HTTP call, `run_action` (httpcore)", lambda n, p: n == "run_action"),
+    ("task: the HTTP call, `run_action` (workers.wire)", lambda n, p: n == "run_action"),
     ("task: the rest of Takt's `execute`", _takt),
     ("task: Celery's tracer around the task", lambda n, p: p.startswith("celery/app/trace")),
     ("consumer: task events (`celery.events`)", lambda n, p: p.startswith("celery/events/")),
