@@ -357,11 +357,23 @@ def _start(answer: RawAnswer, limit: int) -> bytes:
 
 def _body(answer: RawAnswer) -> Iterator[bytes]:
     """The body's chunks, decoded by httpx's decoders if the server compressed it (httpx's
-    default ``Accept-Encoding`` asks for gzip or deflate)."""
+    default ``Accept-Encoding`` asks for gzip or deflate): fed :data:`INFLATE_PIECE` bytes
+    at a time, so that a read of 64 KiB of compressed zeros is never 64 MiB at once."""
     if not any(name.lower() == b"content-encoding" for name, _ in answer.headers):
         return answer.body()
-    raw = _RawStream(answer.body())
+    raw = _RawStream(_pieces(answer.body(), INFLATE_PIECE))
     return httpx.Response(answer.status, headers=answer.headers, stream=raw).iter_bytes()
+
+
+#: Compressed bytes given to a decoder at a time: deflate inflates at most about
+#: 1,032-fold, so one piece is at most about a MiB.
+INFLATE_PIECE = 1024
+
+
+def _pieces(chunks: Iterable[bytes], size: int) -> Iterator[bytes]:
+    for chunk in chunks:
+        for at in range(0, len(chunk), size):
+            yield chunk[at : at + size]
 
 
 class _RawStream(httpx.SyncByteStream):

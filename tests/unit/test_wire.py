@@ -13,6 +13,7 @@ import random
 import ssl
 import threading
 import time
+import tracemalloc
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -1266,3 +1267,39 @@ def test_over_tls_a_second_answer_in_a_record_of_its_own_is_not_read_as_the_next
     # Then each call read its own answer, the second on a new connection
     assert (first, second) == (OK_ANSWER, network.Answer(200, "OK", b"second"))
     assert server.connections() == [0, 1]
+
+
+#: A body that inflates 1,000-fold: 64 MiB of zeros, gzip- or deflate-compressed.
+BOMB_BYTES = 64 * 1024 * 1024
+
+
+@pytest.mark.parametrize("coding", ["gzip", "deflate"])
+def test_a_compressed_body_is_inflated_no_further_than_the_excerpt_needs(
+    client: PolicyClient, serve: Callable[..., RawServer], coding: str
+) -> None:
+    # Given a server answering with 64 MiB of zeros compressed to about 64 KiB, in one write
+    zeros = b"\0" * BOMB_BYTES
+    body = gzip.compress(zeros, 9) if coding == "gzip" else zlib.compress(zeros, 9)
+    del zeros
+    answer = b"HTTP/1.1 200 OK\r\nContent-Encoding: %s\r\nContent-Length: %d\r\n\r\n%s" % (
+        coding.encode(),
+        len(body),
+        body,
+    )
+
+    def script(peer: Peer) -> None:
+        if peer.request() is not None:
+            peer.send(answer)
+
+    server = serve(script)
+    # When a call reads the start of it
+    tracemalloc.start()
+    try:
+        got = client.fetch("GET", server.url(), {}, b"", read_at_most=4096)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # Then it has the excerpt, and never held more than a few MiB of the inflated body at
+    # once (one compressed read inflated whole would be the 64 MiB)
+    assert got == network.Answer(200, "OK", b"\0" * 4096)
+    assert peak < 4 * 1024 * 1024
