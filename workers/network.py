@@ -35,6 +35,7 @@ import re
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from http.client import HTTPResponse
@@ -218,8 +219,10 @@ class PolicyClient(httpx.Client):
     ) -> Answer:
         """Send one request; read at most ``read_at_most`` bytes of the answer's body (the
         rest is never read, and a connection left with some unread is closed, not reused).
-        The timeout is ``timeout_s`` for each phase (pool, connect, write, read), or the
-        client's. Raises ``httpx.TimeoutException`` or another ``httpx.TransportError``."""
+        The timeout is ``timeout_s``, or the client's read timeout, for the whole call
+        (connect, write, every read), so that the attempt's lease, which lasts the timeout
+        and a margin, outlasts it even when a server trickles its answer. Raises
+        ``httpx.TimeoutException`` or another ``httpx.TransportError``."""
         if self.is_closed:  # its pool would open connections again
             raise RuntimeError("Cannot send a request, as the client has been closed.")
         timeout = self.timeout if timeout_s is None else httpx.Timeout(timeout_s)
@@ -233,8 +236,13 @@ class PolicyClient(httpx.Client):
             if framed:
                 wire, body = _framed(wire, body)
             request = request_head(method.encode("ascii"), url.raw_path, wire) + body
+            budget = timeout.read if timeout_s is None else timeout_s
             answer = self._connections().exchange(
-                origin, request, head_only=method == "HEAD", timeouts=timeout.as_dict()
+                origin,
+                request,
+                head_only=method == "HEAD",
+                timeouts=timeout.as_dict(),
+                deadline=None if budget is None else time.monotonic() + budget,
             )
             try:
                 return Answer(answer.status, _reason(answer), _start(answer, read_at_most))

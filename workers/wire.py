@@ -188,7 +188,7 @@ class RawAnswer:
                 raise httpcore.RemoteProtocolError(
                     "The answer's chunk heads or trailers are too long."
                 )
-            data = connection.stream.read(_READ_BYTES, connection.read_timeout)
+            data = connection.read()
             if data:
                 framing += len(data)
                 parsed.feed(data)
@@ -226,6 +226,19 @@ class _Connection:
     idle_since: float = 0.0
     reusable: bool = True
     read_timeout: float | None = None
+    deadline: float | None = None  # time.monotonic()'s, when the whole call must be done
+
+    def read(self) -> bytes:
+        """What the next read brings, within the read timeout and the call's deadline."""
+        return self.stream.read(_READ_BYTES, self.within(self.read_timeout, httpcore.ReadTimeout))
+
+    def within(self, timeout: float | None, late: type[httpcore.TimeoutException]) -> float | None:
+        if self.deadline is None:
+            return timeout
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise late("timed out")
+        return left if timeout is None else min(timeout, left)
 
     def close(self) -> None:
         self.reusable = False
@@ -250,13 +263,20 @@ class Connections:
         *,
         head_only: bool,
         timeouts: dict[str, float | None],
+        deadline: float | None = None,
     ) -> RawAnswer:
         """Send one request (its head and body) and read its answer to the end of its
-        headers. The caller reads the body and closes the answer."""
-        connection = self._idle_to(origin) or self._connect(origin, timeouts.get("connect"))
+        headers, each phase within its timeout and all of them, the body's reads too,
+        before ``deadline`` (``time.monotonic()``'s). The caller reads the body and closes
+        the answer."""
+        connection = self._idle_to(origin)
+        if connection is None:
+            connection = self._connect(origin, _left(timeouts.get("connect"), deadline))
+        connection.deadline = deadline
         try:
             try:
-                connection.stream.write(request, timeouts.get("write"))
+                write = connection.within(timeouts.get("write"), httpcore.WriteTimeout)
+                connection.stream.write(request, write)
             except httpcore.WriteError:
                 # a server may answer (a 413, say) and close before it read the body: its
                 # answer is read, as httpcore reads it, and the connection closed after
@@ -267,7 +287,7 @@ class Connections:
             while not parsed.headers_done:
                 if read > MAX_HEAD_BYTES:
                     raise httpcore.RemoteProtocolError("The answer's headers are too long.")
-                data = connection.stream.read(_READ_BYTES, connection.read_timeout)
+                data = connection.read()
                 if not data:
                     raise httpcore.RemoteProtocolError(
                         "Server disconnected without sending a response."
@@ -320,3 +340,14 @@ class Connections:
         idle, self._idle = self._idle, []
         for connection in idle:
             connection.close()
+
+
+def _left(timeout: float | None, deadline: float | None) -> float | None:
+    """``timeout``, cut to what is left before ``deadline``; a connection that cannot be
+    made in time is a ConnectTimeout, as a connect that timed out."""
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise httpcore.ConnectTimeout("timed out")
+    return left if timeout is None else min(timeout, left)

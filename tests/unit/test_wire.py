@@ -1075,20 +1075,26 @@ def test_a_server_that_never_answers_times_out_within_the_timeout(
     assert 0.3 <= time.monotonic() - started < 2
 
 
+WHOLE = ("answer", 200, "OK", b"0123456789")
+TIMED_OUT = ("error", httpx.ReadTimeout)
+
+
 @pytest.mark.parametrize(
-    ("pauses_s", "expected"),
+    ("pauses_s", "by_fetch", "by_httpx"),
     [
-        ([0.05] * 10, ("answer", 200, "OK", b"0123456789")),
-        ([0.0] * 5 + [0.8] + [0.0] * 4, ("error", httpx.ReadTimeout)),
+        ([0.02] * 10, WHOLE, WHOLE),
+        ([0.06] * 10, TIMED_OUT, WHOLE),
+        ([0.0] * 5 + [0.8] + [0.0] * 4, TIMED_OUT, TIMED_OUT),
     ],
-    ids=["each pause shorter than the timeout", "one pause longer"],
+    ids=["all of it within the timeout", "each pause within, all of it not", "one pause longer"],
 )
-def test_the_read_timeout_applies_to_each_read_as_httpx_applies_it(
+def test_the_timeout_applies_to_the_whole_call_not_to_each_read(
     client: PolicyClient,
     serve: Callable[..., RawServer],
     quiet: threading.Event,
     pauses_s: list[float],
-    expected: tuple[Any, ...],
+    by_fetch: tuple[Any, ...],
+    by_httpx: tuple[Any, ...],
 ) -> None:
     # Given a server that sends a 10-byte body a byte at a time, pausing before each
     def script(peer: Peer) -> None:
@@ -1100,15 +1106,16 @@ def test_the_read_timeout_applies_to_each_read_as_httpx_applies_it(
                 peer.send(bytes([digit]))
 
     server = serve(script)
-    # When fetch and httpx's client read it with a read timeout of 0.4 s
+    # When fetch and httpx's client read it with a timeout of 0.4 s
     started = time.monotonic()
     read = _fetch(client, server.url(), read_at_most=10, timeout_s=0.4)
     took = time.monotonic() - started
-    # Then both read it whole when no pause is as long as the timeout, though the whole
-    # body took longer than the timeout; and both time out when one pause is longer
-    assert read == expected
-    assert took > 0.4
-    assert _httpx(client, server.url(), read_at_most=10, timeout_s=0.4) == expected
+    # Then fetch reads it only if all of it came within the timeout: the attempt's lease
+    # lasts the timeout and a margin, and must outlast the call. httpx's client applies
+    # the timeout to each read, and reads whatever never pauses as long
+    assert read == by_fetch
+    assert took < 0.4 + 0.3
+    assert _httpx(client, server.url(), read_at_most=10, timeout_s=0.4) == by_httpx
 
 
 # -- 5. TLS -----------------------------------------------------------------------------------
@@ -1303,3 +1310,36 @@ def test_a_compressed_body_is_inflated_no_further_than_the_excerpt_needs(
     # once (one compressed read inflated whole would be the 64 MiB)
     assert got == network.Answer(200, "OK", b"\0" * 4096)
     assert peak < 4 * 1024 * 1024
+
+
+TRICKLES = {
+    "the head": (b"HTTP/1.1 200 OK\r\n", FILLER),
+    "the body": (b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n", b"x"),
+}
+
+
+@pytest.mark.parametrize(("start", "trickled"), TRICKLES.values(), ids=TRICKLES.keys())
+def test_a_server_that_trickles_its_answer_is_cut_off_at_the_calls_timeout(
+    client: PolicyClient, serve: Callable[..., RawServer], start: bytes, trickled: bytes
+) -> None:
+    # Given a server that sends a little of its answer every 0.1 s, each read well within
+    # the timeout, the whole answer never
+    stop = threading.Event()
+
+    def script(peer: Peer) -> None:
+        if peer.request() is not None:
+            peer.send(start)
+            while not stop.wait(0.1):
+                peer.send(trickled)
+
+    server = serve(script)
+    started = time.monotonic()
+    # When a call with a timeout of 0.5 s reads it
+    try:
+        with pytest.raises(httpx.ReadTimeout):
+            client.fetch("GET", server.url(), {}, b"", read_at_most=4096, timeout_s=0.5)
+    finally:
+        stop.set()
+    # Then it fails as timed out once the timeout has passed, not while bytes keep coming:
+    # the attempt's lease (its timeout and a margin) must outlast the call
+    assert time.monotonic() - started < 1.5
