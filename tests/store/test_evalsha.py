@@ -13,7 +13,7 @@ from __future__ import annotations
 import tempfile
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -161,6 +161,22 @@ def group(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SentinelGroup]:
         started.stop()
 
 
+#: A worker's store on a URL, with a job: (the store, the job's id).
+Worker = Callable[..., tuple[JobStore, str]]
+
+
+@pytest.fixture
+def worker(prefix: str, stores: list[JobStore]) -> Worker:
+    """A worker's store on ``url`` (options as :func:`worker_store` takes them), with a job."""
+
+    def make(url: str, **options: Any) -> tuple[JobStore, str]:
+        store = worker_store(url, prefix, **options)
+        stores.append(store)
+        return store, add_job(store)
+
+    return make
+
+
 @pytest.fixture
 def stores(prefix: str) -> Iterator[list[JobStore]]:
     """The stores a test builds, their keys deleted and pools closed after it."""
@@ -179,12 +195,10 @@ def stores(prefix: str) -> Iterator[list[JobStore]]:
 
 
 def test_after_script_flush_an_attempt_still_reads_leases_and_records(
-    url: str, prefix: str, stores: list[JobStore]
+    url: str, worker: Worker
 ) -> None:
     # Given a worker's store whose scripts the server has run (and holds)
-    store = worker_store(url, prefix)
-    stores.append(store)
-    jid = add_job(store)
+    store, jid = worker(url)
     read_and_lease(store, jid, 1)
 
     # When the server forgets every script
@@ -203,12 +217,10 @@ def test_after_script_flush_an_attempt_still_reads_leases_and_records(
 
 @pytest.mark.parametrize("retries", [1, 0], ids=["retried", "not-retried"])
 def test_a_connection_killed_mid_call_is_retried_as_the_clients_policy_says(
-    redis_url: str, prefix: str, stores: list[JobStore], retries: int
+    redis_url: str, worker: Worker, retries: int
 ) -> None:
     # Given a worker's store that retries a broken connection once, or never
-    store = worker_store(redis_url, prefix, retries=retries)
-    stores.append(store)
-    jid = add_job(store)
+    store, jid = worker(redis_url, retries=retries)
     member = owe(store, jid, 5)
     outcome: list[Any] = []
 
@@ -245,15 +257,13 @@ def test_a_connection_killed_mid_call_is_retried_as_the_clients_policy_says(
 
 
 def test_a_stopped_server_gives_the_stores_error_and_the_connection_back(
-    tmp_path: Path, prefix: str, stores: list[JobStore]
+    tmp_path: Path, worker: Worker
 ) -> None:
     # Given a worker's store with a pooled connection to a server of its own
     server = ValkeyServer(data_dir=tmp_path, config={"appendonly": "no", "save": ""})
     server.start(timeout=15)
     try:
-        store = worker_store(server.connection_url, prefix, timeout_s=1.0)
-        stores.append(store)
-        jid = add_job(store)
+        store, jid = worker(server.connection_url, timeout_s=1.0)
         read_and_lease(store, jid, 1)
     finally:
         # When the server stops
@@ -271,12 +281,10 @@ def test_a_stopped_server_gives_the_stores_error_and_the_connection_back(
 
 
 def test_an_error_reply_gives_the_stores_error_and_the_connection_back_in_step(
-    redis_url: str, prefix: str, stores: list[JobStore]
+    redis_url: str, worker: Worker
 ) -> None:
     # Given a worker's store, and a job key that holds a string instead of a hash
-    store = worker_store(redis_url, prefix)
-    stores.append(store)
-    jid = add_job(store)
+    store, jid = worker(redis_url)
     broken = add_job(store, "broken")
     store.redis.set(store.keys.job(broken), "not a hash")
 
@@ -296,8 +304,7 @@ def test_an_error_reply_gives_the_stores_error_and_the_connection_back_in_step(
 def test_a_timed_out_call_leaves_nothing_to_run_on_the_server(
     request: pytest.FixtureRequest,
     redis_url: str,
-    prefix: str,
-    stores: list[JobStore],
+    worker: Worker,
     through: str,
 ) -> None:
     # Given a worker's store that waits 0.3 s for a reply (and never retries a timeout)
@@ -308,9 +315,7 @@ def test_a_timed_out_call_leaves_nothing_to_run_on_the_server(
     else:
         url = redis_url
         admin = redis.Redis.from_url(redis_url, decode_responses=True)
-    store = worker_store(url, prefix, timeout_s=0.3)
-    stores.append(store)
-    jid = add_job(store)
+    store, jid = worker(url, timeout_s=0.3)
     read_and_lease(store, jid, 1)
     member = owe(store, jid, 2)
 
@@ -333,13 +338,11 @@ def test_a_timed_out_call_leaves_nothing_to_run_on_the_server(
 
 
 def test_a_sentinel_store_follows_a_failover_to_a_primary_without_the_scripts(
-    group: SentinelGroup, prefix: str, stores: list[JobStore]
+    group: SentinelGroup, worker: Worker
 ) -> None:
     # Given a worker's store over Sentinel that has read and leased an attempt on the
     # primary, and the next attempt owed, on the replica too
-    store = worker_store(group.connection_url, prefix)
-    stores.append(store)
-    jid = add_job(store)
+    store, jid = worker(group.connection_url)
     read_and_lease(store, jid, 1)
     member = owe(store, jid, to_ms(T0))
     [primary] = [node for node in group.data_nodes if node.address == group.current_primary()]
