@@ -26,7 +26,8 @@ from typing import Any, cast
 from urllib.parse import parse_qs, unquote
 
 import redis
-from redis.sentinel import Sentinel
+from redis.sentinel import Sentinel, SentinelManagedConnection
+from redis.utils import SENTINEL
 
 __all__ = [
     "SENTINEL_SCHEMES",
@@ -115,6 +116,27 @@ def parse_sentinel_url(url: str) -> SentinelAddress:
     )
 
 
+class _PrimaryConnection(SentinelManagedConnection):
+    """redis-py's connection to a Sentinel's primary, closed when a reply fails to come in
+    time, as its plain connection is. redis-py's own stays open after a timeout, so the
+    late reply answered the next command sent on it (a GET read a SET's ``OK``)."""
+
+    def read_response(
+        self,
+        disable_decoding: Any = False,
+        *,
+        timeout: float | object = SENTINEL,
+        disconnect_on_error: bool | None = True,
+        push_request: bool | None = False,
+    ) -> Any:
+        return super().read_response(
+            disable_decoding,
+            timeout=timeout,
+            disconnect_on_error=disconnect_on_error,
+            push_request=push_request,
+        )
+
+
 def client_for(url: str, **options: Any) -> redis.Redis:
     """A redis-py client on ``url`` with ``options`` (``decode_responses``, timeouts,
     ``retry``, ...): ``redis.Redis.from_url`` for a server's URL; for a Sentinel URL, a
@@ -132,7 +154,11 @@ def client_for(url: str, **options: Any) -> redis.Redis:
         sentinel_kwargs={**address.sentinel_kwargs(), **timeouts},
     )
     primary = sentinel.master_for(  # type: ignore[no-untyped-call]
-        address.service, redis_class=redis.Redis, **options, **address.node_kwargs()
+        address.service,
+        redis_class=redis.Redis,
+        connection_class=_PrimaryConnection,
+        **options,
+        **address.node_kwargs(),
     )
     return cast(redis.Redis, primary)
 

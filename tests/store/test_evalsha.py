@@ -98,6 +98,11 @@ def no_paused_call(admin: redis.Redis) -> bool:
     return paused_script_call(admin) is None
 
 
+def paused_calls(admin: redis.Redis, command: str) -> list[str]:
+    """The ids of the connections whose ``command`` waits for CLIENT PAUSE to end."""
+    return [str(c["id"]) for c in admin.client_list() if c["cmd"] == command and "b" in c["flags"]]
+
+
 def all_name(group: SentinelGroup, address: str) -> bool:
     """Every Sentinel names ``address`` as the primary."""
     for sentinel in group.sentinels:
@@ -335,6 +340,42 @@ def test_a_timed_out_call_leaves_nothing_to_run_on_the_server(
     assert in_use(store) == 0
     assert not lease_exists(store, jid, 2)
     assert read_and_lease(store, jid, 3).lease == Lease(taken=True)
+
+
+@pytest.mark.parametrize("through", ["redis", "sentinel"])
+def test_a_reply_that_came_too_late_never_answers_the_next_command(
+    request: pytest.FixtureRequest, redis_url: str, worker: Worker, through: str
+) -> None:
+    # Given a store that waits 0.3 s for a reply (and never retries a timeout), through
+    # Sentinel or not (redis-py's connection to a Sentinel's primary stays open after a
+    # timeout, where its plain one is closed)
+    if through == "sentinel":
+        group: SentinelGroup = request.getfixturevalue("group")
+        url = group.connection_url
+        admin = group.data_node(group.current_primary()).client()
+    else:
+        url = redis_url
+        admin = redis.Redis.from_url(redis_url, decode_responses=True)
+    store, _ = worker(url, timeout_s=0.3)
+    key = f"{{{store.keys.prefix}}}:late"
+    store.redis.set(key + ":b", "b's value")
+
+    # When a write times out, the server holding writes back for a while, and answers it
+    # once it lets them go
+    with admin:
+        admin.client_pause(10_000, all=False)  # writes only
+        try:
+            with pytest.raises(redis.TimeoutError):
+                store.redis.set(key + ":a", "written late")
+        finally:
+            admin.client_unpause()
+        wait_until(lambda: not paused_calls(admin, "set"), message="no write waiting")
+
+    # Then the next command reads its own reply, not the late "OK": the connection was
+    # closed with the timeout, and the late write never ran
+    assert store.redis.get(key + ":b") == "b's value"
+    assert store.redis.get(key + ":a") is None
+    assert in_use(store) == 0
 
 
 def test_a_sentinel_store_follows_a_failover_to_a_primary_without_the_scripts(
