@@ -86,18 +86,6 @@ def lease_exists(store: JobStore, jid: str, occurrence_ms: int) -> bool:
     return bool(store.redis.exists(store.keys.lease(jid, occurrence_ms, "m0")))
 
 
-def paused_script_call(admin: redis.Redis) -> str | None:
-    """The id of a connection whose EVALSHA waits for CLIENT PAUSE to end, if any."""
-    for client in admin.client_list():
-        if client["cmd"] == "evalsha" and "b" in client["flags"]:
-            return str(client["id"])
-    return None
-
-
-def no_paused_call(admin: redis.Redis) -> bool:
-    return paused_script_call(admin) is None
-
-
 def paused_calls(admin: redis.Redis, command: str) -> list[str]:
     """The ids of the connections whose ``command`` waits for CLIENT PAUSE to end."""
     return [str(c["id"]) for c in admin.client_list() if c["cmd"] == command and "b" in c["flags"]]
@@ -182,6 +170,16 @@ def worker(prefix: str, stores: list[JobStore]) -> Worker:
     return make
 
 
+@pytest.fixture(params=["redis", "sentinel"])
+def server(request: pytest.FixtureRequest, redis_url: str) -> tuple[str, redis.Redis]:
+    """A store's URL, plain or through Sentinel, and an admin client of its primary."""
+    if request.param == "sentinel":
+        group: SentinelGroup = request.getfixturevalue("group")
+        primary = group.data_node(group.current_primary()).client()
+        return group.connection_url, primary
+    return redis_url, redis.Redis.from_url(redis_url, decode_responses=True)
+
+
 @pytest.fixture
 def stores(prefix: str) -> Iterator[list[JobStore]]:
     """The stores a test builds, their keys deleted and pools closed after it."""
@@ -241,8 +239,8 @@ def test_a_connection_killed_mid_call_is_retried_as_the_clients_policy_says(
         worker = threading.Thread(target=attempt)
         try:
             worker.start()
-            waiting = wait_until(lambda: paused_script_call(admin), message="the paused call")
-            admin.client_kill_filter(_id=waiting)
+            waiting = wait_until(lambda: paused_calls(admin, "evalsha"), message="the paused call")
+            admin.client_kill_filter(_id=waiting[0])
         finally:
             admin.client_unpause()
         worker.join(timeout=10)
@@ -305,21 +303,11 @@ def test_an_error_reply_gives_the_stores_error_and_the_connection_back_in_step(
     assert read.lease == Lease(taken=True)
 
 
-@pytest.mark.parametrize("through", ["redis", "sentinel"])
 def test_a_timed_out_call_leaves_nothing_to_run_on_the_server(
-    request: pytest.FixtureRequest,
-    redis_url: str,
-    worker: Worker,
-    through: str,
+    server: tuple[str, redis.Redis], worker: Worker
 ) -> None:
     # Given a worker's store that waits 0.3 s for a reply (and never retries a timeout)
-    if through == "sentinel":
-        group: SentinelGroup = request.getfixturevalue("group")
-        url = group.connection_url
-        admin = group.data_node(group.current_primary()).client()
-    else:
-        url = redis_url
-        admin = redis.Redis.from_url(redis_url, decode_responses=True)
+    url, admin = server
     store, jid = worker(url, timeout_s=0.3)
     read_and_lease(store, jid, 1)
     member = owe(store, jid, 2)
@@ -332,7 +320,7 @@ def test_a_timed_out_call_leaves_nothing_to_run_on_the_server(
                 store.read_and_lease(jid, 2, "m0", 60_000, member)
         finally:
             admin.client_unpause()
-        wait_until(lambda: no_paused_call(admin), message="no call waiting on the server")
+        wait_until(lambda: not paused_calls(admin, "evalsha"), message="no call waiting")
 
     # Then it is the store's error, the pool has its connection back, and the timed-out
     # call never ran (its connection was closed before the pause ended): no lease
@@ -342,20 +330,13 @@ def test_a_timed_out_call_leaves_nothing_to_run_on_the_server(
     assert read_and_lease(store, jid, 3).lease == Lease(taken=True)
 
 
-@pytest.mark.parametrize("through", ["redis", "sentinel"])
 def test_a_reply_that_came_too_late_never_answers_the_next_command(
-    request: pytest.FixtureRequest, redis_url: str, worker: Worker, through: str
+    server: tuple[str, redis.Redis], worker: Worker
 ) -> None:
     # Given a store that waits 0.3 s for a reply (and never retries a timeout), through
     # Sentinel or not (redis-py's connection to a Sentinel's primary stays open after a
     # timeout, where its plain one is closed)
-    if through == "sentinel":
-        group: SentinelGroup = request.getfixturevalue("group")
-        url = group.connection_url
-        admin = group.data_node(group.current_primary()).client()
-    else:
-        url = redis_url
-        admin = redis.Redis.from_url(redis_url, decode_responses=True)
+    url, admin = server
     store, _ = worker(url, timeout_s=0.3)
     key = f"{{{store.keys.prefix}}}:late"
     store.redis.set(key + ":b", "b's value")
