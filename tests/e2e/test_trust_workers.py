@@ -90,6 +90,16 @@ def worker(settings: TaktSettings) -> Iterator[Worker]:
     running.ctx.close()
 
 
+#: An ActiveDirectoryOAuth authentication of the tests' own token endpoint.
+OAUTH = {
+    "type": "ActiveDirectoryOAuth",
+    "tenant": "t",
+    "audience": "https://management.core.windows.net/",
+    "clientId": "c",
+    "secret": "client-secret-value",
+}
+
+
 def _job(action: dict[str, Any], **extra: Any) -> JobProperties:
     return JobProperties.model_validate({"action": action, **extra})
 
@@ -550,13 +560,7 @@ def _planting(kind: str, url: str) -> dict[str, Any]:
         return _http(f"{url}/plant", method="GET")
     if kind == "token":
         # The token endpoint plants it; the action itself goes to another host name.
-        oauth = {
-            "type": "ActiveDirectoryOAuth",
-            "tenant": "t",
-            "audience": "https://management.core.windows.net/",
-            "clientId": "c",
-            "secret": "client-secret-value",
-        }
+        oauth = {**OAUTH}
         port = url.rsplit(":", 1)[1]
         return _http(f"http://localhost:{port}/plant", method="GET", authentication=oauth)
     return {
@@ -730,13 +734,7 @@ def test_token_and_storage_queue_calls_obey_the_policy(
             storage_queue_endpoint=f"http://localhost:{port}/{{account}}",
         )
     )
-    oauth = {
-        "type": "ActiveDirectoryOAuth",
-        "tenant": "t",
-        "audience": "https://management.core.windows.net/",
-        "clientId": "c",
-        "secret": "client-secret-value",
-    }
+    oauth = {**OAUTH}
     allowed = "http://10.255.255.1/never"  # allowed, but the token call is refused first
     token_jid = _add(store, "token", _job(_http(allowed, authentication=oauth)))
     queue_jid = _add(
