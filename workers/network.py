@@ -121,13 +121,13 @@ class _PolicyTransport(httpx.HTTPTransport):
         )
 
     def thread_connections(self) -> Connections:
-        """Connections for one thread's :meth:`PolicyClient.fetch` calls, on this
-        transport's TLS and policy."""
+        """A set of connections for :meth:`PolicyClient.fetch`, one call at a time, on
+        this transport's TLS and policy."""
         return Connections(self.backend, self.ssl_context, keep_at_most=THREAD_CONNECTIONS)
 
 
-#: Connections a thread keeps for :meth:`PolicyClient.fetch` (it uses one at a time; the
-#: others are kept alive for other hosts).
+#: Connections a set keeps for :meth:`PolicyClient.fetch` (a call uses one; the others are
+#: kept alive for other hosts).
 THREAD_CONNECTIONS = 8
 
 
@@ -171,21 +171,29 @@ class PolicyClient(httpx.Client):
             cookies=_NoCookies(),
         )
         self._transport_ = transport
-        self._local = threading.local()
-        self._thread_connections: list[Connections] = []
+        self._thread_connections: list[Connections] = []  # every set made, to close them
+        self._idle_connections: list[Connections] = []  # those no call holds
         self._connections_lock = threading.Lock()
 
-    def _connections(self) -> Connections:
-        """The calling thread's own connections: a pool shared by the threads serves each
-        request under one lock and looks through every connection and waiting request
-        for it, so 64 threads sharing httpcore's spent more CPU in it than in their
-        requests (docs/benchmarks.md)."""
-        connections: Connections | None = getattr(self._local, "connections", None)
-        if connections is None:
-            connections = self._local.connections = self._transport_.thread_connections()
-            with self._connections_lock:
-                self._thread_connections.append(connections)
+    def _take_connections(self) -> Connections:
+        """A set of connections for one call, which no other call uses meanwhile: the one
+        given back last (its connections are the likeliest still open), else a new one. A
+        pool shared by the calls serves each request under one lock and looks through
+        every connection and waiting request for it, so 64 threads sharing httpcore's spent
+        more CPU in it than in their requests (docs/benchmarks.md); a set per thread kept
+        in a thread-local would be made anew for each task of a pool that runs each in a
+        thread (or greenlet) of its own."""
+        with self._connections_lock:
+            if self._idle_connections:
+                return self._idle_connections.pop()
+        connections = self._transport_.thread_connections()
+        with self._connections_lock:
+            self._thread_connections.append(connections)
         return connections
+
+    def _give_back(self, connections: Connections) -> None:
+        with self._connections_lock:
+            self._idle_connections.append(connections)
 
     def close(self) -> None:
         super().close()
@@ -204,6 +212,7 @@ class PolicyClient(httpx.Client):
     def _close_thread_connections(self) -> None:
         with self._connections_lock:
             kept, self._thread_connections = self._thread_connections, []
+            self._idle_connections = []
         for connections in kept:
             connections.close()
 
@@ -237,17 +246,21 @@ class PolicyClient(httpx.Client):
                 wire, body = _framed(wire, body)
             request = request_head(method.encode("ascii"), url.raw_path, wire) + body
             budget = timeout.read if timeout_s is None else timeout_s
-            answer = self._connections().exchange(
-                origin,
-                request,
-                head_only=method == "HEAD",
-                timeouts=timeout.as_dict(),
-                deadline=None if budget is None else time.monotonic() + budget,
-            )
+            connections = self._take_connections()
             try:
-                return Answer(answer.status, _reason(answer), _start(answer, read_at_most))
+                answer = connections.exchange(
+                    origin,
+                    request,
+                    head_only=method == "HEAD",
+                    timeouts=timeout.as_dict(),
+                    deadline=None if budget is None else time.monotonic() + budget,
+                )
+                try:
+                    return Answer(answer.status, _reason(answer), _start(answer, read_at_most))
+                finally:
+                    answer.close()
             finally:
-                answer.close()
+                self._give_back(connections)
         except _HTTPCORE_ERRORS as exc:
             raise _as_httpx(exc) from exc
 

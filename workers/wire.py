@@ -12,10 +12,10 @@ verified for the URI's host with ALPN ``http/1.1``), and read and written throug
 network streams, so timeouts and socket errors become the same exceptions with the same
 messages.
 
-A thread keeps its own connections (:class:`Connections`): one in use at a time, the
-others kept alive for their hosts until :data:`KEEP_ALIVE_S` idle or until the server
-closes them. A connection is reused only after an answer read to its end that keeps it
-alive, with nothing after it; one whose body was left unread (past the excerpt), a
+A call holds a set of connections (:class:`Connections`) no other call uses meanwhile:
+one in use, the others kept alive for their hosts until :data:`KEEP_ALIVE_S` idle or until
+the server closes them. A connection is reused only after an answer read to its end that
+keeps it alive, with nothing after it; one whose body was left unread (past the excerpt), a
 ``HEAD`` (its answer is read to the end of the headers), an upgrade, a request that could
 not be written whole (its answer is still read) or an error is closed.
 """
@@ -246,7 +246,7 @@ class _Connection:
 
 
 class Connections:
-    """One thread's kept-alive connections (it uses one at a time)."""
+    """A set of kept-alive connections, for one call at a time (it uses one)."""
 
     def __init__(
         self, backend: httpcore.NetworkBackend, ssl_context: ssl.SSLContext, *, keep_at_most: int

@@ -301,3 +301,28 @@ def test_leaving_a_with_block_closes_the_threads_connections() -> None:
     finally:
         server.server.shutdown()
         server.server.server_close()
+
+
+def test_calls_each_in_a_thread_of_its_own_reuse_one_kept_alive_connection() -> None:
+    # Given a client, and 30 calls one after the other, each from a new thread (as a pool
+    # that runs each task in a thread or greenlet of its own calls it)
+    server = Connections()
+    client = policy_client(NetworkPolicy.default(), timeout=5, limits=httpx.Limits())
+    answers: list[int] = []
+
+    def call() -> None:
+        answer = client.fetch("GET", httpx.URL(server.url), {}, b"", read_at_most=10)
+        answers.append(answer.status)
+
+    try:
+        for _ in range(30):
+            thread = threading.Thread(target=call)
+            thread.start()
+            thread.join(10)
+        # Then every call was answered over the one connection the first call opened
+        assert answers == [200] * 30
+        assert len(server.opened) == 1
+    finally:
+        client.close()
+        server.server.shutdown()
+        server.server.server_close()
