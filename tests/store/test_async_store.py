@@ -13,6 +13,7 @@ from scheduler.settings import TaktSettings
 from scheduler.store.async_jobs import AsyncJobStore
 from scheduler.store.jobs import JobStore, NewJob, SaveContext
 from scheduler.store.principals import Role, ensure_principal_key
+from tests.support.helpers import free_port
 
 CID = "sub/rg/coll"
 
@@ -64,7 +65,9 @@ def test_a_missing_job_collection_and_owner_read_as_none(store: JobStore) -> Non
 
 def test_a_job_is_written_after_the_server_forgot_its_scripts(tmp_path: Path) -> None:
     # Given a server of our own (its scripts are flushed, which others must not see)
-    server = ValkeyServer(data_dir=tmp_path, config={"appendonly": "no", "save": ""})
+    server = ValkeyServer(
+        port=free_port(), data_dir=tmp_path, config={"appendonly": "no", "save": ""}
+    )
     server.start(timeout=15)
     try:
         store = JobStore.from_url(str(server.connection_url), "flush")
@@ -96,7 +99,9 @@ def test_a_job_is_written_after_the_server_forgot_its_scripts(tmp_path: Path) ->
 
 def test_a_lost_connection_is_a_store_error_then_reopened(tmp_path: Path) -> None:
     # Given a server of our own and a store whose connection it has closed
-    server = ValkeyServer(data_dir=tmp_path, config={"appendonly": "no", "save": ""})
+    server = ValkeyServer(
+        port=free_port(), data_dir=tmp_path, config={"appendonly": "no", "save": ""}
+    )
     server.start(timeout=15)
     try:
         store = JobStore.from_url(str(server.connection_url), "lost")

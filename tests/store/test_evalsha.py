@@ -35,7 +35,7 @@ from scheduler.store.jobs import JobStore, JobToRun, Lease
 from scheduler.store.keys import KeySchema
 from scheduler.store.ledger import LedgerEntry
 from tests.support.attempts import record_completed
-from tests.support.helpers import wait_until
+from tests.support.helpers import free_port, wait_until
 
 CID = "s/rg/evalsha"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -110,7 +110,10 @@ def unix_url() -> Iterator[str]:
     folder = Path(tempfile.mkdtemp(prefix="takt-evalsha-"))
     socket_path = folder / "valkey.sock"
     server = ValkeyServer(
-        data_dir=folder, unix_socket_path=socket_path, config={"appendonly": "no", "save": ""}
+        port=free_port(),
+        data_dir=folder,
+        unix_socket_path=socket_path,
+        config={"appendonly": "no", "save": ""},
     )
     server.start(timeout=15)  # its readiness probe has no password: one is set after
     try:
@@ -263,7 +266,9 @@ def test_a_stopped_server_gives_the_stores_error_and_the_connection_back(
     tmp_path: Path, worker: Worker
 ) -> None:
     # Given a worker's store with a pooled connection to a server of its own
-    server = ValkeyServer(data_dir=tmp_path, config={"appendonly": "no", "save": ""})
+    server = ValkeyServer(
+        port=free_port(), data_dir=tmp_path, config={"appendonly": "no", "save": ""}
+    )
     server.start(timeout=15)
     try:
         store, jid = worker(server.connection_url, timeout_s=1.0)

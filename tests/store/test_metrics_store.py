@@ -25,7 +25,7 @@ from scheduler.settings import TaktSettings
 from scheduler.store import metrics as store_metrics
 from scheduler.store.jobs import JobStore
 from scheduler.store.metrics import MetricsBoard
-from tests.support.helpers import wait_until
+from tests.support.helpers import free_port, wait_until
 
 with warnings.catch_warnings():
     # Starlette now asks for its httpx fork; the httpx it warns about works the same here.
@@ -128,7 +128,9 @@ def test_a_pusher_writes_its_registry_and_counts_a_store_that_does_not_answer(
     MetricsPusher(process_registry("beat"), process, board.write, 1.0).push()
 
     # When the same pusher writes to a store that is stopped
-    server = ValkeyServer(data_dir=tmp_path / "valkey", config={"save": "", "appendonly": "no"})
+    server = ValkeyServer(
+        port=free_port(), data_dir=tmp_path / "valkey", config={"save": "", "appendonly": "no"}
+    )
     server.start(timeout=15)
     gone = JobStore.from_url(server.connection_url, "gone", socket_timeout_s=0.5)
     server.stop()
@@ -149,7 +151,9 @@ def test_a_pusher_writes_its_registry_and_counts_a_store_that_does_not_answer(
 @pytest.fixture
 def lone_store(tmp_path: Path) -> Iterator[ValkeyServer]:
     """A Valkey of the test's own, which the test may stop."""
-    server = ValkeyServer(data_dir=tmp_path / "lone", config={"save": "", "appendonly": "no"})
+    server = ValkeyServer(
+        port=free_port(), data_dir=tmp_path / "lone", config={"save": "", "appendonly": "no"}
+    )
     server.start(timeout=15)
     try:
         yield server
