@@ -1,9 +1,11 @@
 """The fault tests: beats and workers killed with SIGKILL, and Redis restarted, mid-run.
 
 3 beats and 2 workers serve 1,000 jobs that fire every second for 30 s (30,000
-occurrences). Every 4 s a beat is killed with SIGKILL and started again, and in the
-issue's full version a worker too; a third case does the same with a CPU hog (one busy
-process per core) beside the fleet, as when other work loads the machine.
+occurrences). Every 4 s a beat and a worker are killed with SIGKILL and started again; a
+second case does the same with a CPU hog (one busy process per core) beside the fleet, as
+when other work loads the machine. (A case that killed only the beats, on the same
+schedule, was left out to keep the suite within its 20 minutes: its faults are a part of
+these, and every fault test takes 1 to 3 minutes of both cores.)
 
 Late is not lost. Before counting, the test waits (bounded) until the deployment owes
 nothing: the window's last occurrence is due and no job due by then is left unclaimed in
@@ -219,16 +221,14 @@ def _hogged(hog: bool) -> bool:
 
 
 @pytest.mark.parametrize(
-    ("worker_signal", "hog"),
+    "hog",
     [
-        pytest.param(None, False, id="beats-sigkill"),
-        pytest.param(signal.SIGKILL, False, id="beats-and-workers-sigkill"),
-        pytest.param(signal.SIGKILL, True, id="beats-and-workers-sigkill-cpu-hog"),
+        pytest.param(False, id="beats-and-workers-sigkill"),
+        pytest.param(True, id="beats-and-workers-sigkill-cpu-hog"),
     ],
 )
 def test_nothing_is_lost_or_doubled_when_beats_and_workers_die(
     tmp_path: Path,
-    worker_signal: int | None,
     hog: bool,
     request: pytest.FixtureRequest,
     capsys: pytest.CaptureFixture[str],
@@ -258,8 +258,7 @@ def test_nothing_is_lost_or_doubled_when_beats_and_workers_die(
         for _ in range(WINDOW_S // 4):
             time.sleep(4)  # the chaos schedule itself: a kill every 4 s of wall time
             fleet.kill_one("beat")
-            if worker_signal is not None:
-                fleet.kill_one("worker", worker_signal)
+            fleet.kill_one("worker", signal.SIGKILL)
 
         # Then, once the window's last occurrence is due and nothing is unclaimed, owed,
         # queued, unacknowledged or claimed any more (a late occurrence is still owed; a
