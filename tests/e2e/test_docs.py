@@ -41,8 +41,7 @@ import pytest
 from tests.support.helpers import ROOT, wait_until
 from tests.support.processes import alive, descendants
 
-# One `takt up` on the docs' own port (8000): the blocks in one process of the suite.
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("docs")]
+pytestmark = pytest.mark.e2e
 
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 API = "http://127.0.0.1:8000"  # what the docs say; the stack listens there

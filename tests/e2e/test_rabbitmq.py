@@ -15,7 +15,7 @@ from tests.support.deployments import Deployment
 from tests.support.helpers import HttpTarget, wait_until
 from tests.support.stack import AMQP_URL, rabbitmq_answers
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("rabbitmq")]  # one broker: one process
+pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from tests.support.arm import get_job, history, http_job, in_seconds, new_collec
 from tests.support.helpers import HttpTarget, wait_until
 from tests.support.stack import Stack
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("rabbitmq")]  # one broker: one process
+pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(params=["redis", "rabbitmq"])
