@@ -120,15 +120,15 @@ class _PolicyTransport(httpx.HTTPTransport):
             network_backend=self.backend,
         )
 
-    def thread_connections(self) -> Connections:
+    def connection_set(self) -> Connections:
         """A set of connections for :meth:`PolicyClient.fetch`, one call at a time, on
         this transport's TLS and policy."""
-        return Connections(self.backend, self.ssl_context, keep_at_most=THREAD_CONNECTIONS)
+        return Connections(self.backend, self.ssl_context, keep_at_most=CONNECTIONS_PER_SET)
 
 
 #: Connections a set keeps for :meth:`PolicyClient.fetch` (a call uses one; the others are
 #: kept alive for other hosts).
-THREAD_CONNECTIONS = 8
+CONNECTIONS_PER_SET = 8
 
 
 class _NoCookies(CookieJar):
@@ -171,8 +171,8 @@ class PolicyClient(httpx.Client):
             cookies=_NoCookies(),
         )
         self._transport_ = transport
-        self._thread_connections: list[Connections] = []  # every set made, to close them
-        self._idle_connections: list[Connections] = []  # those no call holds
+        self._connection_sets: list[Connections] = []  # every set made, to close them
+        self._idle_sets: list[Connections] = []  # those no call holds
         self._connections_lock = threading.Lock()
 
     def _take_connections(self) -> Connections:
@@ -184,20 +184,20 @@ class PolicyClient(httpx.Client):
         in a thread-local would be made anew for each task of a pool that runs each in a
         thread (or greenlet) of its own."""
         with self._connections_lock:
-            if self._idle_connections:
-                return self._idle_connections.pop()
-        connections = self._transport_.thread_connections()
+            if self._idle_sets:
+                return self._idle_sets.pop()
+        connections = self._transport_.connection_set()
         with self._connections_lock:
-            self._thread_connections.append(connections)
+            self._connection_sets.append(connections)
         return connections
 
     def _give_back(self, connections: Connections) -> None:
         with self._connections_lock:
-            self._idle_connections.append(connections)
+            self._idle_sets.append(connections)
 
     def close(self) -> None:
         super().close()
-        self._close_thread_connections()
+        self._close_connection_sets()
 
     def __exit__(
         self,
@@ -207,12 +207,12 @@ class PolicyClient(httpx.Client):
     ) -> None:
         # httpx's client leaves a ``with`` block without calling close()
         super().__exit__(exc_type, exc_value, traceback)
-        self._close_thread_connections()
+        self._close_connection_sets()
 
-    def _close_thread_connections(self) -> None:
+    def _close_connection_sets(self) -> None:
         with self._connections_lock:
-            kept, self._thread_connections = self._thread_connections, []
-            self._idle_connections = []
+            kept, self._connection_sets = self._connection_sets, []
+            self._idle_sets = []
         for connections in kept:
             connections.close()
 

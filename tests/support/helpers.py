@@ -3,7 +3,6 @@ conditions, free ports, a recording HTTP target."""
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -11,6 +10,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
+
+from scheduler.cli.embedded import free_loopback_port
 
 T = TypeVar("T")
 
@@ -38,10 +39,8 @@ def wait_until(
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A loopback port the kernel says is free (as the embedded Valkey's)."""
+    return free_loopback_port()
 
 
 @dataclass

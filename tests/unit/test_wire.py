@@ -740,7 +740,7 @@ def test_a_thread_keeps_at_most_its_share_of_connections(
 ) -> None:
     # Given one more server than a thread keeps connections for
     servers: list[RawServer] = []
-    for _ in range(network.THREAD_CONNECTIONS + 1):
+    for _ in range(network.CONNECTIONS_PER_SET + 1):
         servers.append(serve(answering(OK)))
     # When a call is made to each
     for server in servers:
